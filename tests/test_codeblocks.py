@@ -1,0 +1,35 @@
+from viscoder_jupyter.codeblocks import extract_code, prepare_code
+
+
+def test_takes_the_first_python_block():
+    reply = "Sure.\n```python\nplt.plot([1])\n```\nand\n```python\nsecond()\n```"
+    assert extract_code(reply) == "plt.plot([1])"
+
+
+def test_unclosed_block_is_kept_up_to_the_end():
+    assert extract_code("```python\nimport x\nx.go(") == "import x\nx.go("
+
+
+def test_whole_reply_when_it_is_code_and_none_when_it_is_prose():
+    assert extract_code("import matplotlib.pyplot as plt\nplt.plot([1, 2])") is not None
+    assert extract_code("I cannot help with that request.") is None
+    assert extract_code("") is None
+    assert extract_code("```python\n\n```") is None
+
+
+def test_read_csv_of_the_data_is_dropped_or_pointed_at_the_frame():
+    code = 'import pandas as pd\ndf = pd.read_csv("data.csv")\ndf.plot()'
+    assert "read_csv" not in prepare_code(code, ["df"])
+    other = 'import pandas as pd\ndata = pd.read_csv(\n    "data.csv",\n)\ndata.plot()'
+    prepared = prepare_code(other, ["sales"])
+    assert "read_csv" not in prepared and "data = sales" in prepared
+
+
+def test_missing_usual_imports_are_added_once():
+    prepared = prepare_code("fig, ax = plt.subplots()\nax.bar(df.a, np.log(df.b))", ["df"])
+    assert prepared.startswith("import numpy as np\nimport matplotlib.pyplot as plt\n")
+    assert prepare_code("import numpy as np\nnp.zeros(1)", ["df"]).count("import numpy") == 1
+
+
+def test_code_with_a_syntax_error_is_left_for_the_kernel_to_report():
+    assert prepare_code("plt.plot(", ["df"]) == "plt.plot("

@@ -1,0 +1,37 @@
+import json
+
+import numpy as np
+import pandas as pd
+
+from viscoder_jupyter.context import describe_frame
+
+
+def test_head_format_matches_the_benchmark():
+    df = pd.DataFrame({"region": ["N", "S"], "revenue": [1.5, 2.0]})
+    text = describe_frame(df)
+    assert text.splitlines()[0] == "DataFrame with 2 columns and 2 rows"
+    assert text.splitlines()[1] == f"Column names and types: region: {df.dtypes['region']}, revenue: float64"
+    assert text.splitlines()[2] == "Head:"
+    assert json.loads(text.split("Head:\n", 1)[1]) == json.loads(df.head().to_json())
+
+
+def test_wide_frame_stays_within_budget_and_keeps_values():
+    df = pd.DataFrame(np.arange(3 * 2000).reshape(3, 2000), columns=[f"column_{i}" for i in range(2000)])
+    text = describe_frame(df, budget=4000)
+    assert len(text) <= 4000
+    assert "DataFrame with 2000 columns and 3 rows" in text
+    assert "more columns" in text
+    assert "column_0" in text.split("Head", 1)[1]  # the head still shows real values
+
+
+def test_long_frame_reports_true_size_quickly():
+    df = pd.DataFrame({"x": np.arange(2_000_000), "y": np.random.default_rng(0).random(2_000_000)})
+    text = describe_frame(df)
+    assert "2 columns and 2000000 rows" in text and len(text) <= 4000
+
+
+def test_duplicate_and_multiindex_columns_do_not_raise():
+    dup = pd.DataFrame([[1, 2]], columns=["a", "a"])
+    assert "a: int64, a: int64" in describe_frame(dup)
+    multi = pd.DataFrame([[1, 2]], columns=pd.MultiIndex.from_tuples([("x", "min"), ("x", "max")]))
+    assert "x/min" in describe_frame(multi)

@@ -1,0 +1,39 @@
+import pandas as pd
+import pytest
+
+from viscoder_jupyter.errors import RequestError
+from viscoder_jupyter.frames import select_frames
+
+A = pd.DataFrame({"x": [1]})
+B = pd.DataFrame({"y": [2]})
+
+
+def test_the_only_frame_is_chosen_and_ipython_caches_ignored():
+    assert list(select_frames({"a": A, "_": B, "_3": B, "n": 1}, [], "plot it")) == ["a"]
+
+
+def test_the_frame_the_request_names_is_chosen():
+    assert list(select_frames({"sales": A, "costs": B}, [], "bar chart of sales by x")) == ["sales"]
+
+
+def test_several_frames_without_a_hint_list_the_candidates():
+    with pytest.raises(RequestError, match="costs, sales"):
+        select_frames({"sales": A, "costs": B}, [], "a bar chart")
+
+
+@pytest.mark.parametrize(
+    "namespace, names, message",
+    [
+        ({}, [], "No DataFrame found"),
+        ({"a": A}, ["b"], "No variable named 'b'"),
+        ({"a": [1, 2]}, ["a"], "is a list, not a pandas DataFrame"),
+        ({"e": pd.DataFrame()}, [], "is empty"),
+    ],
+)
+def test_bad_input_gets_one_clear_message(namespace, names, message):
+    with pytest.raises(RequestError, match=message):
+        select_frames(namespace, names, "plot")
+
+
+def test_several_names_keep_their_order():
+    assert list(select_frames({"a": A, "b": B}, ["b", "a"], "")) == ["b", "a"]

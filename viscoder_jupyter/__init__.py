@@ -1,0 +1,44 @@
+"""viscoder-jupyter: plots from plain words, written by a local VisCoder model.
+
+`%load_ext viscoder_jupyter` registers `%%viscoder`; `generate_plot(...)` is the same
+loop without IPython. Importing this package is cheap: torch and transformers load
+only when a model is first needed.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+__all__ = ["generate_plot", "async_generate_plot", "PlotResult", "VisCoder"]
+
+if TYPE_CHECKING:
+    from .api import async_generate_plot, generate_plot
+    from .events import PlotResult
+    from .settings import VisCoder
+
+_LAZY = {
+    "generate_plot": "api",
+    "async_generate_plot": "api",
+    "PlotResult": "events",
+    "VisCoder": "settings",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython) -> None:
+    from .magics import register
+
+    register(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from .magics import unregister
+
+    unregister(ipython)

@@ -1,0 +1,38 @@
+"""`generate_plot`: the loop as a plain Python call, no IPython needed."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from . import loop
+from .errors import RequestError
+from .events import PlotResult
+from .settings import VisCoder
+
+
+def _as_named_frames(frames: Any) -> dict[str, Any]:
+    import pandas as pd
+
+    if isinstance(frames, pd.DataFrame):
+        return {"df": frames}
+    if isinstance(frames, Mapping):
+        return dict(frames)
+    raise RequestError(f"frames must be a DataFrame or a dict of name to DataFrame, not {type(frames).__name__}.")
+
+
+async def async_generate_plot(frames, request: str, *, on_event=None, settings: VisCoder | None = None,
+                              **options) -> PlotResult:
+    """Async twin of `generate_plot`; must run on `session.event_loop()` when using the shared kernel."""
+    settings = (settings or VisCoder()).with_overrides(**options)
+    return await loop.async_run(request, _as_named_frames(frames), settings, on_event)
+
+
+def generate_plot(frames, request: str, *, on_event=None, settings: VisCoder | None = None,
+                  **options) -> PlotResult:
+    """Ask the model for a plot of `frames` and return the first code that draws one.
+
+    frames: a DataFrame (named `df` in the code) or a dict of name to DataFrame.
+    options: any `VisCoder` setting, e.g. lib="seaborn", retries=1, backend="replay", model="path".
+    The result has `.ok`, `.code`, `.images` (PNG bytes) and `.attempts`.
+    """
+    settings = (settings or VisCoder()).with_overrides(**options)
+    return loop.run(request, _as_named_frames(frames), settings, on_event)

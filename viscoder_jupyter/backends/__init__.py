@@ -1,0 +1,56 @@
+"""Model backends, found through the `viscoder_jupyter.backends` entry-point group.
+
+Third-party packages register their own backends in that group; the built-in ones
+are also known by name so a source checkout works without installation.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+from importlib.metadata import entry_points
+from typing import Any
+
+from ..errors import BackendUnavailable, RequestError
+from .base import Backend, Reply
+
+__all__ = ["Backend", "Reply", "backend_names", "get_backend"]
+
+_BUILT_IN = {
+    "transformers": "viscoder_jupyter.backends.transformers:TransformersBackend",
+    "replay": "viscoder_jupyter.backends.replay:ReplayBackend",
+}
+_INSTALL_HINT = {"transformers": "pip install 'viscoder-jupyter' torch transformers accelerate bitsandbytes"}
+_instances: dict[tuple, Backend] = {}
+_lock = threading.Lock()
+
+
+def _registry() -> dict[str, str]:
+    found = dict(_BUILT_IN)
+    found.update({ep.name: ep.value for ep in entry_points(group="viscoder_jupyter.backends")})
+    return found
+
+
+def backend_names() -> list[str]:
+    return sorted(_registry())
+
+
+def backend_class(name: str) -> type[Backend]:
+    registry = _registry()
+    if name not in registry:
+        raise RequestError(f"Unknown backend {name!r}; available: {', '.join(sorted(registry))}.")
+    module_name, _, attr = registry[name].partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except ImportError as exc:
+        hint = _INSTALL_HINT.get(name, f"the package that provides the {name!r} backend")
+        raise BackendUnavailable(f"The {name!r} backend cannot be imported ({exc}). Install: {hint}") from None
+
+
+def get_backend(settings: Any) -> Backend:
+    """The process-wide backend for these settings (a model is loaded once and reused)."""
+    cls = backend_class(settings.backend)
+    key = cls.cache_key(settings)
+    with _lock:
+        if key not in _instances:
+            _instances[key] = cls.from_settings(settings)
+        return _instances[key]

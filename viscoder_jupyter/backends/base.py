@@ -1,0 +1,39 @@
+"""The contract every model backend keeps."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+Messages = list[dict[str, str]]
+OnText = Callable[[str], None]
+
+
+@dataclass
+class Reply:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Backend(ABC):
+    """Turns chat messages into a reply; `on_text` receives text as it streams.
+
+    Cancelling the coroutine must stop the generation promptly.
+    """
+
+    name: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Any) -> "Backend":
+        """Build from a `VisCoder` settings object (see settings.py)."""
+
+    @classmethod
+    def cache_key(cls, settings: Any) -> tuple:
+        """Requests with the same key share one backend instance (and its loaded model)."""
+        return (cls.name,)
+
+    @abstractmethod
+    async def async_generate(self, messages: Messages, on_text: OnText | None = None) -> Reply:
+        ...

@@ -1,0 +1,57 @@
+"""Describe DataFrames for the prompt, within a character budget.
+
+The default is PandasPlotBench's "head" descriptor, the format VisCoder was trained
+and evaluated on. Wide frames keep the format but show fewer columns and rows
+before anything is cut.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+DEFAULT_BUDGET = 4000
+
+
+def describe_frame(df: pd.DataFrame, budget: int = DEFAULT_BUDGET) -> str:
+    """The benchmark's head descriptor, shrunk to fit `budget` characters."""
+    columns = [f"{_name(c)}: {t}" for c, t in zip(df.columns, df.dtypes)]
+    header = f"DataFrame with {df.shape[1]} columns and {df.shape[0]} rows\n"
+    full = header + "Column names and types: " + ", ".join(columns) + "\nHead:\n" + _head_json(df, 5)
+    if len(full) <= budget:
+        return full
+
+    # Too wide or long: list as many columns as half the budget allows, then a
+    # head of the first columns with fewer rows, so the model still sees values.
+    listed, used = [], 0
+    for i, col in enumerate(columns):
+        if used + len(col) + 2 > budget // 2:
+            listed.append(f"... and {len(columns) - i} more columns")
+            break
+        listed.append(col)
+        used += len(col) + 2
+    head_budget = budget - len(header) - used - 80
+    for rows, ncols in ((3, 20), (2, 10), (1, 5)):
+        head = _head_json(df.iloc[:, :ncols], rows)
+        if len(head) <= head_budget:
+            break
+    text = (header + "Column names and types: " + ", ".join(listed)
+            + f"\nHead (first {min(ncols, df.shape[1])} columns):\n" + head)
+    return text[:budget]
+
+
+def describe_frames(frames: dict[str, pd.DataFrame], budget: int = DEFAULT_BUDGET) -> dict[str, str]:
+    return {name: describe_frame(df, budget) for name, df in frames.items()}
+
+
+def _name(column) -> str:
+    return "/".join(map(str, column)) if isinstance(column, tuple) else str(column)
+
+
+def _head_json(df: pd.DataFrame, rows: int) -> str:
+    head = df.head(rows)
+    try:
+        return head.to_json(date_format="iso", default_handler=str)
+    except ValueError:
+        # Duplicate or MultiIndex columns cannot be keyed by name: fall back to split form.
+        flat = head.copy()
+        flat.columns = [_name(c) for c in flat.columns]
+        return flat.to_json(orient="split", date_format="iso", default_handler=str)

@@ -1,0 +1,130 @@
+"""Every error the package raises, under one base class.
+
+Two families: errors in what the user asked (shown as one line, no traceback),
+and failed attempts (fed back to the model as a self-debug turn).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+class ViscoderError(Exception):
+    """Base of everything viscoder_jupyter raises on purpose."""
+
+
+class RequestError(ViscoderError, ValueError):
+    """The request cannot be served as given: bad flag, unknown frame, empty text."""
+
+
+class BackendUnavailable(ViscoderError):
+    """The model backend cannot run here; the message says what to install or set."""
+
+
+class ReplayExhausted(BackendUnavailable):
+    """A replay file has served all its recorded replies."""
+
+
+class GenerationCancelled(ViscoderError):
+    """The user interrupted the request while the model was writing."""
+
+
+class AttemptError(ViscoderError):
+    """One attempt failed; its text becomes the model's feedback."""
+
+    ename: str = "Error"
+
+    def feedback_text(self) -> str:
+        """What the model reads about this failure."""
+        return str(self)
+
+    def one_line(self) -> str:
+        return f"{self.ename}: {self}".splitlines()[0][:300]
+
+
+class CodeRaised(AttemptError):
+    """The generated code raised in the child kernel."""
+
+    def __init__(self, ename: str, evalue: str, traceback: str):
+        super().__init__(evalue)
+        self.ename = ename
+        self.evalue = evalue
+        self.traceback = traceback
+
+    @classmethod
+    def from_reply(cls, content: dict[str, Any]) -> "CodeRaised":
+        """Build from an execute_reply or error message content."""
+        tb = strip_ansi("\n".join(content.get("traceback") or []))
+        return cls(content.get("ename", "Error"), content.get("evalue", ""), tb)
+
+    def feedback_text(self) -> str:
+        return self.traceback or f"{self.ename}: {self.evalue}"
+
+    def one_line(self) -> str:
+        return f"{self.ename}: {self.evalue}".splitlines()[0][:300]
+
+    def __reduce__(self):
+        return (type(self), (self.ename, self.evalue, self.traceback))
+
+
+class ExecutionTimeout(AttemptError, TimeoutError):
+    ename = "TimeoutError"
+
+    def __init__(self, seconds: float):
+        super().__init__(
+            f"The code did not finish within {seconds:g} seconds and was interrupted. "
+            "Make it faster: avoid loops over rows and plotting millions of points one by one."
+        )
+        self.seconds = seconds
+
+    def __reduce__(self):
+        return (type(self), (self.seconds,))
+
+
+class ChildKernelDied(AttemptError, RuntimeError):
+    ename = "KernelDied"
+
+    def __init__(self, detail: str = ""):
+        super().__init__(
+            "The Python process running the code crashed"
+            + (f" ({detail})" if detail else "")
+            + ". Avoid os._exit, sys.exit and code that exhausts memory."
+        )
+
+
+class NoCodeInReply(AttemptError):
+    ename = "NoCode"
+
+    def __init__(self):
+        super().__init__(
+            "The reply contained no Python code. "
+            "Reply with the complete code enclosed in ```python ... ```."
+        )
+
+
+class NoFigure(AttemptError):
+    ename = "NoFigure"
+
+    def __init__(self):
+        super().__init__(
+            "The code ran without error but displayed no figure. "
+            "Make sure it draws the plot and shows it (for example with plt.show())."
+        )
+
+
+class NoWorkingPlot(ViscoderError):
+    """Every attempt failed; carries them all."""
+
+    def __init__(self, attempts: list):
+        last = attempts[-1].error if attempts else None
+        super().__init__(
+            f"No working plot after {len(attempts)} attempt(s)"
+            + (f"; last error: {last.one_line()}" if last else "")
+        )
+        self.attempts = attempts

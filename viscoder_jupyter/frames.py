@@ -1,0 +1,70 @@
+"""Which DataFrames a request is about, chosen from a namespace."""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from .errors import RequestError
+
+
+def _is_frame(value: Any) -> bool:
+    # Avoid importing pandas just to look: a namespace without pandas has no frames.
+    import sys
+
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(value, pd.DataFrame)
+
+
+def frames_in(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """Public DataFrame variables (IPython's `_`, `_12`, `__` caches left out)."""
+    return {k: v for k, v in namespace.items() if not k.startswith("_") and _is_frame(v)}
+
+
+def select_frames(namespace: Mapping[str, Any], names: list[str], request: str) -> dict[str, Any]:
+    """Named frames, else the only frame, else the frames the request mentions."""
+    if names:
+        chosen = {}
+        for name in names:
+            if name not in namespace:
+                available = ", ".join(sorted(frames_in(namespace))) or "none"
+                raise RequestError(f"No variable named {name!r}. DataFrames in this notebook: {available}.")
+            if not _is_frame(namespace[name]):
+                kind = type(namespace[name]).__name__
+                raise RequestError(
+                    f"{name!r} is a {kind}, not a pandas DataFrame. "
+                    f"Pass a DataFrame name, e.g. convert it first: {name}_df = pd.DataFrame({name})."
+                )
+            chosen[name] = namespace[name]
+        return check_frames(chosen)
+
+    candidates = frames_in(namespace)
+    if not candidates:
+        raise RequestError(
+            "No DataFrame found in the notebook. Load one first, e.g. df = pd.read_csv('data.csv'), "
+            "then run %%viscoder again (or name it: %%viscoder df)."
+        )
+    if len(candidates) == 1:
+        return check_frames(candidates)
+    mentioned = {k: v for k, v in candidates.items() if re.search(rf"(?<!\w){re.escape(k)}(?!\w)", request)}
+    if mentioned:
+        return check_frames(mentioned)
+    raise RequestError(
+        f"Several DataFrames are defined ({', '.join(sorted(candidates))}); "
+        "say which to plot, e.g. %%viscoder " + sorted(candidates)[0]
+    )
+
+
+def check_frames(frames: Mapping[str, Any]) -> dict[str, Any]:
+    """Frames must be non-empty DataFrames under names the generated code can use."""
+    if not frames:
+        raise RequestError("No DataFrame given: pass a DataFrame or a dict of name to DataFrame.")
+    for name, df in frames.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise RequestError(f"{name!r} is not a valid Python variable name for a DataFrame.")
+        if not _is_frame(df):
+            raise RequestError(f"{name!r} is a {type(df).__name__}, not a pandas DataFrame.")
+        if df.empty:
+            raise RequestError(
+                f"DataFrame {name!r} is empty ({df.shape[0]} rows, {df.shape[1]} columns): nothing to plot."
+            )
+    return dict(frames)

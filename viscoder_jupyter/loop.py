@@ -1,0 +1,94 @@
+"""The self-debug loop: prompt, generate, run in the child kernel, feed errors back.
+
+Front ends pass `on_event` to render progress; this module knows nothing of
+IPython or the browser.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable
+
+from . import session
+from .backends import Backend, get_backend
+from .codeblocks import extract_code, prepare_code
+from .context import describe_frames
+from .errors import NoCodeInReply, NoFigure, RequestError
+from .events import Attempt, AttemptFinished, AttemptStarted, Done, Event, PlotResult, TextStreamed
+from .frames import check_frames
+from .prompt import feedback_turn, first_turn
+from .settings import VisCoder
+
+OnEvent = Callable[[Event], None]
+
+
+async def async_run(
+    request: str,
+    frames: dict[str, Any],
+    settings: VisCoder,
+    on_event: OnEvent | None = None,
+    *,
+    backend: Backend | None = None,
+    kernel=None,
+) -> PlotResult:
+    """Turn a request into working plotting code, or report every failed attempt."""
+    if not request or not request.strip():
+        raise RequestError("The request is empty: describe the plot you want, e.g. 'bar chart of sales by region'.")
+    frames = check_frames(frames)
+    emit = on_event or (lambda event: None)
+    backend = backend or get_backend(settings)
+    kernel = kernel or session.child_kernel()
+    messages = first_turn(request, describe_frames(frames, settings.frame_budget), settings.lib)
+    attempts: list[Attempt] = []
+    total = settings.retries + 1
+
+    async with session.kernel_lock(kernel):
+        await kernel.async_start()
+        await kernel.async_load_frames(frames)
+        for number in range(1, total + 1):
+            emit(AttemptStarted(number, total))
+            attempt = await _attempt(number, messages, frames, settings, backend, kernel, emit)
+            attempts.append(attempt)
+            emit(AttemptFinished(attempt))
+            if attempt.ok:
+                break
+            messages += feedback_turn(attempt.code or attempt.reply, attempt.error, number)
+
+    result = PlotResult(request=request, attempts=attempts)
+    emit(Done(result))
+    return result
+
+
+async def _attempt(number, messages, frames, settings, backend, kernel, emit) -> Attempt:
+    started = time.perf_counter()
+    reply = await backend.async_generate(messages, lambda text: emit(TextStreamed(number, text)))
+    attempt = Attempt(
+        number=number,
+        reply=reply.text,
+        code="",
+        generate_seconds=time.perf_counter() - started,
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+    )
+    code = extract_code(reply.text)
+    if code is None:
+        attempt.error = NoCodeInReply()
+        return attempt
+    attempt.code = prepare_code(code, list(frames))
+    try:
+        outcome = await kernel.async_run(attempt.code, settings.timeout)
+    except asyncio.CancelledError:
+        # The user gave up: stop the code too, not just our wait for it.
+        await asyncio.shield(kernel.async_interrupt())
+        raise
+    attempt.execute_seconds = outcome.seconds
+    attempt.images = outcome.images
+    attempt.plotly_json = outcome.plotly_json
+    attempt.stdout = outcome.stdout
+    attempt.error = outcome.error or (None if outcome.has_figure else NoFigure())
+    return attempt
+
+
+def run(request: str, frames: dict[str, Any], settings: VisCoder, on_event: OnEvent | None = None, **kw) -> PlotResult:
+    """Synchronous `async_run`, safe to call inside a running kernel."""
+    return session.run_sync(async_run(request, frames, settings, on_event, **kw))

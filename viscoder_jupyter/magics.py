@@ -1,0 +1,138 @@
+"""`%%viscoder`: a thin IPython front end over the loop."""
+from __future__ import annotations
+
+import queue
+from dataclasses import dataclass, field
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .errors import ViscoderError
+from .settings import VisCoder
+
+
+@dataclass
+class ViscoderArgs:
+    """The parsed `%%viscoder` line; None means 'use the configured value'."""
+
+    frames: list[str] = field(default_factory=list)
+    lib: str | None = None
+    retries: int | None = None
+    timeout: float | None = None
+    backend: str | None = None
+    model: str | None = None
+    insert: bool | None = None
+
+    def overrides(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k != "frames"}
+
+
+def inserted_cell(request: str, code: str) -> str:
+    """The new cell: the request quoted as a comment, then the code."""
+    lines = [line.rstrip() for line in request.strip().splitlines()]
+    header = [f"# %%viscoder: {lines[0]}"] + [f"#   {line}" if line else "#" for line in lines[1:]]
+    return "\n".join(header) + "\n" + code.strip() + "\n"
+
+
+@magics_class
+class VisCoderMagics(Magics):
+    def __init__(self, shell):
+        super().__init__(shell)
+        # Registered with the shell so `%config VisCoder.backend = ...` and ipython_config reach it.
+        self.settings = VisCoder(parent=shell)
+        self.last_result = None
+
+    @magic_arguments()
+    @argument("frames", nargs="*", help="DataFrame variable(s) to plot; default: the only one, or those the request names.")
+    @argument("--lib", help="matplotlib (default), seaborn or plotly.")
+    @argument("--retries", type=int, help="Self-debug rounds after the first attempt (default 3).")
+    @argument("--timeout", type=float, help="Seconds one attempt may run (default 10).")
+    @argument("--backend", help="Model backend: transformers (default) or replay.")
+    @argument("--model", help="Hub id or local folder of the model.")
+    @argument("--no-insert", action="store_true", help="Do not insert the working code as a new cell.")
+    @cell_magic
+    def viscoder(self, line: str, cell: str):
+        """Plot a DataFrame from a request in plain words; the cell body is the request.
+
+        The model writes the code, a child kernel runs it (your variables are never
+        touched), errors go back to the model, and the working code lands in a new cell.
+        """
+        parsed = parse_argstring(self.viscoder, line)
+        args = ViscoderArgs(
+            frames=parsed.frames, lib=parsed.lib, retries=parsed.retries, timeout=parsed.timeout,
+            backend=parsed.backend, model=parsed.model, insert=False if parsed.no_insert else None,
+        )
+        try:
+            self.handle_request(args, cell)
+        except ViscoderError as exc:
+            # A problem with the request or the setup: one line, no traceback of ours.
+            raise UsageError(str(exc)) from None
+
+    def handle_request(self, args: ViscoderArgs, request: str) -> None:
+        from . import loop, session
+        from .errors import RequestError
+        from .frames import select_frames
+        from .progress import make_view, summary
+
+        if not request.strip():
+            raise RequestError("The request is empty: write what to plot in the cell, below the %%viscoder line.")
+        frames = select_frames(self.shell.user_ns, args.frames, request)
+        settings = self.settings.with_overrides(**args.overrides())
+        view = make_view(settings.retries + 1, in_kernel=getattr(self.shell, "kernel", None) is not None)
+
+        events: queue.Queue = queue.Queue()
+        future = session.submit(loop.async_run(request, frames, settings, events.put))
+        try:
+            while not (future.done() and events.empty()):
+                try:
+                    view.handle(events.get(timeout=0.05))
+                except queue.Empty:
+                    pass
+        except KeyboardInterrupt:
+            session.cancel_and_wait(future)
+            view.finish("VisCoder: interrupted; the model and the child kernel were stopped, nothing was inserted.")
+            return
+        try:
+            result = future.result()
+        except ViscoderError as exc:
+            view.finish(f"VisCoder: {exc}")
+            raise
+        self.last_result = result
+        view.finish(summary(result))
+        self.show_result(result, request, settings)
+
+    def show_result(self, result, request: str, settings: VisCoder) -> None:
+        from IPython.display import Image, display
+
+        attempt = result.final
+        if attempt is None:
+            return
+        for png in attempt.images:
+            display(Image(data=png))
+        for figure in attempt.plotly_json:
+            display({"application/vnd.plotly.v1+json": figure, "text/plain": "<plotly figure>"}, raw=True)
+        if result.ok:
+            if settings.insert:
+                self.shell.set_next_input(inserted_cell(request, result.code), replace=False)
+            return
+        # Every attempt failed: show what was tried last, insert nothing.
+        print("Last code tried:\n" + (attempt.code or attempt.reply))
+        print("\n" + attempt.error.feedback_text())
+
+
+def register(shell) -> None:
+    magics = VisCoderMagics(shell)
+    shell.register_magics(magics)
+    shell.configurables.append(magics.settings)
+    from . import session
+
+    session.warm_up()  # the child kernel starts while the user types
+
+
+def unregister(shell) -> None:
+    from . import session
+
+    for magics in [m for m in shell.configurables if isinstance(m, VisCoder)]:
+        shell.configurables.remove(magics)
+    session.shutdown()

@@ -1,0 +1,82 @@
+"""User settings: one traitlets configurable named `VisCoder`.
+
+Precedence, lowest first: built-in default, environment variable, IPython config
+(`c.VisCoder.x` or `%config VisCoder.x = ...`), then the magic's flags or the
+keyword arguments of `generate_plot`.
+"""
+from __future__ import annotations
+
+import os
+
+from traitlets import Bool, TraitError, CaselessStrEnum, Float, Int, Unicode, default, validate
+from traitlets.config import Configurable
+
+from .errors import RequestError
+
+LIBRARIES = ("matplotlib", "seaborn", "plotly")
+DEFAULT_MODEL = "TIGER-Lab/VisCoder-7B"
+
+
+class VisCoder(Configurable):
+    """Settings for %%viscoder and generate_plot."""
+
+    backend = Unicode(help="Model backend: 'transformers' (in-process, default) or 'replay'. "
+                      "Env: VISCODER_BACKEND.").tag(config=True)
+    model = Unicode(help="Hub id or local folder of the model. Env: VISCODER_MODEL.").tag(config=True)
+    replay = Unicode(help="JSONL file of recorded replies for the replay backend. "
+                     "Env: VISCODER_REPLAY.").tag(config=True)
+    lib = CaselessStrEnum(LIBRARIES, default_value="matplotlib",
+                          help="Plotting library the code must use.").tag(config=True)
+    retries = Int(3, help="Self-debug rounds after the first attempt (VisCoder's protocol: 3).").tag(config=True)
+    timeout = Float(10.0, help="Seconds one attempt may run in the child kernel.").tag(config=True)
+    insert = Bool(True, help="Insert the working code as a new cell below.").tag(config=True)
+    max_new_tokens = Int(2048, help="Most tokens the model may write in one reply.").tag(config=True)
+    quantization = CaselessStrEnum(
+        ("auto", "4bit", "none"), default_value="auto",
+        help="'auto': 4-bit NF4 on CUDA, bf16 on the CPU; '4bit' forces bitsandbytes 4-bit.",
+    ).tag(config=True)
+    frame_budget = Int(4000, help="Most characters describing one DataFrame in the prompt.").tag(config=True)
+    allow_cpu_download = Bool(
+        False, help="Allow downloading a hub model of more than 2B parameters to run on a CPU.",
+    ).tag(config=True)
+
+    @default("backend")
+    def _default_backend(self):
+        return os.environ.get("VISCODER_BACKEND") or "transformers"
+
+    @default("model")
+    def _default_model(self):
+        return os.environ.get("VISCODER_MODEL") or DEFAULT_MODEL
+
+    @default("replay")
+    def _default_replay(self):
+        return os.environ.get("VISCODER_REPLAY", "")
+
+    @validate("retries")
+    def _check_retries(self, proposal):
+        if proposal["value"] < 0:
+            raise RequestError("--retries must be 0 or more.")
+        return proposal["value"]
+
+    @validate("timeout")
+    def _check_timeout(self, proposal):
+        if proposal["value"] <= 0:
+            raise RequestError("--timeout must be a positive number of seconds.")
+        return proposal["value"]
+
+    def with_overrides(self, **overrides) -> "VisCoder":
+        """A copy with the given options set; None means 'keep the configured value'."""
+        values = {name: getattr(self, name) for name in self.trait_names(config=True)}
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            if name not in values:
+                raise RequestError(f"Unknown option {name!r}; known: {', '.join(sorted(values))}.")
+            values[name] = value
+        lib = str(values["lib"]).lower()
+        if lib not in LIBRARIES:
+            raise RequestError(f"Unknown --lib {values['lib']!r}; choose one of: {', '.join(LIBRARIES)}.")
+        try:
+            return VisCoder(**values)
+        except TraitError as exc:
+            raise RequestError(str(exc).splitlines()[0]) from None
