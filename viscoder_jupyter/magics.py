@@ -72,6 +72,7 @@ class VisCoderMagics(Magics):
     def handle_request(self, args: ViscoderArgs, request: str) -> None:
         from . import loop, session
         from .errors import RequestError
+        from .backends import backend_class
         from .frames import select_frames
         from .progress import make_view, summary
 
@@ -79,6 +80,7 @@ class VisCoderMagics(Magics):
             raise RequestError("The request is empty: write what to plot in the cell, below the %%viscoder line.")
         frames = select_frames(self.shell.user_ns, args.frames, request)
         settings = self.settings.with_overrides(**args.overrides())
+        backend_class(settings.backend)  # an unknown backend is a usage error, before any view
         view = make_view(settings.retries + 1, in_kernel=getattr(self.shell, "kernel", None) is not None)
 
         events: queue.Queue = queue.Queue()
@@ -95,8 +97,8 @@ class VisCoderMagics(Magics):
             return
         try:
             result = future.result()
-        except ViscoderError as exc:
-            view.finish(f"VisCoder: {exc}")
+        except ViscoderError:
+            view.discard()  # the UsageError line is the one message
             raise
         self.last_result = result
         view.finish(summary(result))

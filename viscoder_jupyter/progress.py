@@ -38,6 +38,9 @@ class TextProgress:
     def finish(self, message: str) -> None:
         print(message, flush=True)
 
+    def discard(self) -> None:
+        pass
+
 
 class WidgetProgress:
     """Attempt k of N, the reply as it streams, and one foldable line per failed attempt."""
@@ -96,6 +99,10 @@ class WidgetProgress:
         self.status.value = html.escape(message)
         self._bundle["text/plain"] = message
         self._handle.update(self._bundle, raw=True)
+
+    def discard(self) -> None:
+        self._handle.update({"text/plain": ""}, raw=True)
+        self.box.close()
 
 
 def make_view(total: int, in_kernel: bool):

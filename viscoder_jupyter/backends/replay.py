@@ -32,8 +32,14 @@ class ReplayBackend(Backend):
 
     @classmethod
     def cache_key(cls, settings) -> tuple:
-        # One position per file for the whole session, so a notebook replays in order.
-        return (cls.name, os.path.abspath(settings.replay) if settings.replay else "")
+        # One position per file for the whole session, so a notebook replays in order;
+        # a file written anew starts from its first line again.
+        path = os.path.abspath(settings.replay) if settings.replay else ""
+        try:
+            stamp = os.stat(path).st_mtime_ns
+        except OSError:
+            stamp = None
+        return (cls.name, path, stamp)
 
     @property
     def remaining(self) -> int:

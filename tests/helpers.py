@@ -1,0 +1,39 @@
+"""Small helpers shared by tests: replay files and frame fingerprints."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+GOOD_BAR = (
+    "Here is the plot.\n```python\nimport pandas as pd\nimport matplotlib.pyplot as plt\n"
+    "df = pd.read_csv('data.csv')\n"
+    "totals = df.groupby('region')['revenue'].sum()\n"
+    "plt.bar(totals.index, totals.values)\nplt.title('Revenue by region')\nplt.show()\n```\n"
+)
+
+
+def key_error(frame: str = "sales") -> str:
+    """A reply whose code asks for a column that does not exist."""
+    return (
+        "```python\nimport matplotlib.pyplot as plt\n"
+        f"plt.bar({frame}['Region'], {frame}['revenue'])\nplt.show()\n```"
+    )
+
+
+def sales_frame() -> pd.DataFrame:
+    return pd.DataFrame({"region": ["North", "South", "West", "North"], "revenue": [10.0, 7.5, 3.0, 4.0]})
+
+
+def write_replies(path, *replies) -> str:
+    path.write_text("".join(json.dumps({"reply": r}) + "\n" for r in replies), encoding="utf-8")
+    return str(path)
+
+
+def fingerprint(df: pd.DataFrame) -> tuple:
+    """Values, index, column names and dtypes: changes if anything about the frame changes."""
+    return (
+        tuple(pd.util.hash_pandas_object(df, index=True)),
+        tuple(map(str, df.columns)),
+        tuple(map(str, df.dtypes)),
+    )

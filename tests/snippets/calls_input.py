@@ -1,0 +1,1 @@
+column = input("Which column? ")

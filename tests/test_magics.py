@@ -1,0 +1,130 @@
+"""%%viscoder on a bare IPython shell, the replay backend and the real child kernel."""
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+
+from helpers import GOOD_BAR, key_error, fingerprint, sales_frame, write_replies
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def shell(tmp_path):
+    def make(*replies, **config):
+        cfg = Config()
+        cfg.VisCoder.backend = "replay"
+        cfg.VisCoder.replay = write_replies(tmp_path / "replies.jsonl", *replies)
+        for key, value in config.items():
+            setattr(cfg.VisCoder, key, value)
+        ip = InteractiveShell(config=cfg)
+        ip.extension_manager.load_extension("viscoder_jupyter")
+        ip.user_ns["sales"] = sales_frame()
+        return ip
+
+    return make
+
+
+def magics_of(ip):
+    return ip.magics_manager.registry["VisCoderMagics"]
+
+
+def inserted_cell_of(ip):
+    """What set_next_input left for the front end (a bare shell keeps it here)."""
+    return getattr(ip, "rl_next_input", None)
+
+
+inserted = inserted_cell_of
+
+
+def user_names(ip):
+    return sorted(k for k in ip.user_ns if not k.startswith("_"))
+
+
+def test_working_code_is_inserted_below_with_the_request_quoted(shell):
+    ip = shell(GOOD_BAR)
+    before_names, before = user_names(ip), fingerprint(ip.user_ns["sales"])
+    ip.run_cell_magic("viscoder", "", "bar chart of revenue by region")
+    result = magics_of(ip).last_result
+    assert result.ok and result.images[0].startswith(PNG)
+    inserted = inserted_cell_of(ip)
+    assert inserted.startswith("# %%viscoder: bar chart of revenue by region\n")
+    assert "df = sales\n" in inserted  # the model's read_csv now points at the live frame
+    assert "read_csv" not in inserted
+    assert user_names(ip) == before_names and fingerprint(ip.user_ns["sales"]) == before
+
+
+def test_a_key_error_is_fed_back_and_the_second_attempt_wins(shell):
+    ip = shell(key_error(), GOOD_BAR)
+    ip.run_cell_magic("viscoder", "sales", "revenue by region")
+    attempts = magics_of(ip).last_result.attempts
+    assert [a.ok for a in attempts] == [False, True]
+    assert attempts[0].error.ename == "KeyError" and "Region" in attempts[0].error.evalue
+
+
+def test_when_every_attempt_fails_nothing_is_inserted(shell, capsys):
+    ip = shell(key_error(), key_error())
+    ip.run_cell_magic("viscoder", "sales --retries 1", "revenue by region")
+    assert magics_of(ip).last_result.ok is False
+    assert not inserted(ip)
+    out = capsys.readouterr().out
+    assert "no working plot after 2 attempts" in out and "KeyError" in out
+
+
+def test_config_and_flags_set_the_options(shell):
+    ip = shell(GOOD_BAR)
+    ip.run_line_magic("config", "VisCoder.insert = False")
+    ip.run_cell_magic("viscoder", "", "bar chart")
+    assert magics_of(ip).last_result.ok and not inserted(ip)
+    ip2 = shell(key_error(), GOOD_BAR)
+    ip2.run_cell_magic("viscoder", "--retries 0", "bar chart")
+    assert len(magics_of(ip2).last_result.attempts) == 1
+
+
+@pytest.mark.parametrize("line, body, message", [
+    ("nope", "plot", "No variable named 'nope'"),
+    ("numbers", "plot", "is a list, not a pandas DataFrame"),
+    ("", "   ", "The request is empty"),
+    ("empty", "plot", "is empty"),
+    ("sales --lib ggplot", "plot", "Unknown --lib 'ggplot'"),
+    ("sales --retries many", "plot", "invalid int value"),
+    ("sales --backend nope", "plot", "Unknown backend 'nope'"),
+])
+def test_bad_input_is_one_usage_error_and_changes_nothing(shell, line, body, message):
+    import pandas as pd
+
+    ip = shell(GOOD_BAR)
+    ip.user_ns.update(numbers=[1, 2, 3], empty=pd.DataFrame())
+    before = user_names(ip)
+    with pytest.raises(UsageError, match=message):
+        ip.run_cell_magic("viscoder", line, body)
+    assert user_names(ip) == before and not inserted(ip)
+
+
+def test_no_dataframe_at_all(shell):
+    ip = shell(GOOD_BAR)
+    del ip.user_ns["sales"]
+    with pytest.raises(UsageError, match="No DataFrame found"):
+        ip.run_cell_magic("viscoder", "", "plot")
+
+
+def test_a_used_up_replay_file_says_so(shell):
+    ip = shell(GOOD_BAR)
+    ip.run_cell_magic("viscoder", "", "bar chart")
+    with pytest.raises(UsageError, match="All 1 recorded replies"):
+        ip.run_cell_magic("viscoder", "", "bar chart")
+
+
+def test_a_reply_without_code_is_fed_back_as_an_error(shell):
+    ip = shell("I am sorry, I cannot draw that.", GOOD_BAR)
+    ip.run_cell_magic("viscoder", "", "bar chart")
+    attempts = magics_of(ip).last_result.attempts
+    assert attempts[0].error.ename == "NoCode" and attempts[1].ok
+
+
+def test_code_that_draws_nothing_is_retried(shell):
+    ip = shell("```python\nprint(sales.shape)\n```", GOOD_BAR)
+    ip.run_cell_magic("viscoder", "", "bar chart")
+    attempts = magics_of(ip).last_result.attempts
+    assert attempts[0].error.ename == "NoFigure" and "(4, 2)" in attempts[0].stdout
+    assert attempts[1].ok
