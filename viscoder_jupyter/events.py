@@ -41,6 +41,7 @@ class PlotResult:
 
     request: str
     attempts: list[Attempt]
+    prepare_seconds: float = 0.0  # loading the model, starting the child: not the request's own time
 
     @property
     def ok(self) -> bool:
@@ -68,6 +69,13 @@ class PlotResult:
 
 
 @dataclass
+class Status:
+    """Work before the first attempt, e.g. loading the model."""
+
+    message: str
+
+
+@dataclass
 class AttemptStarted:
     number: int
     of: int
@@ -89,4 +97,4 @@ class Done:
     result: PlotResult
 
 
-Event = AttemptStarted | TextStreamed | AttemptFinished | Done
+Event = Status | AttemptStarted | TextStreamed | AttemptFinished | Done

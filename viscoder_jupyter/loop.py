@@ -14,7 +14,7 @@ from .backends import Backend, get_backend
 from .codeblocks import extract_code, prepare_code
 from .context import describe_frames
 from .errors import NoCodeInReply, NoFigure, RequestError
-from .events import Attempt, AttemptFinished, AttemptStarted, Done, Event, PlotResult, TextStreamed
+from .events import Attempt, AttemptFinished, AttemptStarted, Done, Event, PlotResult, Status, TextStreamed
 from .frames import check_frames
 from .prompt import feedback_turn, first_turn
 from .settings import VisCoder
@@ -42,8 +42,12 @@ async def async_run(
     attempts: list[Attempt] = []
     total = settings.retries + 1
 
+    emit(Status("preparing the model and the child kernel"))
+    # Weights load while the child kernel starts; attempt timings then exclude both.
+    started = time.perf_counter()
+    await asyncio.gather(backend.async_prepare(), kernel.async_start())
+    prepare_seconds = time.perf_counter() - started
     async with session.kernel_lock(kernel):
-        await kernel.async_start()
         await kernel.async_load_frames(frames)
         for number in range(1, total + 1):
             emit(AttemptStarted(number, total))
@@ -54,7 +58,7 @@ async def async_run(
                 break
             messages += feedback_turn(attempt.code or attempt.reply, attempt.error, number)
 
-    result = PlotResult(request=request, attempts=attempts)
+    result = PlotResult(request=request, attempts=attempts, prepare_seconds=prepare_seconds)
     emit(Done(result))
     return result
 
@@ -75,12 +79,7 @@ async def _attempt(number, messages, frames, settings, backend, kernel, emit) ->
         attempt.error = NoCodeInReply()
         return attempt
     attempt.code = prepare_code(code, list(frames))
-    try:
-        outcome = await kernel.async_run(attempt.code, settings.timeout)
-    except asyncio.CancelledError:
-        # The user gave up: stop the code too, not just our wait for it.
-        await asyncio.shield(kernel.async_interrupt())
-        raise
+    outcome = await kernel.async_run(attempt.code, settings.timeout)  # cancelling it interrupts the child
     attempt.execute_seconds = outcome.seconds
     attempt.images = outcome.images
     attempt.plotly_json = outcome.plotly_json

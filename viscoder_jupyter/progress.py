@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import time
 
-from .events import AttemptFinished, AttemptStarted, Done, Event, TextStreamed
+from .events import AttemptFinished, AttemptStarted, Done, Event, Status, TextStreamed
 
 _STREAM_TAIL = 3000  # characters of the streaming reply kept on screen
 _REFRESH_SECONDS = 0.15  # batch token updates: one comm message per refresh, not per token
@@ -17,10 +17,11 @@ _REFRESH_SECONDS = 0.15  # batch token updates: one comm message per refresh, no
 def summary(result) -> str:
     n = len(result.attempts)
     seconds = sum(a.seconds for a in result.attempts)
+    timing = f"{seconds:.1f} s" + (f", plus {result.prepare_seconds:.1f} s loading" if result.prepare_seconds >= 1 else "")
     if result.ok:
-        return f"VisCoder: working plot after {n} attempt{'s' * (n > 1)} ({seconds:.1f} s)"
+        return f"VisCoder: working plot after {n} attempt{'s' * (n > 1)} ({timing})"
     last = result.error.one_line() if result.error else "no attempt ran"
-    return f"VisCoder: no working plot after {n} attempt{'s' * (n > 1)} ({seconds:.1f} s). Last error: {last}"
+    return f"VisCoder: no working plot after {n} attempt{'s' * (n > 1)} ({timing}). Last error: {last}"
 
 
 class TextProgress:
@@ -30,7 +31,9 @@ class TextProgress:
         self.total = total
 
     def handle(self, event: Event) -> None:
-        if isinstance(event, AttemptStarted):
+        if isinstance(event, Status):
+            print(f"VisCoder: {event.message}...", flush=True)
+        elif isinstance(event, AttemptStarted):
             print(f"VisCoder: attempt {event.number} of {event.of}: writing code...", flush=True)
         elif isinstance(event, AttemptFinished) and not event.attempt.ok:
             print(f"  attempt {event.attempt.number} failed: {event.attempt.error.one_line()}", flush=True)
@@ -63,7 +66,9 @@ class WidgetProgress:
         self._handle = display(self._bundle, raw=True, display_id=True)
 
     def handle(self, event: Event) -> None:
-        if isinstance(event, AttemptStarted):
+        if isinstance(event, Status):
+            self.status.value = f"<b>VisCoder</b>: {html.escape(event.message)}..."
+        elif isinstance(event, AttemptStarted):
             self._text = ""
             with self.box.hold_sync():
                 self.status.value = f"<b>VisCoder</b>: attempt {event.number} of {event.of}: writing code..."

@@ -34,6 +34,9 @@ class Backend(ABC):
         """Requests with the same key share one backend instance (and its loaded model)."""
         return (cls.name,)
 
+    async def async_prepare(self) -> None:
+        """Get ready to generate (load weights); the loop calls it before the first attempt."""
+
     @abstractmethod
     async def async_generate(self, messages: Messages, on_text: OnText | None = None) -> Reply:
         ...

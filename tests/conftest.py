@@ -1,0 +1,44 @@
+"""Shared pytest fixtures."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# --------------------------------------------------------------------------- model fixtures
+# (self-contained: the tiny random model, and the real offline CPU model)
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 2-layer random Qwen2 chat model folder (built offline in ~3 s; its output is noise)."""
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def offline_model_dir() -> Path:
+    """The converted Qwen2.5-Coder-0.5B-Instruct folder, prepared on first use (~1 min).
+
+    Skips when its PyPI parts are not installed, unless VISCODER_REQUIRE_OFFLINE_MODEL=1
+    (CI installs them), which makes that a failure.
+    """
+    from viscoder_jupyter import offline_model
+
+    if offline_model.is_prepared():
+        return offline_model.model_dir()
+    try:
+        offline_model.find_parts()
+    except offline_model.OfflineModelError as exc:
+        if os.environ.get("VISCODER_REQUIRE_OFFLINE_MODEL") == "1":
+            pytest.fail(f"VISCODER_REQUIRE_OFFLINE_MODEL=1 but: {exc}")
+        pytest.skip(f"offline model parts not installed; {offline_model.PIP_INSTALL}")
+    return offline_model.prepare()
+
+
+# --------------------------------------------------------------------------- other fixtures
