@@ -8,10 +8,14 @@ nbclient runs every cell in a real kernel; a cell that asked for a new cell belo
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 
 
@@ -24,11 +28,18 @@ def execute(nb: nbformat.NotebookNode, timeout: float = 1800, cwd: str | None = 
             if payload.get("source") == "set_next_input" and not payload.get("replace"):
                 inserts.append((cell_index, payload["text"]))
 
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
-        on_cell_executed=on_cell_executed, resources={"metadata": {"path": cwd}} if cwd else {},
-    )
-    client.execute()
+    with tempfile.TemporaryDirectory(prefix="vc-nb-") as sockets:
+        # ipc, like the child kernel: no "running over TCP" warning on the terminal.
+        km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "k"))
+        client = NotebookClient(
+            nb, km=km, timeout=timeout, store_widget_state=True, on_cell_executed=on_cell_executed,
+            resources={"metadata": {"path": cwd}} if cwd else {},
+        )
+        try:
+            client.execute()
+        finally:
+            if km.has_kernel:
+                run_sync(km.shutdown_kernel)(now=True)
     for index, text in sorted(inserts, reverse=True):
         cell = nbformat.v4.new_code_cell(text)
         cell.metadata["viscoder"] = {"inserted_by": "%%viscoder"}
@@ -44,8 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     nb = nbformat.read(args.notebook, as_version=4)
     started = time.perf_counter()
-    import os
-
     execute(nb, args.timeout, cwd=os.path.dirname(os.path.abspath(args.notebook)))
     nbformat.write(nb, args.output)
     print(f"executed {args.notebook} in {time.perf_counter() - started:.1f} s -> {args.output}", file=sys.stderr)
