@@ -36,6 +36,17 @@ class VisCoder(Configurable):
         help="'auto': 4-bit NF4 on CUDA, bf16 on the CPU; '4bit' forces bitsandbytes 4-bit.",
     ).tag(config=True)
     frame_budget = Int(4000, help="Most characters describing one DataFrame in the prompt.").tag(config=True)
+    base_url = Unicode(help="OpenAI-compatible server for the 'openai' backend, e.g. "
+                       "http://127.0.0.1:8000/v1. Env: VISCODER_BASE_URL.").tag(config=True)
+    api_key = Unicode(help="Bearer token for the 'openai' backend. Env: VISCODER_API_KEY.").tag(config=True)
+    sandbox = CaselessStrEnum(
+        ("auto", "required", "off"), default_value="auto",
+        help="Run the child kernel under bubblewrap: 'auto' where it works, 'required' refuses to run "
+             "without it, 'off' never.",
+    ).tag(config=True)
+    memory_limit_mb = Int(4096, help="Most memory (MiB) the child kernel may use; 0 for no limit.").tag(config=True)
+    cpu_time_limit_s = Int(600, help="Most CPU seconds the child kernel may use before it is restarted; "
+                           "0 for no limit.").tag(config=True)
     allow_cpu_download = Bool(
         False, help="Allow downloading a hub model of more than 2B parameters to run on a CPU.",
     ).tag(config=True)
@@ -47,6 +58,14 @@ class VisCoder(Configurable):
     @default("model")
     def _default_model(self):
         return os.environ.get("VISCODER_MODEL") or DEFAULT_MODEL
+
+    @default("base_url")
+    def _default_base_url(self):
+        return os.environ.get("VISCODER_BASE_URL", "")
+
+    @default("api_key")
+    def _default_api_key(self):
+        return os.environ.get("VISCODER_API_KEY", "")
 
     @default("replay")
     def _default_replay(self):
