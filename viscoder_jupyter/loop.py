@@ -30,15 +30,24 @@ async def async_run(
     *,
     backend: Backend | None = None,
     kernel=None,
+    messages: list[dict[str, str]] | None = None,
+    prepare: Callable[[str, list[str]], str] = prepare_code,
 ) -> PlotResult:
-    """Turn a request into working plotting code, or report every failed attempt."""
+    """Turn a request into working plotting code, or report every failed attempt.
+
+    `messages` replaces the default first turn (a fix request, the benchmark's own
+    prompt); `prepare` turns extracted code into what runs (default: point data
+    loading at the live frames and add the usual imports).
+    """
     if not request or not request.strip():
         raise RequestError("The request is empty: describe the plot you want, e.g. 'bar chart of sales by region'.")
     frames = check_frames(frames)
     emit = on_event or (lambda event: None)
     backend = backend or get_backend(settings)
     kernel = kernel or session.child_kernel()
-    messages = first_turn(request, describe_frames(frames, settings.frame_budget), settings.lib)
+    if messages is None:
+        messages = first_turn(request, describe_frames(frames, settings.frame_budget), settings.lib)
+    messages = list(messages)
     attempts: list[Attempt] = []
     total = settings.retries + 1
 
@@ -51,7 +60,7 @@ async def async_run(
         await kernel.async_load_frames(frames)
         for number in range(1, total + 1):
             emit(AttemptStarted(number, total))
-            attempt = await _attempt(number, messages, frames, settings, backend, kernel, emit)
+            attempt = await _attempt(number, messages, frames, settings, backend, kernel, emit, prepare)
             attempts.append(attempt)
             emit(AttemptFinished(attempt))
             if attempt.ok:
@@ -63,7 +72,7 @@ async def async_run(
     return result
 
 
-async def _attempt(number, messages, frames, settings, backend, kernel, emit) -> Attempt:
+async def _attempt(number, messages, frames, settings, backend, kernel, emit, prepare) -> Attempt:
     started = time.perf_counter()
     reply = await backend.async_generate(messages, lambda text: emit(TextStreamed(number, text)))
     attempt = Attempt(
@@ -78,7 +87,7 @@ async def _attempt(number, messages, frames, settings, backend, kernel, emit) ->
     if code is None:
         attempt.error = NoCodeInReply()
         return attempt
-    attempt.code = prepare_code(code, list(frames))
+    attempt.code = prepare(code, list(frames))
     outcome = await kernel.async_run(attempt.code, settings.timeout)  # cancelling it interrupts the child
     attempt.execute_seconds = outcome.seconds
     attempt.images = outcome.images
