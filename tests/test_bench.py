@@ -1,0 +1,69 @@
+"""`viscoder bench` through the real loop and child kernel, with recorded replies."""
+import json
+from pathlib import Path
+
+from viscoder_jupyter import bench
+
+from helpers import write_replies
+
+DATA = Path(__file__).parent / "data" / "pandasplotbench-mini"  # tasks 5 and 42
+TWIN_AXES = ("```python\nimport matplotlib.pyplot as plt\nimport pandas as pd\n"
+             "df = pd.read_csv(\"data.csv\")\nfig, ax = plt.subplots()\n"
+             "ax.plot(df['Distance'], df['Density'], color='b')\nax2 = ax.twinx()\n"
+             "ax2.plot(df['Distance'], df['Temperature'], color='r')\nplt.show()\n```")
+THREE_PLOTS = ("```python\nimport matplotlib.pyplot as plt\nfig, axs = plt.subplots(1, 3)\n"
+               "axs[0].bar(df['names'], df['values'])\naxs[1].scatter(df['names'], df['values'])\n"
+               "axs[2].plot(df['names'], np.cumsum(df['values']))\nplt.show()\n```")
+WRONG_COLUMN = "```python\nimport matplotlib.pyplot as plt\nplt.plot(df['distance'])\nplt.show()\n```"
+
+
+def test_paper_prompt_follows_the_published_protocol():
+    tasks = bench.load_tasks(DATA)
+    instructs = json.loads((DATA / "instructs.json").read_text())
+    import pandas as pd
+
+    task = next(t for t in tasks if t.id == 5)
+    system, user = bench.paper_messages(task, pd.read_csv(task.csv), instructs, "matplotlib", "full")
+    assert system == {"role": "system", "content": instructs["system_prompt"]}
+    text = user["content"]
+    assert text.startswith(instructs["plot_instruct"] + "\n\n1. Plot Description: Construct a line plot")
+    order = [text.index(s) for s in ("\n\n1. Plot Description", "\n\n2. Plot Style Description",
+                                     "\n\n3. Setup.", "\n\n4. Data description.")]
+    assert order == sorted(order)
+    assert "matplotlib with its subsidiary libraries" in text
+    assert "DO NOT use seaborn for plotting. Only pure matplotlib." in text
+    assert "DataFrame with 3 columns and 3 rows\nColumn names and types: Distance: int64" in text
+    assert "\n\n\n" not in text
+
+
+def test_paper_code_preparation():
+    code = 'import pandas as pd\ndf = pd.read_csv("data.csv")\nplt.plot(np.arange(3))'
+    assert bench.paper_prepare(code, ["df"]) == "import numpy as np\nimport pandas as pd\n\nplt.plot(np.arange(3))"
+
+
+def test_both_protocols_in_one_run_write_the_three_outputs(tmp_path):
+    # Tasks alternate protocol by protocol: 5/paper, 5/ours, 42/paper, 42/ours.
+    replay = write_replies(tmp_path / "replies.jsonl",
+                           WRONG_COLUMN, TWIN_AXES,            # 5 paper: fixed in round 1
+                           TWIN_AXES,                          # 5 ours: first try
+                           THREE_PLOTS,                        # 42 paper: np import added, works
+                           WRONG_COLUMN, WRONG_COLUMN)         # 42 ours: fails, retries=1
+    out = tmp_path / "out"
+    assert bench.main([str(DATA), "--protocol", "paper,ours", "--backend", "replay", "--replay", replay,
+                       "--retries", "1", "--out", str(out)]) == 0
+
+    paper = json.loads((out / "paper" / "summary.json").read_text())
+    ours = json.loads((out / "ours" / "summary.json").read_text())
+    assert paper["pass_rate_by_round"] == {"normal": 50.0, "round_1": 100.0}
+    assert ours["pass_rate_by_round"] == {"normal": 50.0, "round_1": 50.0}
+    assert ours["errors_by_name"] == {"KeyError": 2} and paper["first_errors_by_name"] == {"KeyError": 1}
+    rows = [json.loads(line) for line in (out / "paper" / "results.jsonl").read_text().splitlines()]
+    assert [(r["task"], r["attempt"], r["ok"], r["error"]) for r in rows] == [
+        (5, 1, False, "KeyError"), (5, 2, True, None), (42, 1, True, None)]
+    assert all(r["execute_s"] > 0 and "code" in r for r in rows)
+    assert sorted(p.name for p in (out / "paper" / "plots").iterdir()) == ["42.png", "5.png"]
+    report = (out / "report.html").read_text()
+    assert report.count("<img src='data:image/png;base64,") == 3  # self-contained: 2 paper + 1 ours
+    assert "task 42: KeyError" in report
+    # The recorded replies replay the run exactly.
+    assert len((out / "ours" / "replies.jsonl").read_text().splitlines()) == 3

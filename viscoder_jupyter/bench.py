@@ -1,0 +1,190 @@
+"""`viscoder bench`: PandasPlotBench tasks through the same loop as `%%viscoder`.
+
+    viscoder bench DATA_DIR [--protocol paper,ours] [--lib matplotlib] [--limit N] [--out DIR]
+
+`--protocol paper` rebuilds VisCoder's evaluation protocol (the benchmark's own prompt,
+descriptor cut at 4000 characters, `df = pd.read_csv(...)` dropped, `import numpy as np`
+added when used); `--protocol ours` is exactly what the magic sends. Both run on the same
+loop, child kernel and model; several protocols in one run alternate task by task.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import loop, session
+from .backends import get_backend
+from .context import describe_frame
+from .events import PlotResult
+from .settings import VisCoder
+
+PROTOCOLS = ("paper", "ours")
+INSTRUCTIONS = {"full": "task__plot_description", "short": "_task__plot_description_short",
+                "single": "_task__plot_description_short_single"}
+PAPER_DESCRIPTOR_LIMIT = 4000
+
+
+@dataclass
+class Task:
+    id: int
+    fields: dict
+    csv: Path
+
+    def description(self, instruction: str) -> str:
+        return self.fields[INSTRUCTIONS[instruction]].strip()
+
+    def style(self, instruction: str) -> str:
+        # The short variants stand alone in the benchmark; only the full task has a style part.
+        return self.fields["task__plot_style"].strip() if instruction == "full" else ""
+
+
+def load_tasks(folder: Path, ids: set[int] | None = None, limit: int | None = None) -> list[Task]:
+    tasks = []
+    for line in (folder / "tasks.jsonl").read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        fields = json.loads(line)
+        csv = folder / fields["data_csv"]
+        if (ids is None or fields["id"] in ids) and csv.is_file():
+            tasks.append(Task(fields["id"], fields, csv))
+    return tasks[:limit] if limit else tasks
+
+
+# ---- the paper's protocol --------------------------------------------------------------
+
+def paper_messages(task: Task, df, instructs: dict, lib: str, instruction: str) -> list[dict[str, str]]:
+    setup = instructs["setup_instruct"].replace("[PLOTLIB]", lib)
+    if lib == "matplotlib":
+        setup += " DO NOT use seaborn for plotting. Only pure matplotlib. "
+    descriptor = describe_frame(df, budget=10**9)[:PAPER_DESCRIPTOR_LIMIT]
+    parts = [instructs["plot_instruct"], f"1. {task.description(instruction)}"]
+    if task.style(instruction):
+        parts.append(f"2. {task.style(instruction)}")
+    parts += [f"{len(parts)}. {setup}", f"{len(parts) + 1}. {instructs['data_instruct']}{descriptor}"]
+    user = re.sub(r"\n{3,}", "\n\n", "\n\n".join(parts))
+    return [{"role": "system", "content": instructs["system_prompt"]}, {"role": "user", "content": user}]
+
+
+_READ_DATA = re.compile(r"""^\s*df\s*=\s*pd\.read_csv\(\s*["']data\.csv["']\s*\)\s*$""", re.MULTILINE)
+
+
+def paper_prepare(code: str, frame_names: list[str]) -> str:
+    code = _READ_DATA.sub("", code)
+    if "np." in code and not re.search(r"^\s*import numpy as np\b", code, re.MULTILINE):
+        code = "import numpy as np\n" + code
+    return code
+
+
+def ours_request(task: Task, instruction: str) -> str:
+    description = re.sub(r"^Plot Description:\s*", "", task.description(instruction))
+    return "\n\n".join(filter(None, [description, task.style(instruction)]))
+
+
+# ---- running ---------------------------------------------------------------------------
+
+async def run_task(task: Task, protocol: str, settings: VisCoder, instructs: dict, instruction: str,
+                   backend, kernel) -> tuple[PlotResult, float]:
+    import pandas as pd
+
+    df = pd.read_csv(task.csv)
+    started = time.perf_counter()
+    if protocol == "paper":
+        result = await loop.async_run(
+            task.description(instruction), {"df": df}, settings, backend=backend, kernel=kernel,
+            messages=paper_messages(task, df, instructs, settings.lib, instruction), prepare=paper_prepare,
+        )
+    else:
+        result = await loop.async_run(ours_request(task, instruction), {"df": df}, settings,
+                                      backend=backend, kernel=kernel)
+    return result, time.perf_counter() - started
+
+
+def attempt_rows(task: Task, protocol: str, result: PlotResult, wall: float) -> list[dict]:
+    return [{
+        "task": task.id, "protocol": protocol, "attempt": a.number, "ok": a.ok,
+        "error": a.error.ename if a.error else None,
+        "error_line": a.error.one_line() if a.error else None,
+        "generate_s": round(a.generate_seconds, 3), "execute_s": round(a.execute_seconds, 3),
+        "prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens,
+        "task_wall_s": round(wall, 3), "code": a.code, "reply": a.reply,
+    } for a in result.attempts]
+
+
+async def run_bench(tasks: list[Task], protocols: list[str], settings: VisCoder, instructs: dict,
+                    instruction: str, out: Path) -> dict[str, list[tuple[Task, PlotResult, float]]]:
+    from .bench_report import Progress, save_png
+
+    backend = get_backend(settings)
+    kernel = session.child_kernel()
+    outcomes: dict[str, list] = {p: [] for p in protocols}
+    files = {p: (out / p / "results.jsonl").open("w", encoding="utf-8") for p in protocols}
+    replies = {p: (out / p / "replies.jsonl").open("w", encoding="utf-8") for p in protocols}
+    progress = Progress(len(tasks), protocols)
+    try:
+        for task in tasks:
+            for protocol in protocols:
+                result, wall = await run_task(task, protocol, settings, instructs, instruction, backend, kernel)
+                outcomes[protocol].append((task, result, wall))
+                for row in attempt_rows(task, protocol, result, wall):
+                    files[protocol].write(json.dumps(row) + "\n")
+                for attempt in result.attempts:
+                    replies[protocol].write(json.dumps({"reply": attempt.reply}) + "\n")
+                if result.ok and result.images:
+                    save_png(out / protocol / "plots" / f"{task.id}.png", result.images[0])
+                files[protocol].flush()
+                progress.update(protocol, task, result, wall)
+    finally:
+        for f in (*files.values(), *replies.values()):
+            f.close()
+        progress.close()
+    return outcomes
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .bench_report import print_table, summarize, write_html
+
+    parser = argparse.ArgumentParser(prog="viscoder bench", description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="folder with tasks.jsonl, csv/ and instructs.json")
+    parser.add_argument("--protocol", default="ours", help="paper, ours, or both as 'paper,ours'")
+    parser.add_argument("--lib", default="matplotlib", choices=["matplotlib", "seaborn", "plotly"])
+    parser.add_argument("--backend", help="model backend (default: the configured one)")
+    parser.add_argument("--model", help="hub id or local folder")
+    parser.add_argument("--replay", help="JSONL of recorded replies, for --backend replay")
+    parser.add_argument("--retries", type=int, default=3, help="self-debug rounds (default 3)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per attempt (default 10)")
+    parser.add_argument("--max-new-tokens", type=int, help="most tokens per reply")
+    parser.add_argument("--limit", type=int, help="first N tasks only")
+    parser.add_argument("--ids", help="comma-separated task ids")
+    parser.add_argument("--instruction", default="full", choices=sorted(INSTRUCTIONS))
+    parser.add_argument("--out", type=Path, default=Path("bench-out"), help="output folder")
+    args = parser.parse_args(argv)
+
+    protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
+    if not protocols or set(protocols) - set(PROTOCOLS):
+        parser.error(f"--protocol must be among {', '.join(PROTOCOLS)}")
+    ids = {int(i) for i in args.ids.split(",")} if args.ids else None
+    if not (args.data / "tasks.jsonl").is_file():
+        parser.error(f"{args.data} holds no tasks.jsonl")
+    tasks = load_tasks(args.data, ids, args.limit)
+    instructs = json.loads((args.data / "instructs.json").read_text(encoding="utf-8"))
+    settings = VisCoder().with_overrides(backend=args.backend, model=args.model, replay=args.replay,
+                                         lib=args.lib, retries=args.retries, timeout=args.timeout,
+                                         max_new_tokens=args.max_new_tokens)
+    for protocol in protocols:
+        (args.out / protocol / "plots").mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    outcomes = session.run_sync(run_bench(tasks, protocols, settings, instructs, args.instruction, args.out))
+    summaries = {}
+    for protocol, rows in outcomes.items():
+        summaries[protocol] = summarize(rows, settings.retries)
+        (args.out / protocol / "summary.json").write_text(json.dumps(summaries[protocol], indent=2))
+    write_html(args.out / "report.html", outcomes, summaries, vars(args))
+    print_table(summaries, settings, time.perf_counter() - started, file=sys.stdout)
+    print(f"results in {args.out}/ (report.html, */results.jsonl, */summary.json)")
+    return 0
