@@ -10,7 +10,6 @@ loop, child kernel and model; several protocols in one run alternate task by tas
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import sys
