@@ -1,0 +1,170 @@
+"""The loop's own speed, apart from the model: one run, medians and ratios side by side.
+
+    .venv/bin/python benchmarks/loop_speed.py [--runs N] [--nbconvert-runs M]
+
+For a simple and a heavy plot: one warm attempt in the child kernel, against (a) the
+same code in a warm plain Python process with the Agg backend saving a PNG (the floor)
+and (b) PandasPlotBench's way, `jupyter nbconvert --execute` of a notebook, a fresh
+kernel each time. Also frame handover for 1e3, 1e5 and 1e6 rows x 5 mixed columns,
+child kernel start, and `%load_ext viscoder_jupyter` in a fresh process.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+LOAD_EXT = """
+import time
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+t = time.perf_counter(); ip.run_line_magic("load_ext", "viscoder_jupyter")
+print(time.perf_counter() - t)
+"""
+PLOTS = {
+    "simple bar": """
+import matplotlib.pyplot as plt
+totals = df.groupby("cat")["x"].sum()
+plt.bar(totals.index, totals.values)
+plt.title("x by category")
+plt.show()
+""",
+    "heavy: 2x2, 100k points": """
+import matplotlib.pyplot as plt
+import numpy as np
+fig, axes = plt.subplots(2, 2, figsize=(10, 8))
+sample = df.head(100_000)
+axes[0, 0].scatter(sample["i"], sample["x"], s=1, alpha=0.3)
+axes[0, 1].hist(sample["x"], bins=100)
+axes[1, 0].plot(sample["x"].rolling(500).mean())
+axes[1, 1].boxplot([sample.loc[sample["cat"] == c, "x"] for c in "abc"])
+fig.tight_layout()
+plt.show()
+""",
+}
+
+
+def frame(rows: int):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"i": np.arange(rows), "x": rng.random(rows), "cat": rng.choice(list("abc"), rows),
+                         "when": pd.date_range("2020-01-01", periods=rows, freq="s"), "flag": rng.random(rows) > 0.5})
+
+
+def med(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def load_ext_times(runs: int) -> list[float]:
+    return [float(subprocess.run([sys.executable, "-c", LOAD_EXT], capture_output=True, text=True,
+                                 check=True).stdout) for _ in range(runs)]
+
+
+def floor_times(code: str, df, runs: int) -> list[float]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.show = lambda *a, **k: None
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        exec(code, {"df": df.copy(deep=True)})
+        buffer = io.BytesIO()
+        plt.gcf().savefig(buffer, format="png")  # what inline does: one PNG per figure
+        plt.close("all")
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def nbconvert_times(code: str, csv: str, runs: int) -> list[float]:
+    import nbformat
+
+    with tempfile.TemporaryDirectory() as folder:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+            f"%matplotlib inline\nimport pandas as pd\ndf = pd.read_csv({csv!r})\n" + code)])
+        path = os.path.join(folder, "task.ipynb")
+        nbformat.write(nb, path)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                            "--output", os.path.join(folder, "out.ipynb"), path],
+                           check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+        return times
+
+
+async def kernel_times(frames: dict, df, runs: int) -> dict[str, list[float]]:
+    from viscoder_jupyter.executor import ChildKernel
+
+    kernel = ChildKernel()
+    times: dict[str, list[float]] = {"start": []}
+    start = time.perf_counter()
+    await kernel.async_start()
+    times["start"].append(time.perf_counter() - start)
+    try:
+        for name, big in frames.items():
+            times[name] = []
+            for _ in range(3):
+                start = time.perf_counter()
+                await kernel.async_load_frames({"df": big})
+                times[name].append(time.perf_counter() - start)
+        await kernel.async_load_frames({"df": df})
+        for name, code in PLOTS.items():
+            times[name] = []
+            for _ in range(runs):
+                outcome = await kernel.async_run(code, timeout=60)
+                assert outcome.error is None and outcome.images, outcome.error
+                times[name].append(outcome.seconds)
+    finally:
+        await kernel.async_shutdown()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--nbconvert-runs", type=int, default=3)
+    args = parser.parse_args()
+
+    df = frame(200_000)
+    handover = {f"handover {n:.0e} x 5": frame(n) for n in (1_000, 100_000, 1_000_000)}
+    ext = load_ext_times(5)
+    kernel = asyncio.run(kernel_times(handover, df, args.runs))
+    with tempfile.NamedTemporaryFile(suffix=".csv", delete=False) as f:
+        df.to_csv(f.name, index=False)
+    try:
+        rows = []
+        for name, code in PLOTS.items():
+            floor = floor_times(code, df, args.runs)
+            nbc = nbconvert_times(code, f.name, args.nbconvert_runs)
+            warm = med(kernel[name])
+            rows.append((name, warm, med(floor), med(nbc)))
+    finally:
+        os.unlink(f.name)
+
+    print(f"\n| plot | warm child kernel | floor (Agg, in-process) | nbconvert, fresh kernel | warm / floor | nbconvert / warm |")
+    print("|---|---|---|---|---|---|")
+    for name, warm, floor, nbc in rows:
+        print(f"| {name} | {warm * 1000:.0f} ms | {floor * 1000:.0f} ms | {nbc * 1000:.0f} ms | "
+              f"{warm / floor:.2f}x | {nbc / warm:.0f}x |")
+    print(f"\nmedians of {args.runs} runs ({args.nbconvert_runs} for nbconvert); 200k x 5 frame\n")
+    print("| step | median |\n|---|---|")
+    print(f"| `%load_ext viscoder_jupyter` (fresh process) | {med(ext) * 1000:.0f} ms |")
+    print(f"| child kernel start + warm-up | {med(kernel['start']) * 1000:.0f} ms |")
+    for name in handover:
+        print(f"| {name} (pickle, once per request) | {med(kernel[name]) * 1000:.0f} ms |")
+
+
+if __name__ == "__main__":
+    main()
