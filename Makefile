@@ -26,6 +26,36 @@ demo: model
 
 test: model
 	VISCODER_REQUIRE_OFFLINE_MODEL=1 $(PY) -m pytest -q -rs
+	$(MAKE) ui-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# ---------------------------------------------------------------- JupyterLab extension and browser tests
+# Node.js 20+ and npm build the extension (labextension/ -> viscoder_jupyter/labextension); wheels
+# ship it prebuilt. The browser tests drive Debian's chromium (never a downloaded one).
+NPM := PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm
+LABEXT_LINK := $(VENV)/share/jupyter/labextensions/viscoder-jupyter
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: labextension ui-test
+
+node_modules/.package-lock.json: package.json package-lock.json
+	$(NPM) ci
+
+ui-tests/node_modules/.package-lock.json: ui-tests/package.json ui-tests/package-lock.json
+	cd ui-tests && $(NPM) ci
+
+# Build the extension and link it into the venv (what `jupyter labextension develop` does).
+labextension: $(VENV)/.installed node_modules/.package-lock.json
+	npm run build
+	$(PY) -c "import jupyterlab" 2>/dev/null || $(PIP) install "jupyterlab>=4.6,<5"
+	mkdir -p $(dir $(LABEXT_LINK))
+	rm -rf $(LABEXT_LINK) && ln -s "$(CURDIR)/viscoder_jupyter/labextension" $(LABEXT_LINK)
+	$(VENV)/bin/jupyter labextension list 2>&1 | grep viscoder-jupyter
+
+# Galata tests in headless chromium against a jupyter lab that ui-tests/run-ui-tests.sh starts on
+# 127.0.0.1 and stops; screenshots land in ui-tests/test-results/screenshots.
+ui-test: labextension ui-tests/node_modules/.package-lock.json
+	test -x $(CHROMIUM) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	PYTHON="$(CURDIR)/$(PY)" ui-tests/run-ui-tests.sh

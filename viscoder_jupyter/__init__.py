@@ -32,6 +32,11 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _jupyter_labextension_paths():
+    """Where `jupyter labextension develop` finds the built sidebar extension."""
+    return [{"src": "labextension", "dest": "viscoder-jupyter"}]
+
+
 def load_ipython_extension(ipython) -> None:
     from .magics import register
 

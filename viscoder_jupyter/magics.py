@@ -5,7 +5,7 @@ import queue
 from dataclasses import dataclass, field
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .errors import ViscoderError
@@ -28,10 +28,10 @@ class ViscoderArgs:
         return {k: v for k, v in vars(self).items() if k != "frames"}
 
 
-def inserted_cell(request: str, code: str) -> str:
+def inserted_cell(request: str, code: str, magic: str = "%%viscoder") -> str:
     """The new cell: the request quoted as a comment, then the code."""
     lines = [line.rstrip() for line in request.strip().splitlines()]
-    header = [f"# %%viscoder: {lines[0]}"] + [f"#   {line}" if line else "#" for line in lines[1:]]
+    header = [f"# {magic}: {lines[0]}"] + [f"#   {line}" if line else "#" for line in lines[1:]]
     return "\n".join(header) + "\n" + code.strip() + "\n"
 
 
@@ -42,6 +42,9 @@ class VisCoderMagics(Magics):
         # Registered with the shell so `%config VisCoder.backend = ...` and ipython_config reach it.
         self.settings = VisCoder(parent=shell)
         self.last_result = None
+        from .fix import CellHistory
+
+        self.history = CellHistory(shell)  # fed by a post_run_cell hook (see register)
 
     @magic_arguments()
     @argument("frames", nargs="*", help="DataFrame variable(s) to plot; default: the only one, or those the request names.")
@@ -70,21 +73,61 @@ class VisCoderMagics(Magics):
             raise UsageError(str(exc)) from None
 
     def handle_request(self, args: ViscoderArgs, request: str) -> None:
-        from . import loop, session
-        from .errors import RequestError
+        from . import loop
         from .backends import backend_class
+        from .errors import RequestError
         from .frames import select_frames
-        from .progress import make_view, summary
 
         if not request.strip():
             raise RequestError("The request is empty: write what to plot in the cell, below the %%viscoder line.")
         frames = select_frames(self.shell.user_ns, args.frames, request)
         settings = self.settings.with_overrides(**args.overrides())
         backend_class(settings.backend)  # an unknown backend is a usage error, before any view
-        view = make_view(settings.retries + 1, in_kernel=getattr(self.shell, "kernel", None) is not None)
+        result = self._run_with_view(settings, lambda on_event: loop.async_run(request, frames, settings, on_event))
+        if result is not None:
+            self.show_result(result, request, settings)
 
+    @line_magic
+    def viscoder_fix(self, line: str):
+        """Fix the last cell that failed; with a note ('labels overlap'), the last plotting cell.
+
+        %viscoder_fix [what is wrong]
+
+        The cell's code and traceback are the model's first turn; the same loop as
+        %%viscoder runs the fixes in a child kernel, and the working code lands in a
+        new cell below. Options come from %config VisCoder.
+        """
+        try:
+            self.handle_fix(line.strip())
+        except ViscoderError as exc:
+            raise UsageError(str(exc)) from None
+
+    def handle_fix(self, note: str) -> None:
+        from .backends import backend_class
+        from .fix import async_fix, frames_for_code, request_text
+
+        record = self.history.target(note)
+        frames = frames_for_code(self.shell.user_ns, record.source)
+        settings = self.settings
+        backend_class(settings.backend)
+        print(f"VisCoder: fixing {record.label}" + (f" ({record.ename}: {record.evalue})" if record.failed else ""))
+        result = self._run_with_view(
+            settings, lambda on_event: async_fix(record.source, record.traceback, note, frames, settings, on_event)
+        )
+        if result is not None:
+            self.show_result(result, request_text(record.source, note), settings, magic="%viscoder_fix")
+
+    def _run_with_view(self, settings: VisCoder, start):
+        """Run `start(on_event)` on the background loop, rendering its events under the cell.
+
+        Returns the result, or None when the user interrupted (everything was stopped).
+        """
+        from . import session
+        from .progress import make_view, summary
+
+        view = make_view(settings.retries + 1, in_kernel=getattr(self.shell, "kernel", None) is not None)
         events: queue.Queue = queue.Queue()
-        future = session.submit(loop.async_run(request, frames, settings, events.put))
+        future = session.submit(start(events.put))
         try:
             while not (future.done() and events.empty()):
                 try:
@@ -94,7 +137,7 @@ class VisCoderMagics(Magics):
         except KeyboardInterrupt:
             session.cancel_and_wait(future)
             view.finish("VisCoder: interrupted; the model and the child kernel were stopped, nothing was inserted.")
-            return
+            return None
         try:
             result = future.result()
         except ViscoderError:
@@ -102,9 +145,9 @@ class VisCoderMagics(Magics):
             raise
         self.last_result = result
         view.finish(summary(result))
-        self.show_result(result, request, settings)
+        return result
 
-    def show_result(self, result, request: str, settings: VisCoder) -> None:
+    def show_result(self, result, request: str, settings: VisCoder, magic: str = "%%viscoder") -> None:
         from IPython.display import Image, display
 
         attempt = result.final
@@ -116,7 +159,7 @@ class VisCoderMagics(Magics):
             display({"application/vnd.plotly.v1+json": figure, "text/plain": "<plotly figure>"}, raw=True)
         if result.ok:
             if settings.insert:
-                self.shell.set_next_input(inserted_cell(request, result.code), replace=False)
+                self.shell.set_next_input(inserted_cell(request, result.code, magic), replace=False)
             return
         # Every attempt failed: show what was tried last, insert nothing.
         print("Last code tried:\n" + (attempt.code or attempt.reply))
@@ -127,14 +170,23 @@ def register(shell) -> None:
     magics = VisCoderMagics(shell)
     shell.register_magics(magics)
     shell.configurables.append(magics.settings)
-    from . import session
+    shell.events.register("post_run_cell", magics.history.post_run_cell)
+    from . import comm, session
 
+    comm.register_target(shell, lambda: magics.settings)  # the sidebar's channel (no-op outside a kernel)
     session.warm_up()  # the child kernel starts while the user types
 
 
 def unregister(shell) -> None:
-    from . import session
+    from . import comm, session
 
+    magics = shell.magics_manager.registry.get("VisCoderMagics")
+    if magics is not None:
+        try:
+            shell.events.unregister("post_run_cell", magics.history.post_run_cell)
+        except ValueError:
+            pass
+    comm.unregister_target(shell)
     for magics in [m for m in shell.configurables if isinstance(m, VisCoder)]:
         shell.configurables.remove(magics)
     session.shutdown()

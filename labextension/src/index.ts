@@ -1,0 +1,9 @@
+import bridgePlugin from './bridge/plugin';
+import fixPlotPlugin from './fixPlot/plugin';
+import sidebarPlugin from './sidebar/plugin';
+
+export * from './tokens';
+export * from './protocol';
+export { CommandIDs } from './commands';
+
+export default [bridgePlugin, sidebarPlugin, fixPlotPlugin];

@@ -1,0 +1,117 @@
+/**
+ * The sidebar's comm protocol, mirroring viscoder_jupyter/comm.py.
+ *
+ * Every message is a JSON object told apart by `type`.
+ */
+
+/** The comm target the IPython extension registers in the kernel. */
+export const COMM_TARGET = 'viscoder';
+
+/** Settings the panel passes with each fix; empty means "the kernel's own config". */
+export interface IFixSettings {
+  backend?: string;
+  model?: string;
+  retries?: number;
+  timeout?: number;
+}
+
+export interface IFixRequest {
+  type: 'fix';
+  id: string;
+  source: string;
+  traceback: string;
+  note: string;
+  settings: IFixSettings;
+}
+
+export interface ICancelRequest {
+  type: 'cancel';
+  id: string;
+}
+
+/** Frontend to kernel. */
+export type FrontendMessage = IFixRequest | ICancelRequest;
+
+export interface IReady {
+  type: 'ready';
+  version: string;
+}
+
+export interface IStatus {
+  type: 'status';
+  id: string;
+  message: string;
+}
+
+export interface IAttemptStarted {
+  type: 'attempt';
+  id: string;
+  number: number;
+  of: number;
+}
+
+export interface ITextStreamed {
+  type: 'text';
+  id: string;
+  number: number;
+  text: string;
+}
+
+export interface IAttemptFailed {
+  type: 'attempt_failed';
+  id: string;
+  number: number;
+  code: string;
+  ename: string;
+  evalue: string;
+  error: string;
+}
+
+export interface IFigure {
+  type: 'figure';
+  id: string;
+  number: number;
+  /** base64 PNG */
+  png: string;
+}
+
+export interface IDone {
+  type: 'done';
+  id: string;
+  ok: boolean;
+  code: string;
+  attempts: number;
+  seconds: number;
+  error: string;
+}
+
+export interface ICancelled {
+  type: 'cancelled';
+  id: string;
+}
+
+export type ErrorReason = 'no_frames' | 'busy' | 'bad_request' | 'backend' | 'internal';
+
+export interface IKernelError {
+  type: 'error';
+  id: string;
+  reason: ErrorReason;
+  message: string;
+}
+
+/** Kernel to frontend. */
+export type KernelMessage =
+  | IReady
+  | IStatus
+  | IAttemptStarted
+  | ITextStreamed
+  | IAttemptFailed
+  | IFigure
+  | IDone
+  | ICancelled
+  | IKernelError;
+
+/** Messages that end a run. */
+export function isFinal(message: KernelMessage): boolean {
+  return message.type === 'done' || message.type === 'cancelled' || message.type === 'error';
+}

@@ -1,0 +1,386 @@
+import { ICodeCellModel } from '@jupyterlab/cells';
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { UUID } from '@lumino/coreutils';
+import { IDisposable } from '@lumino/disposable';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { IFixSettings, KernelMessage } from '../protocol';
+import { IKernelBridge, IKernelBridges } from '../tokens';
+import { findCell, ICellError, lastError } from './cellInfo';
+
+/** idle: nothing running, nothing proposed; running: a fix is in flight; proposed: waiting for the user. */
+export type Phase = 'idle' | 'running' | 'proposed';
+
+export interface ILogLine {
+  kind: 'status' | 'attempt' | 'failed' | 'done';
+  text: string;
+  detail?: string;
+}
+
+export interface IProposal {
+  code: string;
+  figures: string[];
+  attempts: number;
+  seconds: number;
+  /** From the click on Fix to the proposal, as the user waited for it. */
+  elapsedMs: number;
+}
+
+/**
+ * The sidebar's state: which cell it shows, the run in flight, the proposal.
+ *
+ * It follows the active cell, except while a fix runs or a proposal waits for the
+ * user: then it stays on its cell. Nothing is written to the notebook before
+ * `accept` or `insertBelow`.
+ */
+export class SidebarModel implements IDisposable {
+  constructor(
+    private readonly _bridges: IKernelBridges,
+    private readonly _settings: () => IFixSettings
+  ) {}
+
+  get changed(): ISignal<SidebarModel, void> {
+    return this._changed;
+  }
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+  get panel(): NotebookPanel | null {
+    return this._panel;
+  }
+  get cellId(): string | null {
+    return this._cellId;
+  }
+  get phase(): Phase {
+    return this._phase;
+  }
+  get note(): string {
+    return this._note;
+  }
+  set note(value: string) {
+    this._note = value;
+    this._changed.emit();
+  }
+  get log(): readonly ILogLine[] {
+    return this._log;
+  }
+  get stream(): string {
+    return this._stream;
+  }
+  get proposal(): IProposal | null {
+    return this._proposal;
+  }
+  /** Something that stopped or refused a fix, said plainly. */
+  get problem(): string | null {
+    return this._problem;
+  }
+  /** What just happened (accepted, inserted, discarded). */
+  get notice(): string | null {
+    return this._notice;
+  }
+  /** The cell's model, while it is still in its notebook. */
+  get cell(): ICodeCellModel | null {
+    return this._panel && this._cellId ? findCell(this._panel, this._cellId)?.model ?? null : null;
+  }
+  get cellIndex(): number {
+    return this._panel && this._cellId ? findCell(this._panel, this._cellId)?.index ?? -1 : -1;
+  }
+  get source(): string {
+    return this.cell?.sharedModel.getSource() ?? '';
+  }
+  get error(): ICellError | null {
+    const cell = this.cell;
+    return cell ? lastError(cell) : null;
+  }
+
+  /** The active cell changed (null: not a code cell of a notebook). */
+  follow(panel: NotebookPanel | null, cellId: string | null): void {
+    if (this._phase !== 'idle') {
+      this._pending = { panel, cellId };
+      return;
+    }
+    this._setTarget(panel, cellId);
+  }
+
+  /** Show this cell now, even over a pending proposal (the buttons under outputs). */
+  show(panel: NotebookPanel, cellId: string): void {
+    if (this._phase === 'running' && (panel !== this._panel || cellId !== this._cellId)) {
+      this._pending = { panel, cellId };
+      return;
+    }
+    if (this._phase === 'proposed' && (panel !== this._panel || cellId !== this._cellId)) {
+      this._endProposal('The proposal for the other cell was discarded; nothing was changed.');
+    }
+    this._setTarget(panel, cellId);
+  }
+
+  async fix(): Promise<void> {
+    const panel = this._panel;
+    const cell = this.cell;
+    if (!panel || !cell || this._phase === 'running') {
+      return;
+    }
+    this._problem = this._notice = null;
+    this._proposal = null;
+    this._phase = 'running';
+    this._log = [{ kind: 'status', text: 'Sending the cell to the kernel…' }];
+    this._stream = '';
+    this._figures = [];
+    this._runId = UUID.uuid4();
+    this._clickedAt = performance.now();
+    this._changed.emit();
+
+    const bridge = this._bridges.get(panel);
+    this._listen(bridge);
+    const error = lastError(cell);
+    try {
+      const problem = await bridge.problem();
+      if (problem) {
+        throw new Error(problem);
+      }
+      await bridge.send({
+        type: 'fix',
+        id: this._runId,
+        source: cell.sharedModel.getSource(),
+        traceback: error ? error.traceback || `${error.ename}: ${error.evalue}` : '',
+        note: this._note.trim(),
+        settings: this._settings()
+      });
+    } catch (reason) {
+      this._log = []; // refused before it started: nothing to report but the reason
+      this._stop(reason instanceof Error ? reason.message : String(reason));
+    }
+  }
+
+  async cancel(): Promise<void> {
+    if (this._phase !== 'running' || !this._panel) {
+      return;
+    }
+    this._log = [...this._log, { kind: 'status', text: 'Cancelling: stopping the model and the child kernel…' }];
+    this._changed.emit();
+    try {
+      await this._bridges.get(this._panel).send({ type: 'cancel', id: this._runId });
+    } catch (reason) {
+      this._stop(reason instanceof Error ? reason.message : String(reason));
+    }
+  }
+
+  /** Replace the cell's source with the proposal: one undo step in the cell restores it. */
+  accept(): void {
+    const proposal = this._proposal;
+    const cell = this.cell;
+    if (this._phase !== 'proposed' || !proposal) {
+      return;
+    }
+    if (!cell) {
+      this._endProposal('The cell is gone; nothing was changed.');
+      return;
+    }
+    // Its own undo step: not merged with the user's last keystrokes, nor with later ones.
+    const shared = cell.sharedModel;
+    stopCapturing(shared);
+    shared.setSource(proposal.code);
+    stopCapturing(shared);
+    this._endProposal('Accepted: the cell now holds the fix (undo in the cell restores your code). Run it to see the plot.', false);
+  }
+
+  /** Add the proposal as a new cell below, leaving the cell as it was. */
+  insertBelow(): void {
+    const proposal = this._proposal;
+    const panel = this._panel;
+    const index = this.cellIndex;
+    if (this._phase !== 'proposed' || !proposal || !panel?.content.model) {
+      return;
+    }
+    if (index < 0) {
+      this._endProposal('The cell is gone; nothing was changed.');
+      return;
+    }
+    panel.content.model.sharedModel.insertCell(index + 1, {
+      cell_type: 'code',
+      source: proposal.code,
+      metadata: { viscoder: { fixed_from: this._cellId } }
+    });
+    panel.content.activeCellIndex = index + 1;
+    this._endProposal('Inserted the fix as a new cell below.', false);
+  }
+
+  discard(): void {
+    if (this._phase === 'proposed') {
+      this._endProposal('Discarded: the notebook was not changed.');
+    }
+  }
+
+  dispose(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._isDisposed = true;
+    this._listen(null);
+    this._watch(null);
+    Signal.clearData(this);
+  }
+
+  private _setTarget(panel: NotebookPanel | null, cellId: string | null): void {
+    if (panel === this._panel && cellId === this._cellId) {
+      return;
+    }
+    this._panel = panel;
+    this._cellId = cellId;
+    this._pending = null;
+    this._note = '';
+    this._log = [];
+    this._stream = '';
+    this._problem = null;
+    this._watch(this.cell);
+    this._changed.emit();
+  }
+
+  private _endProposal(notice: string, keepLog = true): void {
+    this._proposal = null;
+    this._phase = 'idle';
+    this._notice = notice;
+    if (!keepLog) {
+      this._stream = '';
+    }
+    this._changed.emit();
+    this._applyPending();
+  }
+
+  private _stop(problem: string | null): void {
+    this._phase = 'idle';
+    this._problem = problem;
+    this._changed.emit();
+    this._applyPending();
+  }
+
+  private _applyPending(): void {
+    const pending = this._pending;
+    if (pending && this._phase === 'idle') {
+      this._setTarget(pending.panel, pending.cellId);
+    }
+  }
+
+  /** Keep the view current while the user edits or re-runs the cell. */
+  private _watch(cell: ICodeCellModel | null): void {
+    if (this._watched && !this._watched.isDisposed) {
+      this._watched.contentChanged.disconnect(this._emit, this);
+      this._watched.outputs.changed.disconnect(this._emit, this);
+      this._watched.stateChanged.disconnect(this._emit, this);
+    }
+    this._watched = cell;
+    if (cell) {
+      cell.contentChanged.connect(this._emit, this);
+      cell.outputs.changed.connect(this._emit, this);
+      cell.stateChanged.connect(this._emit, this);
+    }
+  }
+
+  private _listen(bridge: IKernelBridge | null): void {
+    if (this._bridge === bridge) {
+      return;
+    }
+    if (this._bridge) {
+      this._bridge.received.disconnect(this._onMessage, this);
+      this._bridge.lost.disconnect(this._onLost, this);
+    }
+    this._bridge = bridge;
+    if (bridge) {
+      bridge.received.connect(this._onMessage, this);
+      bridge.lost.connect(this._onLost, this);
+    }
+  }
+
+  private _onLost(_: IKernelBridge, reason: string): void {
+    if (this._phase === 'running') {
+      this._stop(reason);
+    }
+  }
+
+  private _onMessage(_: IKernelBridge, message: KernelMessage): void {
+    if (message.type === 'ready' || message.id !== this._runId || this._phase !== 'running') {
+      return;
+    }
+    switch (message.type) {
+      case 'status':
+        this._add({ kind: 'status', text: capitalize(message.message) + '…' });
+        break;
+      case 'attempt':
+        this._stream = '';
+        this._add({ kind: 'attempt', text: `Attempt ${message.number} of ${message.of}: writing code…` });
+        break;
+      case 'text':
+        this._stream += message.text;
+        this._changed.emit();
+        break;
+      case 'attempt_failed':
+        this._add({ kind: 'failed', text: `Attempt ${message.number} failed: ${message.evalue}`, detail: message.error });
+        break;
+      case 'figure':
+        this._figures = [...this._figures, message.png];
+        break;
+      case 'done':
+        this._onDone(message.ok, message.code, message.attempts, message.seconds, message.error);
+        break;
+      case 'cancelled':
+        this._add({ kind: 'done', text: 'Cancelled.' });
+        this._stop('Cancelled: the model and the child kernel were stopped; nothing was changed.');
+        break;
+      case 'error':
+        this._stop(message.message);
+        break;
+    }
+  }
+
+  private _onDone(ok: boolean, code: string, attempts: number, seconds: number, error: string): void {
+    const plural = attempts === 1 ? '' : 's';
+    if (!ok) {
+      this._add({ kind: 'done', text: `No working plot after ${attempts} attempt${plural}.` });
+      this._stop(`No working plot after ${attempts} attempt${plural}. Last error: ${error}`);
+      return;
+    }
+    const elapsedMs = performance.now() - this._clickedAt;
+    this._proposal = { code, figures: this._figures, attempts, seconds, elapsedMs };
+    this._phase = 'proposed';
+    this._add({
+      kind: 'done',
+      text: `Working plot after ${attempts} attempt${plural} (${(elapsedMs / 1000).toFixed(1)} s from the click).`
+    });
+  }
+
+  private _add(line: ILogLine): void {
+    this._log = [...this._log, line];
+    this._changed.emit();
+  }
+
+  private _emit(): void {
+    this._changed.emit();
+  }
+
+  private _isDisposed = false;
+  private _changed = new Signal<SidebarModel, void>(this);
+  private _panel: NotebookPanel | null = null;
+  private _cellId: string | null = null;
+  private _pending: { panel: NotebookPanel | null; cellId: string | null } | null = null;
+  private _watched: ICodeCellModel | null = null;
+  private _bridge: IKernelBridge | null = null;
+  private _phase: Phase = 'idle';
+  private _note = '';
+  private _log: ILogLine[] = [];
+  private _stream = '';
+  private _figures: string[] = [];
+  private _proposal: IProposal | null = null;
+  private _problem: string | null = null;
+  private _notice: string | null = null;
+  private _runId = '';
+  private _clickedAt = 0;
+}
+
+/** The Yjs undo manager of a shared cell (YCodeCell has one; the interface does not say so). */
+function stopCapturing(shared: object): void {
+  (shared as { undoManager?: { stopCapturing(): void } | null }).undoManager?.stopCapturing();
+}
+
+function capitalize(text: string): string {
+  return text ? text[0].toUpperCase() + text.slice(1) : text;
+}

@@ -1,0 +1,84 @@
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+
+import { CommandIDs, IFixPlotArgs } from '../commands';
+import { IKernelBridges, IVisCoderSidebar } from '../tokens';
+import { findCell } from './cellInfo';
+import { SidebarModel } from './model';
+import { fixSettingsFrom, SETTINGS_ID } from './settings';
+import { SidebarView } from './view';
+
+/**
+ * The VisCoder sidebar on the right: follows the active cell, runs fixes, applies them.
+ */
+const sidebarPlugin: JupyterFrontEndPlugin<IVisCoderSidebar> = {
+  id: SETTINGS_ID,
+  description: 'The VisCoder sidebar: fix the plot of the active cell.',
+  autoStart: true,
+  requires: [INotebookTracker, IKernelBridges],
+  optional: [ISettingRegistry, ICommandPalette, ILayoutRestorer],
+  provides: IVisCoderSidebar,
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    bridges: IKernelBridges,
+    registry: ISettingRegistry | null,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
+  ): IVisCoderSidebar => {
+    let settings: ISettingRegistry.ISettings | null = null;
+    const model = new SidebarModel(bridges, () => fixSettingsFrom(settings));
+    const view = new SidebarView(model);
+    app.shell.add(view, 'right', { rank: 650 });
+    restorer?.add(view, view.id);
+    registry
+      ?.load(SETTINGS_ID)
+      .then(loaded => (settings = loaded))
+      .catch(reason => console.warn('VisCoder: settings not loaded', reason));
+
+    const followActive = () => {
+      const panel = tracker.currentWidget;
+      const cell = tracker.activeCell;
+      model.follow(panel, panel && cell?.model.type === 'code' ? cell.model.id : null);
+    };
+    tracker.currentChanged.connect(followActive);
+    tracker.activeCellChanged.connect(followActive);
+    followActive();
+
+    const sidebar: IVisCoderSidebar = {
+      showCell: (panel: NotebookPanel, cellId: string) => {
+        const found = findCell(panel, cellId);
+        if (found) {
+          model.show(panel, cellId);
+        }
+        app.shell.activateById(view.id);
+      }
+    };
+
+    app.commands.addCommand(CommandIDs.openSidebar, {
+      label: 'Open the VisCoder Sidebar',
+      execute: () => app.shell.activateById(view.id)
+    });
+    app.commands.addCommand(CommandIDs.fixPlot, {
+      label: 'Fix This Plot with VisCoder',
+      caption: 'Open the VisCoder sidebar on this cell',
+      execute: args => {
+        const { notebookId, cellId } = args as IFixPlotArgs;
+        const panel = notebookId ? tracker.find(p => p.id === notebookId) : tracker.currentWidget;
+        const id = cellId ?? (panel === tracker.currentWidget ? tracker.activeCell?.model.id : undefined);
+        if (panel && id) {
+          sidebar.showCell(panel, id);
+        } else {
+          app.shell.activateById(view.id);
+        }
+      }
+    });
+    palette?.addItem({ command: CommandIDs.openSidebar, category: 'VisCoder' });
+    palette?.addItem({ command: CommandIDs.fixPlot, category: 'VisCoder' });
+    return sidebar;
+  }
+};
+
+export default sidebarPlugin;

@@ -1,0 +1,158 @@
+"""The sidebar's comm protocol through a real kernel: open, fix, stream, cancel, refuse."""
+from __future__ import annotations
+
+import base64
+import uuid
+
+import pytest
+from helpers import GOOD_BAR, key_error, write_replies
+from jupyter_client.manager import start_new_kernel
+
+PNG = b"\x89PNG\r\n\x1a\n"
+FINAL = {"done", "cancelled", "error"}
+SLEEPS = "```python\nimport time\nimport matplotlib.pyplot as plt\ntime.sleep(600)\nplt.plot([1, 2])\n```"
+USER_CODE = "import matplotlib.pyplot as plt\nplt.bar(sales['Region'], sales['revenue'])\nplt.show()"
+NAMES = "sorted(k for k in globals() if not k.startswith('_'))"
+USER_TRACEBACK = "KeyError                                  Traceback (most recent call last)\nKeyError: 'Region'"
+
+
+class CommClient:
+    """The frontend's end of the `viscoder` comm, spoken over jupyter_client."""
+
+    def __init__(self, kc):
+        self.kc = kc
+        self.comm_id = uuid.uuid4().hex
+
+    def open(self) -> dict:
+        self._shell("comm_open", {"comm_id": self.comm_id, "target_name": "viscoder", "data": {}})
+        return self.next()
+
+    def send(self, data: dict) -> None:
+        self._shell("comm_msg", {"comm_id": self.comm_id, "data": data})
+
+    def fix(self, run_id: str, **fields) -> None:
+        self.send({"type": "fix", "id": run_id, "source": USER_CODE, "traceback": USER_TRACEBACK,
+                   "note": "", "settings": {}, **fields})
+
+    def next(self, timeout: float = 120) -> dict:
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=timeout)
+            if msg["msg_type"] == "comm_close" and msg["content"]["comm_id"] == self.comm_id:
+                return {"type": "closed"}
+            if msg["msg_type"] == "comm_msg" and msg["content"]["comm_id"] == self.comm_id:
+                return msg["content"]["data"]
+
+    def until_final(self, timeout: float = 120) -> list[dict]:
+        seen = []
+        while not seen or seen[-1]["type"] not in FINAL:
+            seen.append(self.next(timeout))
+        return seen
+
+    def _shell(self, msg_type: str, content: dict) -> None:
+        self.kc.shell_channel.send(self.kc.session.msg(msg_type, content))
+
+
+@pytest.fixture
+def kernel(tmp_path):
+    """A real kernel with the extension loaded, the replay backend and a `sales` frame."""
+    km, kc = start_new_kernel(kernel_name="python3")
+
+    def setup(*replies, frames: bool = True, load: bool = True):
+        replay = write_replies(tmp_path / "replies.jsonl", *replies)
+        code = (
+            (f"%load_ext viscoder_jupyter\n%config VisCoder.backend = 'replay'\n"
+             f"%config VisCoder.replay = {replay!r}\n" if load else "")
+            + ("import pandas as pd\n"
+               "sales = pd.DataFrame({'region': ['N', 'S', 'W'], 'revenue': [1.0, 2.0, 3.0]})\n" if frames else "")
+        )
+        reply = kc.execute_interactive(code, timeout=120, output_hook=lambda msg: None)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return CommClient(kc)
+
+    yield setup, kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def user_value(kc, expression: str):
+    found = {}
+    reply = kc.execute_interactive(f"print(repr({expression}))", timeout=60,
+                                   output_hook=lambda m: found.update(m["content"]) if m["msg_type"] == "stream" else None)
+    assert reply["content"]["status"] == "ok"
+    return found.get("text", "").strip()
+
+
+def test_a_fix_streams_its_attempts_and_proposes_working_code(kernel):
+    setup, kc = kernel
+    client = setup(key_error(), GOOD_BAR)
+    before = user_value(kc, NAMES)
+    assert client.open()["type"] == "ready"
+    client.fix("run-1")
+    events = client.until_final()
+    kinds = [e["type"] for e in events]
+    assert all(e["id"] == "run-1" for e in events)
+    assert kinds[0] == "status" and kinds[-1] == "done"
+    assert [e["number"] for e in events if e["type"] == "attempt"] == [1, 2]
+    assert "text" in kinds
+    (failed,) = [e for e in events if e["type"] == "attempt_failed"]
+    assert failed["ename"] == "KeyError" and "Region" in failed["error"]
+    (figure,) = [e for e in events if e["type"] == "figure"]
+    assert base64.b64decode(figure["png"]).startswith(PNG)
+    done = events[-1]
+    assert done["ok"] and done["attempts"] == 2 and "df = sales" in done["code"]
+    # The proposal is only a proposal: nothing ran in the user's kernel.
+    assert user_value(kc, NAMES) == before and "'sales'" in before
+
+
+def test_cancel_stops_the_model_and_the_child_and_the_next_fix_works(kernel):
+    setup, _ = kernel
+    client = setup(SLEEPS, GOOD_BAR)
+    client.open()
+    client.fix("slow", settings={"retries": 0, "timeout": 900})
+    seen = []
+    while not any(e["type"] == "text" for e in seen):  # the reply is in: the child is sleeping now
+        seen.append(client.next())
+    client.fix("second")
+    assert client.next() == {"type": "error", "id": "second", "reason": "busy",
+                             "message": "A fix is already running for this notebook: wait for it or cancel it."}
+    client.send({"type": "cancel", "id": "slow"})
+    assert client.until_final()[-1] == {"type": "cancelled", "id": "slow"}
+    # The child was interrupted (else this attempt would queue behind a 600 s sleep).
+    client.fix("third", settings={"retries": 0})
+    done = client.until_final()[-1]
+    assert done["type"] == "done" and done["ok"] and done["id"] == "third"
+
+
+def test_no_dataframe_is_said_plainly(kernel):
+    setup, _ = kernel
+    client = setup(GOOD_BAR, frames=False)
+    client.open()
+    client.fix("r")
+    error = client.next()
+    assert error["type"] == "error" and error["reason"] == "no_frames" and "No DataFrame" in error["message"]
+
+
+@pytest.mark.parametrize("fields, reason, message", [
+    ({"settings": {"backend": "nope"}}, "bad_request", "Unknown backend 'nope'"),
+    ({"settings": {"retries": -1}}, "bad_request", "--retries must be 0 or more"),
+    ({"source": "  "}, "bad_request", "The cell is empty"),
+    ({"traceback": ""}, "bad_request", "Nothing to fix"),
+])
+def test_bad_requests_are_refused_with_the_reason(kernel, fields, reason, message):
+    setup, _ = kernel
+    client = setup(GOOD_BAR)
+    client.open()
+    client.fix("r", **fields)
+    (error,) = [e for e in client.until_final() if e["type"] == "error"]
+    assert error["reason"] == reason and message in error["message"]
+
+
+def test_unknown_messages_and_a_missing_extension(kernel):
+    setup, _ = kernel
+    client = setup(GOOD_BAR, load=False)
+    assert client.open() == {"type": "closed"}  # no target until the extension is loaded
+    client = setup(GOOD_BAR)
+    assert client.open()["type"] == "ready"
+    client.send({"type": "launch", "id": "x"})
+    error = client.next()
+    assert error["reason"] == "bad_request" and "Unknown message type 'launch'" in error["message"]

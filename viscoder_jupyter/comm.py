@@ -1,0 +1,235 @@
+"""The kernel side of the sidebar: a comm target that runs fixes and streams their events.
+
+Every message is a dict told apart by "type" (mirrored in labextension/src/protocol.ts).
+
+frontend -> kernel
+    {"type": "fix", "id", "source", "traceback", "note", "settings": {backend, model, retries, timeout}}
+    {"type": "cancel", "id"}
+kernel -> frontend
+    {"type": "ready", "version"}                          once, when the comm opens
+    {"type": "status", "id", "message"}                   loading the model, starting the child
+    {"type": "attempt", "id", "number", "of"}
+    {"type": "text", "id", "number", "text"}              the reply as it streams (batched)
+    {"type": "attempt_failed", "id", "number", "code", "ename", "evalue", "error"}
+    {"type": "figure", "id", "number", "png"}             base64 PNG of a working attempt
+    {"type": "done", "id", "ok", "code", "attempts", "seconds", "error"}
+    {"type": "cancelled", "id"}                           the model and the child were stopped
+    {"type": "error", "id", "reason", "message"}          reason: no_frames | busy | bad_request | backend | internal
+
+The loop is `loop.async_run` (through `fix.async_fix`) on the session's background
+loop, so a fix never blocks the kernel: the user can keep running cells meanwhile.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import BackendUnavailable, RequestError, ViscoderError
+from .events import AttemptFinished, AttemptStarted, Done, Status, TextStreamed
+
+log = logging.getLogger(__name__)
+TARGET = "viscoder"
+SETTING_KEYS = ("backend", "model", "retries", "timeout")
+_TEXT_FLUSH_SECONDS = 0.1  # streamed text goes out in batches, not one message per token
+_handlers: dict[int, Callable] = {}
+
+
+def register_target(shell, settings_of: Callable[[], Any]) -> None:
+    """Register the comm target in the shell's kernel; a shell without a kernel has no frontend."""
+    if getattr(shell, "kernel", None) is None:
+        return
+    from comm import get_comm_manager
+
+    def open_channel(comm, open_msg) -> None:
+        FixChannel(comm, shell, settings_of)
+
+    get_comm_manager().register_target(TARGET, open_channel)
+    _handlers[id(shell)] = open_channel
+
+
+def unregister_target(shell) -> None:
+    handler = _handlers.pop(id(shell), None)
+    if handler is None:
+        return
+    from comm import get_comm_manager
+
+    manager = get_comm_manager()
+    if manager.targets.get(TARGET) is handler:
+        manager.unregister_target(TARGET, handler)
+
+
+def overrides_from(raw: Any) -> dict[str, Any]:
+    """The frontend's settings: only known keys, empty values mean 'the kernel's own config'."""
+    if not isinstance(raw, dict):
+        return {}
+    return {k: raw[k] for k in SETTING_KEYS if raw.get(k) not in (None, "")}
+
+
+@dataclass
+class _Run:
+    id: str
+    future: Any = None
+    finished: bool = False
+    text: list[str] = field(default_factory=list)
+    flushed_at: float = 0.0
+    flush_scheduled: bool = False
+    number: int = 0  # the attempt whose text is buffered
+    cancelling: bool = False
+
+
+class FixChannel:
+    """One open comm (one notebook): runs one fix at a time and streams its events."""
+
+    def __init__(self, comm, shell, settings_of: Callable[[], Any]):
+        self.comm = comm
+        self.shell = shell
+        self.settings_of = settings_of
+        self._run: _Run | None = None
+        self._lock = threading.Lock()  # messages may arrive on a subshell thread
+        comm.on_msg(self.on_msg)
+        comm.on_close(self.on_close)
+        from . import __version__
+
+        self.send({"type": "ready", "version": __version__})
+
+    # ------------------------------------------------------------------ incoming
+    def on_msg(self, msg: dict) -> None:
+        data = msg.get("content", {}).get("data") or {}
+        kind = data.get("type")
+        if kind == "fix":
+            self.start(data)
+        elif kind == "cancel":
+            self.cancel(str(data.get("id", "")))
+        else:
+            self.send({"type": "error", "id": str(data.get("id", "")), "reason": "bad_request",
+                       "message": f"Unknown message type {kind!r}."})
+
+    def on_close(self, msg: dict) -> None:
+        run = self._run
+        if run is not None and run.future is not None and not run.future.done():
+            from . import session
+
+            session.cancel_and_wait(run.future)
+
+    def start(self, data: dict) -> None:
+        from . import session
+        from .backends import backend_class
+        from .fix import async_fix, frames_for_code
+
+        run_id = str(data.get("id", ""))
+        source = str(data.get("source") or "")
+        traceback = str(data.get("traceback") or "")
+        note = str(data.get("note") or "")
+        with self._lock:
+            if self._run is not None and not self._run.finished:
+                self.send({"type": "error", "id": run_id, "reason": "busy",
+                           "message": "A fix is already running for this notebook: wait for it or cancel it."})
+                return
+            try:
+                settings = self.settings_of().with_overrides(**overrides_from(data.get("settings")))
+                backend_class(settings.backend)
+                if not source.strip():
+                    raise RequestError("The cell is empty: there is no code to fix.")
+                try:
+                    frames = frames_for_code(self.shell.user_ns, source)
+                except RequestError as exc:
+                    self.send({"type": "error", "id": run_id, "reason": "no_frames", "message": str(exc)})
+                    return
+            except ViscoderError as exc:
+                self.send(_error(run_id, exc))
+                return
+            run = self._run = _Run(run_id)
+            run.future = session.submit(
+                self._main(run, async_fix(source, traceback, note, frames, settings, lambda e: self._event(run, e)))
+            )
+
+    def cancel(self, run_id: str) -> None:
+        from . import session
+
+        run = self._run
+        if run is None or run.finished or (run_id and run.id != run_id):
+            return
+        run.cancelling = True
+        session.cancel_and_wait(run.future)  # interrupts the child kernel, stops generation
+        self._finish(run, {"type": "cancelled", "id": run.id})
+
+    # ------------------------------------------------------------------ outgoing
+    async def _main(self, run: _Run, work) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            self._finish(run, {"type": "cancelled", "id": run.id})
+            raise
+        except Exception as exc:  # noqa: BLE001 (the panel must hear of any failure; the loop thread must not die)
+            if run.cancelling:  # whatever stopping the child raised, the user asked for a stop
+                self._finish(run, {"type": "cancelled", "id": run.id})
+            elif isinstance(exc, ViscoderError):
+                self._finish(run, _error(run.id, exc))
+            else:
+                self._finish(run, {"type": "error", "id": run.id, "reason": "internal",
+                                   "message": f"{type(exc).__name__}: {exc}"})
+
+    def _event(self, run: _Run, event) -> None:
+        if isinstance(event, TextStreamed):
+            run.text.append(event.text)
+            run.number = event.number
+            if time.monotonic() - run.flushed_at >= _TEXT_FLUSH_SECONDS:
+                self._flush(run)
+            elif not run.flush_scheduled:  # the rest goes out shortly, even if the stream stops here
+                run.flush_scheduled = True
+                asyncio.get_running_loop().call_later(_TEXT_FLUSH_SECONDS, self._flush, run)
+            return
+        if isinstance(event, Status):
+            self.send({"type": "status", "id": run.id, "message": event.message})
+        elif isinstance(event, AttemptStarted):
+            self.send({"type": "attempt", "id": run.id, "number": event.number, "of": event.of})
+        elif isinstance(event, AttemptFinished):
+            attempt = event.attempt
+            self._flush(run)
+            if attempt.ok:
+                for png in attempt.images:
+                    self.send({"type": "figure", "id": run.id, "number": attempt.number,
+                               "png": base64.b64encode(png).decode("ascii")})
+            else:
+                error = attempt.error
+                self.send({"type": "attempt_failed", "id": run.id, "number": attempt.number,
+                           "code": attempt.code or attempt.reply, "ename": error.ename,
+                           "evalue": error.one_line(), "error": error.feedback_text()[-4000:]})
+        elif isinstance(event, Done):
+            result = event.result
+            self._finish(run, {
+                "type": "done", "id": run.id, "ok": result.ok, "code": result.code,
+                "attempts": len(result.attempts), "seconds": round(sum(a.seconds for a in result.attempts), 3),
+                "error": result.error.one_line() if result.error else "",
+            })
+
+    def _flush(self, run: _Run) -> None:
+        run.flushed_at = time.monotonic()
+        run.flush_scheduled = False
+        if run.text and not run.finished:
+            text, run.text = "".join(run.text), []
+            self.send({"type": "text", "id": run.id, "number": run.number, "text": text})
+
+    def _finish(self, run: _Run, message: dict) -> None:
+        with self._lock:
+            if run.finished:
+                return
+            run.finished = True
+        self.send(message)
+
+    def send(self, message: dict) -> None:
+        try:
+            self.comm.send(message)
+        except Exception:  # a closed comm or a kernel shutting down: nobody to tell
+            log.debug("VisCoder comm message not sent", exc_info=True)
+
+
+def _error(run_id: str, exc: ViscoderError) -> dict:
+    reason = "backend" if isinstance(exc, BackendUnavailable) else "bad_request"
+    return {"type": "error", "id": run_id, "reason": reason, "message": str(exc)}
