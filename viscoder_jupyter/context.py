@@ -43,15 +43,30 @@ def describe_frames(frames: dict[str, pd.DataFrame], budget: int = DEFAULT_BUDGE
 
 
 def _name(column) -> str:
-    return "/".join(map(str, column)) if isinstance(column, tuple) else str(column)
+    return _clean("/".join(map(str, column)) if isinstance(column, tuple) else str(column))
+
+
+def _clean(text: str) -> str:
+    # Lone surrogates (text read with errors="surrogateescape") cannot be encoded: escape them.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _head_json(df: pd.DataFrame, rows: int) -> str:
     head = df.head(rows)
     try:
         return head.to_json(date_format="iso", default_handler=str)
+    except (UnicodeError, OverflowError):
+        pass
     except ValueError:
         # Duplicate or MultiIndex columns cannot be keyed by name: fall back to split form.
         flat = head.copy()
         flat.columns = [_name(c) for c in flat.columns]
-        return flat.to_json(orient="split", date_format="iso", default_handler=str)
+        try:
+            return flat.to_json(orient="split", date_format="iso", default_handler=str)
+        except (UnicodeError, OverflowError):
+            pass
+    # Values JSON cannot hold as they are (lone surrogates, undecodable bytes): show them as text.
+    flat = head.map(lambda v: v if v is None or isinstance(v, (bool, int, float)) else _clean(str(v)))
+    flat.columns = [_name(c) for c in flat.columns]
+    flat.index = [_name(i) for i in flat.index]
+    return flat.to_json(orient="split", date_format="iso", default_handler=str)

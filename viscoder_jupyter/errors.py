@@ -27,6 +27,10 @@ class BackendUnavailable(ViscoderError):
     """The model backend cannot run here; the message says what to install or set."""
 
 
+class BackendFailed(BackendUnavailable):
+    """The backend broke while writing a reply (a server that went away, a crash)."""
+
+
 class ReplayExhausted(BackendUnavailable):
     """A replay file has served all its recorded replies."""
 

@@ -5,7 +5,9 @@ runs each attempt as a one-cell notebook with `async_execute_cell`, so nbclient 
 the waiting: shell reply, iopub outputs, a 1 s liveness poll (`DeadKernelError`) and
 the timeout (`interrupt_on_timeout` + a sentinel `error_on_timeout` reply).
 On top of it: a quiet preamble that resets the namespace before every attempt, a
-recovery check after an interrupt, and a restart (warm-up + frames) after a death.
+recovery check after an interrupt, a restart (warm-up + frames) after a death, and
+the guard rails of untrusted code: the sandbox and limits (sandbox.py), output capped
+as it arrives, and what an attempt left running killed (kernel_process.py).
 
 All coroutines must run on one event loop (the zmq sockets belong to it).
 nbclient and nbformat are imported lazily: importing them costs about a second.
@@ -13,26 +15,23 @@ nbclient and nbformat are imported lazily: importing them costs about a second.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import math
 import os
 import pickle
-import shutil
-import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import kernel_process as kp
+from . import sandbox as sb
+from .folders import Folders, seed_matplotlib_cache
 from .errors import (AttemptError, ChildKernelDied, CodeRaised, ExecutionTimeout,
                      RequestError, ViscoderError)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
-    from nbclient import NotebookClient
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -40,59 +39,12 @@ log.addHandler(logging.NullHandler())
 _nbclient_log = log.getChild("nbclient")
 _nbclient_log.setLevel(logging.CRITICAL)
 
-STDOUT_CAP = 20_000
 RECOVERY_TIMEOUT = 3.0    # a `pass` must run this soon after an interrupt, or we restart
 PREAMBLE_TIMEOUT = 120.0  # resetting the namespace deep-copies the frames
 LOAD_TIMEOUT = 600.0      # unpickling the frames once per request
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
+SHUTDOWN_GRACE = 10.0     # jupyter_client's kill-and-wait; past it we kill again and go on
+THREAD_SLACK = 32         # threads an attempt may leave behind before the kernel is replaced
 _TIMEOUT_ENAME = "_ViscoderTimeout"  # nbclient's synthetic reply after it interrupted
-
-# Lives in the child as module `_viscoder_child`, outside the user namespace.
-_CHILD_SRC = '''
-import copy, os, pickle, warnings
-import matplotlib, matplotlib.pyplot as plt, pandas as pd
-state = {"baseline": {}, "rc": {}, "frames": {}, "cwd": os.getcwd()}
-
-def take_baseline(ip):
-    state["baseline"] = dict(ip.user_ns)
-    state["rc"] = {k: v for k, v in matplotlib.rcParams.items() if k != "backend"}
-
-def load_frames(path):
-    with open(path, "rb") as f:
-        state["frames"] = pickle.load(f)
-
-def reset(ip):
-    ns, base = ip.user_ns, state["baseline"]
-    for name in [n for n in ns if n not in base]:  # everything earlier attempts defined
-        del ns[name]
-    ns.update({k: v for k, v in base.items() if not k.startswith("_")})  # pd, plt, ... rebound
-    ns.update({k: "" for k in ("_", "__", "___") if k in ns})
-    ns.get("_oh", {}).clear()
-    plt.close("all")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        matplotlib.rcParams.update(state["rc"])  # sns.set_theme() and the like
-    os.chdir(state["cwd"])
-    for name, frame in state["frames"].items():
-        deep = isinstance(frame, (pd.DataFrame, pd.Series))
-        ns[name] = frame.copy(deep=True) if deep else copy.deepcopy(frame)
-'''
-
-_WARMUP = f"""\
-%matplotlib inline
-import pandas as pd
-import numpy as np
-import matplotlib.pyplot as plt
-def __viscoder_boot(src):
-    import sys, types
-    mod = types.ModuleType("_viscoder_child")
-    exec(compile(src, "<viscoder_child>", "exec"), mod.__dict__)
-    sys.modules["_viscoder_child"] = mod
-    mod.take_baseline(get_ipython())
-__viscoder_boot({_CHILD_SRC!r})
-del __viscoder_boot
-"""
-_RESET = '__import__("_viscoder_child").reset(get_ipython())'
 
 
 @dataclass
@@ -104,6 +56,7 @@ class ExecutionOutcome:
     stdout: str                # stream output (stdout and stderr as they came), capped
     error: AttemptError | None
     seconds: float             # wall time of the whole attempt, reset and recovery included
+    truncated: bool = False    # output past the caps was dropped
 
     @property
     def has_figure(self) -> bool:
@@ -113,40 +66,48 @@ class ExecutionOutcome:
 class ChildKernel:
     """A warm IPython kernel in a child process that runs one attempt at a time.
 
-    `is_alive` is a cheap synchronous check of the kernel process.
-    `async_run` raises only when the kernel cannot be (re)started; every failure of
-    the code itself comes back as `ExecutionOutcome.error`.
+    `sandbox` ('auto', 'required', 'off'), `memory_limit_mb` and `cpu_time_limit_s`
+    mirror the `VisCoder` settings; 0 means no limit. `is_alive` is a cheap synchronous
+    check of the kernel process. `async_run` raises only when the kernel cannot be
+    (re)started; every failure of the code itself comes back as `ExecutionOutcome.error`.
     """
 
-    def __init__(self, kernel_name: str = "python3", startup_timeout: float = 60.0):
+    def __init__(self, kernel_name: str = "python3", startup_timeout: float = 60.0, *,
+                 sandbox: str = "auto", memory_limit_mb: int = 4096, cpu_time_limit_s: int = 600):
         self.kernel_name = kernel_name
         self.startup_timeout = startup_timeout
+        self.sandbox, self.memory_limit_mb, self.cpu_time_limit_s = sandbox, memory_limit_mb, cpu_time_limit_s
+        self.sandboxed: bool | None = None     # decided at each start
+        self.sandbox_notice: str | None = None  # one line saying why it runs without the sandbox
         self._km: Any = None                   # AsyncKernelManager, one per kernel process
-        self._nb: NotebookClient | None = None
+        self._nb: Any = None                   # kernel_process.capped_client_class() instance
         self._start_lock = asyncio.Lock()
         self._run_lock = asyncio.Lock()
-        self._private_dir: str | None = None   # ipc sockets, connection file, frames, log
-        self._scratch_dir: str | None = None   # the kernel's cwd
-        self._frames_path: str | None = None
+        self._folders = Folders()              # ours (private), and the kernel's (rw, scratch)
         self._log_file: Any = None
         self._last_reply: dict | None = None
         self._closed = False
+        self._stale = False                    # settings changed: restart before the next attempt
+        self._vitals = kp.Vitals(None, 0)     # the kernel's pid, threads and CPU after warm-up
 
-    # ---- hooks for a later sandbox ---------------------------------------------------
-    def _kernel_cmd(self) -> list[str] | None:
-        """argv template (with `{connection_file}`) replacing the kernel spec's; None keeps it."""
-        return None
+    def configure(self, *, sandbox: str, memory_limit_mb: int, cpu_time_limit_s: int) -> None:
+        """New settings take effect at the next (re)start; a running kernel is replaced
+        before its next attempt."""
+        new = (sandbox, memory_limit_mb, cpu_time_limit_s)
+        if new != (self.sandbox, self.memory_limit_mb, self.cpu_time_limit_s):
+            self.sandbox, self.memory_limit_mb, self.cpu_time_limit_s = new
+            self._stale = self._nb is not None
+
+    # ---- hooks: how the kernel process is started ------------------------------------
+    def _kernel_cmd(self, spec_argv: list[str]) -> list[str]:
+        """The kernel spec's argv (with `{connection_file}`) under the limits, in the sandbox."""
+        f = self._folders
+        assert f.private and f.rw and f.scratch
+        return sb.kernel_command(spec_argv, (f.private, f.rw, f.scratch), os.path.join(f.private, "kernel.json"),
+                                 self.memory_limit_mb, bool(self.sandboxed))
 
     def _kernel_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
-        env.pop("PYDEVD_IPYTHON_COMPATIBLE_DEBUGGING", None)
-        env.update(
-            MPLBACKEND="module://matplotlib_inline.backend_inline",
-            PYTHONUNBUFFERED="1",
-            PLOTLY_RENDERER="plotly_mimetype",  # fig.show() emits the JSON we capture
-            PYDEVD_DISABLE_FILE_VALIDATION="1",  # debugpy's frozen-modules warning
-        )
-        return env
+        return sb.kernel_env(os.environ, self._folders.rw if self.sandboxed else None)
 
     # ---- lifecycle -------------------------------------------------------------------
     @property
@@ -156,8 +117,14 @@ class ChildKernel:
 
     @property
     def pid(self) -> int | None:
+        """The process we started: the kernel, or bwrap around it."""
         proc = self._process()
         return proc.pid if proc is not None else None
+
+    @property
+    def kernel_pid(self) -> int | None:
+        """The kernel's own process (inside the sandbox), as this process sees it."""
+        return self._vitals.pid if self.is_alive else None
 
     @property
     def connection_info(self) -> dict[str, Any] | None:
@@ -165,14 +132,18 @@ class ChildKernel:
 
     @property
     def scratch_dir(self) -> str | None:
-        return self._scratch_dir
+        return self._folders.scratch
+
+    @property
+    def _private_dir(self) -> str | None:
+        return self._folders.private
 
     async def async_start(self) -> None:
         async with self._start_lock:
             if self._nb is not None:
                 return
             self._closed = False
-            self._make_dirs()
+            self._folders.renew()
             await self._boot()
 
     async def async_shutdown(self) -> None:
@@ -182,25 +153,13 @@ class ChildKernel:
         except Exception:  # noqa: BLE001 - shutdown never raises
             log.debug("child kernel teardown failed", exc_info=True)
         finally:
-            self._frames_path = None
-            self._remove_dirs()
+            self._folders.remove()
 
     def shutdown_now(self) -> None:
         """Best effort, synchronous, for atexit: kill the kernel's process group."""
         self._closed = True
-        proc = self._process()
-        pgid = getattr(getattr(self._km, "provisioner", None), "pgid", None)
-        try:
-            if proc is not None and proc.poll() is None:
-                if pgid and hasattr(os, "killpg") and pgid != os.getpgid(0):
-                    os.killpg(pgid, signal.SIGKILL)
-                else:
-                    proc.kill()
-            if proc is not None:
-                proc.wait(timeout=2)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        self._remove_dirs()
+        self._kill_processes()
+        self._folders.remove()
 
     async def async_interrupt(self) -> None:
         """Interrupt whatever the child runs (the caller's Ctrl-C)."""
@@ -221,16 +180,12 @@ class ChildKernel:
             raise RequestError(f"Cannot hand the frames to the child kernel: {e}") from e
         await self.async_start()
         async with self._run_lock:
-            assert self._private_dir is not None
-            path = os.path.join(self._private_dir, "frames.pkl")
-            with open(path + ".tmp", "wb") as f:
-                f.write(data)
-            os.replace(path + ".tmp", path)
-            self._frames_path = path
-            if not self.is_alive:
+            if not self._folders.save_frames(data):
+                self._stale = True  # the code left something in the way: a fresh kernel, fresh folders
+            if self._stale or not self.is_alive:
                 await self._restart()  # loads the new frames
             else:
-                await self._quiet(self._load_code(), LOAD_TIMEOUT, "loading the frames")
+                await self._quiet(kp.load_code(self._folders.kernel_frames), LOAD_TIMEOUT, "loading the frames")
 
     async def async_run(self, code: str, timeout: float) -> ExecutionOutcome:
         started = time.monotonic()
@@ -244,9 +199,9 @@ class ChildKernel:
 
     async def _run_locked(self, code: str, timeout: float, started: float) -> ExecutionOutcome:
         from nbclient.exceptions import DeadKernelError
-        if not self.is_alive:
+        if self._stale or not self.is_alive or self._vitals.cpu_running_out():
             await self._restart()
-        await self._quiet(_RESET, PREAMBLE_TIMEOUT, "resetting the namespace")
+        await self._quiet(kp.RESET, PREAMBLE_TIMEOUT, "resetting the namespace")
         cell = self._cell(code, timeout)
         error: AttemptError | None = None
         try:
@@ -259,7 +214,9 @@ class ChildKernel:
             error = ChildKernelDied(self._death_detail())
             await self._restart()
             reply = None
-        images, plotly_json, stdout, error_output = _collect(cell.outputs)
+        truncated = bool(self._nb and self._nb.truncated)
+        images, plotly_json, stdout, error_output = kp.collect(cell.outputs, truncated)
+        await self._kill_leftovers()  # first: a fork bomb's copies would starve the recovery check
         if error is None and reply is not None:
             if reply.get("status") == "error" and reply.get("ename") == _TIMEOUT_ENAME:
                 error = ExecutionTimeout(timeout)
@@ -270,44 +227,36 @@ class ChildKernel:
                 error = CodeRaised.from_reply(error_output)
             elif reply.get("status") != "ok":
                 error = CodeRaised.from_reply({"ename": "Aborted", **reply})
-        return ExecutionOutcome(images, plotly_json, stdout, error, time.monotonic() - started)
+        if self.is_alive and self._vitals.threads_left_over(THREAD_SLACK):
+            log.info("the generated code left threads running; restarting the child kernel")
+            await self._restart()
+        return ExecutionOutcome(images, plotly_json, stdout, error, time.monotonic() - started, truncated)
 
     # ---- internals -------------------------------------------------------------------
     def _process(self) -> subprocess.Popen | None:
         return getattr(getattr(self._km, "provisioner", None), "process", None)
 
-    def _make_dirs(self) -> None:
-        if not (self._private_dir and os.path.isdir(self._private_dir)):
-            self._private_dir = tempfile.mkdtemp(prefix="vc-")  # short: ipc paths max ~100 chars
-        if not (self._scratch_dir and os.path.isdir(self._scratch_dir)):
-            self._scratch_dir = tempfile.mkdtemp(prefix="viscoder-scratch-")
-
-    def _remove_dirs(self) -> None:
-        for path in filter(None, (self._private_dir, self._scratch_dir)):
-            shutil.rmtree(path, ignore_errors=True)
-        self._private_dir = self._scratch_dir = None
-
-    def _load_code(self) -> str:
-        return f'__import__("_viscoder_child").load_frames({self._frames_path!r})'
-
     async def _boot(self) -> None:
         """Start a kernel process, its client, the warm-up and the frames."""
         import nbformat
         from jupyter_client.manager import AsyncKernelManager
-        from nbclient import NotebookClient
 
         if self._closed:
             raise ViscoderError("The child kernel was shut down.")
-        assert self._private_dir is not None
+        private, rw = self._folders.private, self._folders.rw
+        assert private and rw
+        self.sandboxed, self.sandbox_notice = await asyncio.to_thread(sb.choose, self.sandbox)
+        self._stale = False
         km = AsyncKernelManager(
             kernel_name=self.kernel_name, transport="ipc",
-            ip=os.path.join(self._private_dir, "k"),
-            connection_file=os.path.join(self._private_dir, "kernel.json"), log=_nbclient_log,
+            ip=os.path.join(rw, "k"), connection_file=os.path.join(private, "kernel.json"), log=_nbclient_log,
         )
-        argv = self._kernel_cmd()
-        if argv is not None:
-            km.kernel_spec.argv = argv
-        nb = NotebookClient(
+        km.kernel_spec.argv = self._kernel_cmd(km.kernel_spec.argv)
+        if self.sandboxed:
+            # bwrap does not pass SIGINT on; ipykernel interrupts itself on a control message.
+            km.kernel_spec.interrupt_mode = "message"
+            seed_matplotlib_cache(rw)
+        nb = kp.capped_client_class()(
             nbformat.v4.new_notebook(), km=km, kernel_name=self.kernel_name,
             allow_errors=True, record_timing=False, coalesce_streams=False,
             interrupt_on_timeout=True,
@@ -317,20 +266,30 @@ class ChildKernel:
             extra_arguments=["--InteractiveShell.colors=nocolor"],  # hist_file=:memory: is nbclient's
             on_cell_executed=self._on_cell_executed, log=_nbclient_log,
         )
-        self._log_file = open(os.path.join(self._private_dir, "kernel.log"), "ab")  # noqa: SIM115
+        self._log_file = open(os.path.join(private, "kernel.log"), "ab")  # noqa: SIM115
         self._km, self._nb = km, nb
         try:
             await nb.async_start_new_kernel(
-                cwd=self._scratch_dir, env=self._kernel_env(),
+                cwd=self._folders.scratch, env=self._kernel_env(),
                 stdout=self._log_file, stderr=self._log_file,
             )
             await nb.async_start_new_kernel_client()
-            await self._quiet(_WARMUP, self.startup_timeout, "warm-up")
-            if self._frames_path:
-                await self._quiet(self._load_code(), LOAD_TIMEOUT, "loading the frames")
+            await self._quiet(kp.warmup_code(self.cpu_time_limit_s), self.startup_timeout, "warm-up")
+            if self._folders.has_frames:
+                await self._quiet(kp.load_code(self._folders.kernel_frames), LOAD_TIMEOUT, "loading the frames")
         except BaseException:
             await self._teardown()
             raise
+        pid = kp.find_kernel(self.pid, bool(self.sandboxed)) if self.pid else None
+        self._vitals = kp.Vitals(pid, self.cpu_time_limit_s)
+
+    async def _kill_leftovers(self) -> None:
+        """Kill the processes the code left running (the kernel itself stays)."""
+        pid, root = self._vitals.pid, self.pid
+        if pid and root and self.is_alive:
+            killed = await asyncio.to_thread(kp.kill_strays, root, pid)
+            if killed:
+                log.info("killed %d process(es) the generated code left running", killed)
 
     async def _teardown(self) -> None:
         nb, km, self._nb, self._km = self._nb, self._km, None, None
@@ -338,24 +297,37 @@ class ChildKernel:
             if nb is not None and nb.kc is not None:
                 nb.kc.stop_channels()
             if km is not None and km.has_kernel:
-                await km.shutdown_kernel(now=True)  # kills, reaps, removes ipc files
+                # No polite shutdown: nothing in the child is worth saving (its frames are copies),
+                # and code that ignores SIGTERM or sleeps in atexit must not hold us up. Leftovers
+                # first, or a plain child's orphans would escape.
+                self._kill_processes(km)
+                try:  # reaps, removes the ipc files
+                    await asyncio.wait_for(km.shutdown_kernel(now=True), SHUTDOWN_GRACE)
+                except asyncio.TimeoutError:
+                    log.warning("child kernel did not stop in %g s; killed it", SHUTDOWN_GRACE)
+                    self._kill_processes(km)
         finally:
+            self._vitals = kp.Vitals(None, 0)
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
 
+    def _kill_processes(self, km: Any = None) -> None:
+        """SIGKILL the kernel's process group and whatever the code left; synchronous."""
+        provisioner = getattr(km or self._km, "provisioner", None)
+        proc = getattr(provisioner, "process", None)
+        if proc is not None:
+            kp.kill_all(proc, getattr(provisioner, "pgid", None), self._vitals.pid)
+
     async def _restart(self) -> None:
         await self._teardown()
-        self._make_dirs()
+        self._folders.renew()
         await self._boot()
 
     def _death_detail(self) -> str:
         proc = self._process()
-        code = proc.poll() if proc is not None else None
-        if code is None or code >= 0:
-            return "" if code is None else f"exit code {code}"
-        return f"killed by {signal.Signals(-code).name}" if -code in signal.valid_signals() \
-            else f"killed by signal {-code}"
+        return kp.death_detail(proc.poll() if proc is not None else None, bool(self.sandboxed),
+                               self.cpu_time_limit_s)
 
     @staticmethod
     def _cell(source: str, timeout: float | None) -> Any:
@@ -372,6 +344,7 @@ class ChildKernel:
         assert nb is not None
         nb.nb.cells = [cell]
         nb.reset_execution_trackers()
+        nb.reset_caps()
         nb.interrupt_on_timeout = interrupt
         self._last_reply = None
         await nb.async_execute_cell(cell, 0, store_history=store_history)
@@ -392,26 +365,3 @@ class ChildKernel:
             return True
         except (CellTimeoutError, DeadKernelError):
             return False
-
-
-def _collect(outputs: list) -> tuple[list[bytes], list[dict], str, dict | None]:
-    images: list[bytes] = []
-    plotly_json: list[dict] = []
-    text: list[str] = []
-    error = None
-    for out in outputs:
-        kind = out.get("output_type")
-        if kind == "stream":
-            text.append(out.get("text", ""))
-        elif kind in ("display_data", "execute_result"):
-            data = out.get("data", {})
-            if data.get("image/png"):
-                images.append(base64.b64decode(data["image/png"]))
-            if data.get(PLOTLY_MIME):
-                plotly_json.append(json.loads(json.dumps(data[PLOTLY_MIME])))
-        elif kind == "error" and error is None:
-            error = dict(out)
-    stdout = "".join(text)
-    if len(stdout) > STDOUT_CAP:
-        stdout = stdout[:STDOUT_CAP] + "\n[... truncated]"
-    return images, plotly_json, stdout, error

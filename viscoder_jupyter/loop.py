@@ -13,7 +13,7 @@ from . import session
 from .backends import Backend, get_backend
 from .codeblocks import extract_code, prepare_code
 from .context import describe_frames
-from .errors import NoCodeInReply, NoFigure, RequestError
+from .errors import BackendFailed, NoCodeInReply, NoFigure, RequestError, ViscoderError
 from .events import Attempt, AttemptFinished, AttemptStarted, Done, Event, PlotResult, Status, TextStreamed
 from .frames import check_frames
 from .prompt import feedback_turn, first_turn
@@ -74,7 +74,15 @@ async def async_run(
 
 async def _attempt(number, messages, frames, settings, backend, kernel, emit, prepare) -> Attempt:
     started = time.perf_counter()
-    reply = await backend.async_generate(messages, lambda text: emit(TextStreamed(number, text)))
+    try:
+        reply = await backend.async_generate(messages, lambda text: emit(TextStreamed(number, text)))
+    except ViscoderError:
+        raise
+    except Exception as exc:  # not the code's fault: stop the request with one clear line
+        raise BackendFailed(
+            f"The {settings.backend} backend failed while writing attempt {number}: "
+            f"{type(exc).__name__}: {exc}. Nothing was inserted; run the cell again to retry."
+        ) from exc
     attempt = Attempt(
         number=number,
         reply=reply.text,

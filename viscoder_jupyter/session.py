@@ -55,16 +55,27 @@ def cancel_and_wait(future: concurrent.futures.Future, seconds: float = 5.0) -> 
         pass
 
 
-def child_kernel() -> "ChildKernel":
-    """The process's warm child kernel (created on first use, started lazily)."""
+def child_kernel(settings: Any = None) -> "ChildKernel":
+    """The process's warm child kernel (created on first use, started lazily).
+
+    `settings` (a `VisCoder`) gives its sandbox and limits; changed ones replace the
+    running kernel before its next attempt.
+    """
     global _kernel
     with _lock:
         if _kernel is None:
             from .executor import ChildKernel
 
-            _kernel = ChildKernel()
+            _kernel = ChildKernel(**_limits(settings)) if settings is not None else ChildKernel()
             atexit.register(_kernel.shutdown_now)
+        elif settings is not None:
+            _kernel.configure(**_limits(settings))
         return _kernel
+
+
+def _limits(settings: Any) -> dict:
+    return {"sandbox": settings.sandbox, "memory_limit_mb": settings.memory_limit_mb,
+            "cpu_time_limit_s": settings.cpu_time_limit_s}
 
 
 def kernel_lock(kernel: "ChildKernel") -> asyncio.Lock:
@@ -74,9 +85,9 @@ def kernel_lock(kernel: "ChildKernel") -> asyncio.Lock:
     return _kernel_locks[kernel]
 
 
-def warm_up() -> concurrent.futures.Future:
+def warm_up(settings: Any = None) -> concurrent.futures.Future:
     """Start the child kernel in the background; `%load_ext` returns at once."""
-    return submit(child_kernel().async_start())
+    return submit(child_kernel(settings).async_start())
 
 
 def shutdown() -> None:

@@ -1,0 +1,357 @@
+"""The child kernel seen from outside: the code we run in it, its output kept within caps,
+and its process tree (the kernel, what the generated code left running, how it died).
+
+Process facts come from /proc (Linux); elsewhere the checks that need them are skipped.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+from typing import Any
+
+STDOUT_CAP = 20_000             # characters of stdout/stderr kept per attempt
+DISPLAY_CAP = 64 * 2**20        # bytes of images and other rich output kept per attempt
+TRUNCATED = "\n[... truncated]"
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+_RICH = ("display_data", "execute_result", "update_display_data")
+
+# Lives in the child as module `_viscoder_child`, outside the user namespace.
+CHILD_SRC = '''
+import copy, os, pickle, resource, sys, warnings
+import matplotlib, matplotlib.pyplot as plt, pandas as pd
+state = {"baseline": {}, "rc": {}, "frames": {}, "cwd": os.getcwd(), "written": {}}
+
+def take_baseline(ip):
+    state["baseline"] = dict(ip.user_ns)
+    state["rc"] = {k: v for k, v in matplotlib.rcParams.items() if k != "backend"}
+    state["streams"] = sys.stdout, sys.stderr
+    for stream in state["streams"]:
+        stream.__class__ = capped(type(stream))
+    ip.history_manager.outputs = Discard()
+
+class Discard(dict):
+    # IPython keeps every printed chunk and figure of every cell for `%history -o`:
+    # a warm child would hoard them, and a print loop would fill its memory.
+    def __contains__(self, key):
+        return False
+    def __getitem__(self, key):
+        return []
+    def __setitem__(self, key, value):
+        pass
+
+def capped(base):
+    # ipykernel buffers what is printed until its IOPub thread sends it: a print loop
+    # outruns that and ends in MemoryError. Past the cap, writes are dropped instead.
+    # `write` is a property: IPython re-assigns the instance's `write` around every cell
+    # (to tee output into its history), which would bypass a plain method.
+    class CappedStream(base):
+        def _write(self, text):
+            done = state["written"].get(self.name, 0)
+            state["written"][self.name] = done + len(text)
+            if done < OUTPUT_CAP:
+                base.write(self, text[:OUTPUT_CAP - done])
+                if done + len(text) >= OUTPUT_CAP:
+                    base.write(self, "\\n[... output truncated]\\n")
+            return len(text)
+        write = property(lambda self: self._write, lambda self, value: None)
+    return CappedStream
+
+def limit_cpu(seconds):
+    # From now on: the warm-up's imports don't count. The hard limit keeps code from raising it.
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(used.ru_utime + used.ru_stime) + 1 + seconds
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    cap = (lambda n: n) if hard == resource.RLIM_INFINITY else (lambda n: min(n, hard))
+    resource.setrlimit(resource.RLIMIT_CPU, (cap(soft), cap(soft + 5)))
+
+def load_frames(path):
+    with open(path, "rb") as f:
+        state["frames"] = pickle.load(f)
+
+def reset(ip):
+    ns, base = ip.user_ns, state["baseline"]
+    for name in [n for n in ns if n not in base]:  # everything earlier attempts defined
+        del ns[name]
+    ns.update({k: v for k, v in base.items() if not k.startswith("_")})  # pd, plt, ... rebound
+    ns.update({k: "" for k in ("_", "__", "___") if k in ns})
+    ns.get("_oh", {}).clear()
+    sys.stdout, sys.stderr = state["streams"]
+    state["written"].clear()
+    plt.close("all")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        matplotlib.rcParams.update(state["rc"])  # sns.set_theme() and the like
+    os.chdir(state["cwd"])
+    try:  # children the last attempt forked and left as zombies
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+    for name, frame in state["frames"].items():
+        deep = isinstance(frame, (pd.DataFrame, pd.Series))
+        ns[name] = frame.copy(deep=True) if deep else copy.deepcopy(frame)
+'''
+
+
+def warmup_code(cpu_seconds: int) -> str:
+    limit = f'__import__("_viscoder_child").limit_cpu({int(cpu_seconds)})\n' if cpu_seconds > 0 else ""
+    return f"""\
+%matplotlib inline
+import pandas as pd
+import numpy as np
+import matplotlib.pyplot as plt
+def __viscoder_boot(src):
+    import sys, types
+    mod = types.ModuleType("_viscoder_child")
+    mod.OUTPUT_CAP = {2 * STDOUT_CAP}
+    exec(compile(src, "<viscoder_child>", "exec"), mod.__dict__)
+    sys.modules["_viscoder_child"] = mod
+    mod.take_baseline(get_ipython())
+__viscoder_boot({CHILD_SRC!r})
+del __viscoder_boot
+{limit}"""
+
+
+RESET = '__import__("_viscoder_child").reset(get_ipython())'
+
+
+def load_code(path: str) -> str:
+    return f'__import__("_viscoder_child").load_frames({path!r})'
+
+
+# ---- output, capped while it arrives -------------------------------------------------------
+_client_class: Any = None
+
+
+def capped_client_class() -> Any:
+    """A NotebookClient that stops keeping output past the caps, as messages arrive.
+
+    A flood is still received (and the attempt's timeout still ends it) but what is kept
+    stays bounded, so the notebook's memory does not grow with it.
+    """
+    global _client_class
+    if _client_class is None:
+        from nbclient import NotebookClient
+
+        class CappedClient(NotebookClient):
+            kept_text = kept_rich = 0
+            truncated = False
+
+            def reset_caps(self) -> None:
+                self.kept_text = self.kept_rich = 0
+                self.truncated = False
+
+            def output(self, outs, msg, display_id, cell_index):
+                kind, content = msg["msg_type"], msg["content"]
+                if kind == "stream":
+                    text, room = content.get("text", ""), STDOUT_CAP - self.kept_text
+                    if len(text) > room:
+                        self.truncated = True
+                        if room <= 0:
+                            return None
+                        msg = {**msg, "content": {**content, "text": text[:room]}}
+                    self.kept_text += min(len(text), room)
+                elif kind in _RICH:
+                    size = sum(len(v) if isinstance(v, str) else len(json.dumps(v))
+                               for v in (content.get("data") or {}).values())
+                    if self.kept_rich + size > DISPLAY_CAP:
+                        self.truncated = True
+                        return None
+                    self.kept_rich += size
+                return super().output(outs, msg, display_id, cell_index)
+
+        _client_class = CappedClient
+    return _client_class
+
+
+def collect(outputs: list, truncated: bool = False) -> tuple[list[bytes], list[dict], str, dict | None]:
+    """Images, plotly figures, stream text and the first error of one attempt's outputs."""
+    images: list[bytes] = []
+    plotly_json: list[dict] = []
+    text: list[str] = []
+    error = None
+    for out in outputs:
+        kind = out.get("output_type")
+        if kind == "stream":
+            text.append(out.get("text", ""))
+        elif kind in ("display_data", "execute_result"):
+            data = out.get("data", {})
+            if data.get("image/png"):
+                images.append(base64.b64decode(data["image/png"]))
+            if data.get(PLOTLY_MIME):
+                plotly_json.append(json.loads(json.dumps(data[PLOTLY_MIME])))
+        elif kind == "error" and error is None:
+            error = dict(out)
+    stdout = "".join(text)
+    if truncated or len(stdout) > STDOUT_CAP:
+        stdout = stdout[:STDOUT_CAP] + TRUNCATED
+    return images, plotly_json, stdout, error
+
+
+# ---- the process tree ----------------------------------------------------------------------
+def _stat(pid: int | str) -> tuple[int, int, str] | None:
+    """(ppid, process group, state letter) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[1]), int(fields[2]), fields[0]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    row = _stat(pid)
+    return row is not None and row[2] not in "ZX"
+
+
+def _table() -> dict[int, tuple[int, int, str]]:
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return {}
+    table = {}
+    for name in names:
+        if name.isdigit() and (row := _stat(name)) is not None:
+            table[int(name)] = row
+    return table
+
+
+def descendants(pid: int, table: dict | None = None) -> list[int]:
+    table = _table() if table is None else table
+    children: dict[int, list[int]] = {}
+    for child, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def find_kernel(root: int, sandboxed: bool) -> int | None:
+    """The kernel's pid as this process sees it. In bwrap: root -> pid 1 of the sandbox -> kernel."""
+    if not sandboxed:
+        return root
+    table = _table()
+    inits = [p for p, row in table.items() if row[0] == root]
+    kernels = [p for p, row in table.items() if inits and row[0] == inits[0]]
+    return kernels[0] if len(inits) == 1 and len(kernels) == 1 else None
+
+
+def strays(root: int, kernel: int) -> list[int]:
+    """What the generated code left running: the kernel's descendants, orphans the sandbox's
+    pid 1 adopted, and (plain child) orphans still in the kernel's process group."""
+    table = _table()
+    keep = {root, kernel}
+    if root != kernel:
+        keep.update(p for p, row in table.items() if row[0] == root)  # bwrap's pid 1
+    found = set(descendants(root, table)) | {p for p, row in table.items() if row[1] == kernel}
+    return sorted(p for p in found - keep if table.get(p, (0, 0, "Z"))[2] not in "ZX")  # not the dead
+
+
+def kill_strays(root: int, kernel: int, rounds: int = 100) -> int:
+    """SIGKILL them all; how many. A fork bomb makes new ones as fast as they die, so
+    first SIGSTOP until no stray is left running (a stopped process cannot fork)."""
+    stopped: set[int] = set()
+    for _ in range(rounds):
+        running = [pid for pid in strays(root, kernel) if pid not in stopped]
+        if not running:
+            break
+        stopped.update(pid for pid in running if _signal(pid, signal.SIGSTOP))
+    return sum(_signal(pid, signal.SIGKILL) for pid in strays(root, kernel))
+
+
+def kill_all(proc: subprocess.Popen, pgid: int | None, kernel: int | None) -> None:
+    """SIGKILL what the code left, then the process group we started; wait for it briefly."""
+    if kernel and proc.poll() is None:
+        kill_strays(proc.pid, kernel)
+    try:
+        if proc.poll() is None:
+            if pgid and pgid != os.getpgid(0):
+                os.killpg(pgid, signal.SIGKILL)
+            else:
+                proc.kill()
+        proc.wait(timeout=2)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+
+
+def _signal(pid: int, sig: int) -> bool:
+    # A pidfd pins the process, so a pid reused between the scan and the signal is never hit.
+    try:
+        fd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return False
+    try:
+        signal.pidfd_send_signal(fd, sig)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+class Vitals:
+    """A kernel just after its warm-up, to tell later when an attempt left it spoiled."""
+
+    def __init__(self, pid: int | None, cpu_limit: int):
+        self.pid, self.cpu_limit = pid, cpu_limit
+        self.threads = (threads(pid) or 0) if pid else 0
+        used = cpu_seconds(pid) if pid and cpu_limit > 0 else None
+        self.cpu_deadline = None if used is None else used + cpu_limit
+
+    def cpu_running_out(self) -> bool:
+        """Less than half the CPU budget left: better to start afresh now than mid-attempt."""
+        used = cpu_seconds(self.pid) if self.pid and self.cpu_deadline is not None else None
+        return used is not None and self.cpu_deadline - used < self.cpu_limit / 2
+
+    def threads_left_over(self, slack: int) -> bool:
+        return bool(self.pid) and (threads(self.pid) or 0) > self.threads + slack
+
+
+def threads(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_SIGNAL_HINTS = {
+    signal.SIGXCPU: "the CPU time limit", signal.SIGXFSZ: "the file size limit",
+    signal.SIGKILL: "killed outright: out of memory, or past the CPU time limit",
+}
+
+
+def death_detail(code: int | None, sandboxed: bool, cpu_limit: int = 0) -> str:
+    """Words for a kernel's exit status; bwrap reports a signal N as exit code 128 + N."""
+    if code is None:
+        return ""
+    number = -code if code < 0 else (code - 128 if sandboxed and 128 < code < 160 else 0)
+    if not number:
+        return f"exit code {code}"
+    try:
+        sig = signal.Signals(number)
+    except ValueError:
+        return f"killed by signal {number}"
+    hint = _SIGNAL_HINTS.get(sig)
+    if sig == signal.SIGXCPU and cpu_limit:
+        hint = f"{hint} ({cpu_limit} s)"
+    return f"killed by {sig.name}" + (f", {hint}" if hint else "")

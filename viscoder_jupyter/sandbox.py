@@ -1,0 +1,317 @@
+"""Where the child kernel runs: in bubblewrap where that works here, under limits either way.
+
+The sandbox (`bwrap`): the whole file system read-only, the user's home and /root hidden
+(only the Python installation is bound back), a private /tmp, no network (a fresh network
+namespace holds only `lo`), its own pid namespace, and it dies with its parent. It may write
+to two fresh folders only: `rw` (its ipc sockets, the frames, caches) and `scratch` (its
+working directory). Started as root, the kernel drops to a throwaway uid, so it has no
+capabilities, cannot enter the parent's private folder (connection file, master frames, log),
+and RLIMIT_NPROC applies to it (the kernel never enforces NPROC on uid 0).
+
+Limits, set by a tiny wrapper that execs the kernel (see `_WRAPPER`):
+- RLIMIT_AS (memory_limit_mb): a memory bomb gets MemoryError, or dies; never the notebook.
+- RLIMIT_FSIZE: no single file (scratch, the kernel log) grows past FILE_LIMIT_MB.
+- RLIMIT_NPROC (processes and threads) only inside the sandbox: there it counts the sandbox
+  alone (its own uid as root; its own user namespace otherwise). In a plain child it would
+  count every process of the user, and root ignores it, so a plain child has none.
+- RLIMIT_CPU is set by the kernel itself after its warm-up (executor), so imports don't count.
+Not enforced: disk use by many files in scratch, total memory of many processes, and all of
+the sandbox's file and network isolation in a plain child.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from typing import Mapping
+
+from .errors import ViscoderError
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+MODES = ("auto", "required", "off")
+APT_INSTALL = "sudo apt-get install -y bubblewrap"
+PROCESS_LIMIT = 256     # processes + threads in the sandbox; a warm kernel uses about 15
+FILE_LIMIT_MB = 1024
+TMPFS_LIMIT_MB = 512    # the private /tmp and /dev/shm live in RAM, outside RLIMIT_AS
+PROBE_TIMEOUT = 20.0
+
+# Names of variables that look like credentials, and URLs with a password in them.
+_SECRET_NAME = re.compile(
+    r"TOKEN|SECRET|PASSW|PASSPHRASE|CREDENTIAL|PRIVATE|COOKIE|AUTH|KEY"
+    r"|^(AWS|AZURE|GCP|GOOGLE|GH|GITHUB|GITLAB|HF|HUGGING_?FACE|OPENAI|ANTHROPIC|SSH|GPG|VAULT)_",
+    re.IGNORECASE,
+)
+_SECRET_VALUE = re.compile(r"://[^/@\s:]*:[^/@\s]+@")
+# A window on the user's desktop would block plt.show(); a session bus is a way out.
+_DESKTOP = ("DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS")
+
+
+class SandboxUnavailable(ViscoderError):
+    """`sandbox = 'required'` but bubblewrap cannot run here."""
+
+
+def scrub_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment without credentials and without a desktop to open windows on."""
+    return {
+        k: v for k, v in env.items()
+        if not (_SECRET_NAME.search(k) or _SECRET_VALUE.search(v) or k in _DESKTOP or k.startswith("JPY_"))
+    }
+
+
+# ---- the wrapper that sets the limits and execs the kernel ---------------------------------
+# Runs as `python -I -S -c _WRAPPER CONFIG ARGV...`: no imports beyond the C modules.
+_WRAPPER = r"""
+import json, os, resource, sys
+cfg = json.loads(sys.argv[1])
+for name, value in cfg["rlimits"].items():
+    kind = getattr(resource, name)
+    hard = resource.getrlimit(kind)[1]
+    value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+    try:
+        resource.setrlimit(kind, (value, value))  # hard too: the code cannot raise it again
+    except (ValueError, OSError):
+        pass  # not enforceable here (RLIMIT_AS on macOS)
+argv, uid, own = sys.argv[2:], cfg["uid"], cfg["own"]
+if uid is not None:  # root: the fresh folders go to the throwaway uid, then root is dropped
+    src = cfg["connection_file"]
+    if src:  # root's file, in a folder the kernel will not enter: it gets its own copy
+        dst = os.path.join(own[0], "kernel.json")
+        with open(src, "rb") as f, open(dst, "wb") as g:
+            g.write(f.read())
+        argv = [dst if a == src else a for a in argv]
+    for top in own:
+        for root, dirs, files in os.walk(top):
+            for name in [os.path.join(root, n) for n in dirs + files] + [root]:
+                os.lchown(name, uid, uid)
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)  # also clears every capability
+os.execv(argv[0], argv)
+"""
+
+
+def wrapper_argv(python: str, rlimits: dict[str, int], uid: int | None, own: list[str],
+                 connection_file: str | None = None) -> list[str]:
+    if os.name != "posix":
+        return []  # no `resource` module: no limits
+    config = json.dumps({"rlimits": rlimits, "uid": uid, "own": own, "connection_file": connection_file})
+    return [python, "-I", "-S", "-c", _WRAPPER, config]
+
+
+def rlimits(memory_mb: int, sandboxed: bool) -> dict[str, int]:
+    limits = {"RLIMIT_FSIZE": FILE_LIMIT_MB * 2**20}
+    if memory_mb > 0:
+        limits["RLIMIT_AS"] = memory_mb * 2**20
+    if sandboxed and _nproc_counts_the_sandbox_alone():
+        limits["RLIMIT_NPROC"] = PROCESS_LIMIT
+    return limits
+
+
+def _nproc_counts_the_sandbox_alone() -> bool:
+    """Root gives the kernel a fresh uid; other users get a user namespace, whose processes
+    RLIMIT_NPROC counts apart from the user's others since Linux 5.14 (before, it counted
+    every process of the user, the browser's threads too)."""
+    if os.geteuid() == 0:
+        return True
+    try:
+        major, minor = (int(x) for x in platform.release().split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (5, 14)
+
+
+_PYTHONS = {"python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]}
+
+
+def kernel_command(spec_argv: list[str], folders: tuple[str, str, str], connection_file: str,
+                   memory_mb: int, sandboxed: bool) -> list[str]:
+    """A kernel spec's argv run under the limits, inside bwrap when `sandboxed`.
+
+    `folders`: (private, rw, scratch), as in `bwrap_argv`.
+    """
+    program = spec_argv[0]
+    program = sys.executable if program in _PYTHONS else (shutil.which(program) or program)
+    uid = sandbox_uid() if sandboxed else None
+    wrapper = wrapper_argv(sys.executable, rlimits(memory_mb, sandboxed), uid, list(folders[1:]), connection_file)
+    outer = bwrap_argv(*folders) + ["--"] if sandboxed else []
+    return outer + wrapper + [program, *spec_argv[1:]]
+
+
+# ---- bubblewrap ----------------------------------------------------------------------------
+def _needed_paths() -> list[str]:
+    """What the kernel's Python must read: its installation, venv and import path."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable)}
+    paths.update(p for p in sys.path if p and os.path.isabs(p))
+    return sorted({os.path.realpath(p) for p in paths} | paths)
+
+
+def _hidden_dirs() -> list[str]:
+    """Homes hold keys and notebooks the plot code has no business reading."""
+    homes = {os.path.expanduser("~"), "/root"}
+    return sorted(h for h in homes if h not in ("/", "") and os.path.isdir(h))
+
+
+def bwrap_argv(private_dir: str, rw_dir: str, scratch_dir: str) -> list[str]:
+    """bubblewrap's options, up to the command (binds are applied in this order).
+
+    `private_dir` is the parent's (read-only here, and closed to the kernel's uid as root);
+    the kernel writes to `rw_dir` and `scratch_dir` (its working directory) only.
+    """
+    argv = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/"]
+    hidden = _hidden_dirs()
+    for home in hidden:
+        argv += ["--tmpfs", home]
+    binds: list[str] = []
+    for path in _needed_paths():
+        inside = [h for h in hidden if path.startswith(h + os.sep)]  # never a whole home
+        if inside and os.path.exists(path) and not any(path.startswith(b + os.sep) for b in binds):
+            binds.append(path)
+            # bwrap would create the folders on the way as 0700, closed to the kernel's uid.
+            parts = os.path.relpath(path, inside[0]).split(os.sep)[:-1]
+            for i in range(1, len(parts) + 1):
+                argv += ["--perms", "0755", "--dir", os.path.join(inside[0], *parts[:i])]
+            argv += ["--ro-bind", path, path]
+    size = ["--size", str(TMPFS_LIMIT_MB * 2**20)] if _tmpfs_size else []
+    argv += [
+        "--dev", "/dev", "--perms", "1777", *size, "--tmpfs", "/dev/shm",
+        "--proc", "/proc", "--tmpfs", "/run",
+        "--perms", "1777", *size, "--tmpfs", "/tmp",
+        "--ro-bind", private_dir, private_dir, "--bind", rw_dir, rw_dir, "--bind", scratch_dir, scratch_dir,
+        "--chdir", scratch_dir,
+        "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+        "--hostname", "viscoder-sandbox", "--die-with-parent", "--new-session",
+        # ipykernel would watch for its parent by pid, which reads 1 in here: "parent exited".
+        "--unsetenv", "JPY_PARENT_PID",
+    ]
+    if os.geteuid() == 0:  # keep only what the wrapper needs to hand the folders over and drop root
+        argv += ["--cap-drop", "ALL"]
+        for cap in ("CHOWN", "SETUID", "SETGID", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER"):
+            argv += ["--cap-add", f"CAP_{cap}"]
+    return argv
+
+
+def kernel_env(environ: Mapping[str, str], sandbox_rw_dir: str | None) -> dict[str, str]:
+    """The kernel's environment: ours scrubbed, inline figures; in the sandbox, a writable
+    home and caches in its private /tmp, matplotlib's in `sandbox_rw_dir`."""
+    env = scrub_env(dict(environ))
+    env.pop("PYDEVD_IPYTHON_COMPATIBLE_DEBUGGING", None)
+    env.update(
+        MPLBACKEND="module://matplotlib_inline.backend_inline",
+        PYTHONUNBUFFERED="1",
+        PLOTLY_RENDERER="plotly_mimetype",  # fig.show() emits the JSON we capture
+        PYDEVD_DISABLE_FILE_VALIDATION="1",  # debugpy's frozen-modules warning
+    )
+    # Few BLAS threads and malloc arenas: each reserves address space that RLIMIT_AS counts
+    # (32+ MiB an OpenBLAS thread, 64 MiB an arena), and plotting needs little parallelism.
+    threads = str(min(4, os.cpu_count() or 1))
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(name, threads)
+    env.setdefault("MALLOC_ARENA_MAX", "2")
+    if sandbox_rw_dir:
+        env.update(HOME="/tmp", TMPDIR="/tmp", IPYTHONDIR="/tmp/.ipython", XDG_CACHE_HOME="/tmp/.cache",
+                   MPLCONFIGDIR=os.path.join(sandbox_rw_dir, "mpl"))
+    return env
+
+
+def sandbox_uid() -> int | None:
+    """Root drops to a fresh uid (above systemd-nspawn's container range); others keep theirs."""
+    return 0x7000_0000 + secrets.randbelow(0x0FFF_0000) if os.geteuid() == 0 else None
+
+
+_tmpfs_size = True  # bwrap before 0.7 has no --size
+_probe_lock = threading.Lock()
+_probe_result: list[str | None] = []  # [] until probed, then [None] (works) or [reason]
+
+
+def probe() -> str | None:
+    """Start `python` once in the same sandbox as a kernel would get; None if it works, else why.
+
+    Cached for the process: the answer does not change while the notebook runs.
+    """
+    with _probe_lock:
+        if not _probe_result:
+            _probe_result.append(_probe())
+        return _probe_result[0]
+
+
+def _probe() -> str | None:
+    global _tmpfs_size
+    if not sys.platform.startswith("linux"):
+        return "bubblewrap needs Linux"
+    if shutil.which("bwrap") is None:
+        return "bubblewrap (bwrap) is not installed"
+    reason = _try_bwrap()
+    if reason is not None and "--size" in reason:
+        _tmpfs_size = False  # an older bwrap: its tmpfs are unbounded, the rest still holds
+        reason = _try_bwrap()
+    return reason
+
+
+def _try_bwrap() -> str | None:
+    with tempfile.TemporaryDirectory(prefix="vc-probe-") as top:
+        private, rw, scratch = (os.path.join(top, name) for name in ("private", "rw", "scratch"))
+        for folder in (private, rw, scratch):
+            os.mkdir(folder, 0o700)
+        argv = (bwrap_argv(private, rw, scratch) + ["--"]
+                + wrapper_argv(sys.executable, rlimits(0, True), sandbox_uid(), [rw, scratch])
+                + [sys.executable, "-c", "import json, os; print(os.getcwd())"])
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT,
+                                  stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"bwrap could not start ({exc})"
+        if done.returncode != 0 or done.stdout.strip() != scratch:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            return f"bwrap refused to run here ({lines[-1] if lines else f'exit code {done.returncode}'})"
+    return None
+
+
+_announced = False
+_pending_notice: str | None = None
+
+
+def choose(mode: str) -> tuple[bool, str | None]:
+    """(run sandboxed?, a one-line notice when falling back) for a `sandbox` setting.
+
+    The fallback is logged once per process and left for `take_notice`;
+    'required' without a working bwrap is an error.
+    """
+    global _announced, _pending_notice
+    mode = (mode or "auto").lower()
+    if mode not in MODES:
+        raise ViscoderError(f"Unknown sandbox setting {mode!r}; choose one of: {', '.join(MODES)}.")
+    if mode == "off":
+        return False, None
+    reason = probe()
+    if reason is None:
+        return True, None
+    if mode == "required":
+        raise SandboxUnavailable(
+            f"The sandbox is required (VisCoder.sandbox = 'required') but {reason}. "
+            f"Install it ({APT_INSTALL}) or set %config VisCoder.sandbox = 'auto'.")
+    hint = f" To isolate it: {APT_INSTALL}" if sys.platform.startswith("linux") else ""
+    notice = (f"VisCoder: {reason}; generated code runs in a plain child process without the "
+              f"sandbox (no file or network isolation).{hint}")
+    with _probe_lock:
+        if not _announced:
+            _announced, _pending_notice = True, notice
+            log.warning(notice)
+    return False, notice
+
+
+def take_notice() -> str | None:
+    """The fallback notice, once per process, for a front end to show the user."""
+    global _pending_notice
+    with _probe_lock:
+        notice, _pending_notice = _pending_notice, None
+    return notice
