@@ -18,6 +18,7 @@ __all__ = ["Backend", "Reply", "backend_names", "get_backend"]
 _BUILT_IN = {
     "transformers": "viscoder_jupyter.backends.transformers:TransformersBackend",
     "replay": "viscoder_jupyter.backends.replay:ReplayBackend",
+    "openai": "viscoder_jupyter.backends.openai:OpenAIBackend",
 }
 _INSTALL_HINT = {"transformers": "pip install 'viscoder-jupyter' torch transformers accelerate bitsandbytes"}
 _instances: dict[tuple, Backend] = {}

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailable
+from .kv_cache import PrefixCache
 
 CPU_DOWNLOAD_LIMIT_B = 3.0
 #: Roughly GB per billion parameters of a bf16 checkpoint (download and RAM).
@@ -215,6 +216,8 @@ class LoadedModel:
     load_seconds: float = 0.0
     #: Serializes generate() on this model (a cancelled run finishes its token first).
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Key/value caches of recent conversations (see kv_cache.py); used under `lock`.
+    prefix_cache: PrefixCache = field(default_factory=PrefixCache)
 
 
 _MODELS: "OrderedDict[tuple, LoadedModel]" = OrderedDict()
@@ -365,9 +368,12 @@ def _load(ref: str, is_local: bool, options: dict, key: tuple) -> LoadedModel:
                        options=options, load_seconds=time.perf_counter() - started)
 
 
-def get_or_load(ref: str, is_local: bool, quantization: str, allow_cpu_download: bool) -> LoadedModel:
+def get_or_load(ref: str, is_local: bool, quantization: str, allow_cpu_download: bool,
+                dtype: str | None = None) -> LoadedModel:
+    """`dtype` ("float32", ...) overrides the table's compute dtype; float32 makes greedy
+    decoding independent of how tokens are batched (see kv_cache.py), at twice the memory."""
     cuda = cuda_available()
-    key = (ref, quantization, "cuda" if cuda else "cpu")
+    key = (ref, quantization, "cuda" if cuda else "cpu") + ((dtype,) if dtype else ())
     with _MODELS_LOCK:
         loaded = _MODELS.get(key)
         if loaded is not None:
@@ -376,6 +382,8 @@ def get_or_load(ref: str, is_local: bool, quantization: str, allow_cpu_download:
         if not is_local:
             _check_hub_model(ref, cuda=cuda, allow_cpu_download=allow_cpu_download)
         options = load_options(quantization, cuda, _bf16_supported())
+        if dtype:
+            options["dtype"] = dtype
         loaded = _load(ref, is_local, options, key)
         _MODELS[key] = loaded
         while len(_MODELS) > MAX_LOADED_MODELS:

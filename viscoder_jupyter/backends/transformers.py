@@ -1,9 +1,17 @@
 """The in-process backend: a VisCoder (Qwen2.5-Coder) model run by transformers.
 
 Importing this module imports neither torch nor transformers, so ``%load_ext`` stays fast.
-`async_generate` runs greedy ``model.generate`` in a worker thread, streams text to
-`on_text`, stops right after the first ```python block closes, and stops within one token
-when the coroutine is cancelled. Loading lives in `hf_models`, streaming in `streaming`.
+`async_generate` decodes greedily in a worker thread (`decoding.greedy_decode`), streams
+text to `on_text`, stops right after the first ```python block closes, and stops within one
+forward pass when the coroutine is cancelled. Loading lives in `hf_models`, streaming in
+`streaming`.
+
+Two speed-ups keep the greedy output what plain token-by-token decoding gives:
+- the key/value cache of the conversation is kept between a request and its self-debug
+  turns (`kv_cache`), so a retry computes only the tokens after the longest cached prefix;
+- prompt-lookup decoding: drafts of up to `prompt_lookup` tokens copied from earlier in the
+  conversation (a corrected code block mostly repeats the previous one), checked by the
+  model in one forward pass and kept as far as they match its own greedy choices.
 """
 from __future__ import annotations
 
@@ -14,11 +22,15 @@ from typing import Any
 
 from ..errors import BackendUnavailable
 from .base import Backend, Messages, OnText, Reply
+from .decoding import greedy_decode
 from .hf_models import LoadedModel, get_or_load, model_key, resolve_model
-from .streaming import make_streamer, build_stopping_criteria
+from .kv_cache import cached_length
+from .streaming import FenceWatcher, IncrementalDecoder
 
 #: After a cancellation, wait at most this long for the worker to stop (one token, normally).
 CANCEL_GRACE_S = 5.0
+#: Draft length for prompt-lookup decoding (0: off); see benchmarks/generation_speed.py.
+PROMPT_LOOKUP_TOKENS = 10
 
 
 # --------------------------------------------------------------------------- the backend
@@ -29,14 +41,22 @@ class TransformersBackend(Backend):
     name = "transformers"
 
     def __init__(self, model: str, quantization: str = "auto", max_new_tokens: int = 2048,
-                 allow_cpu_download: bool = False):
+                 allow_cpu_download: bool = False, *, reuse_cache: bool = True,
+                 prompt_lookup: int = PROMPT_LOOKUP_TOKENS, stop_at_fence: bool = True,
+                 dtype: str | None = None):
         self.ref, self.is_local = resolve_model(model)
         self.quantization = (quantization or "auto").lower()
         if self.quantization not in ("auto", "4bit", "none"):
             raise BackendUnavailable(f"Unknown quantization {quantization!r}; choose auto, 4bit or none.")
         self.max_new_tokens = int(max_new_tokens)
         self.allow_cpu_download = bool(allow_cpu_download)
+        self.reuse_cache = bool(reuse_cache)
+        self.prompt_lookup = max(0, int(prompt_lookup))
+        self.stop_at_fence = bool(stop_at_fence)
+        self.dtype = dtype  # None: bf16 (fp16 on old GPUs), as hf_models.load_options decides
         self.last_stop_reason: str | None = None
+        #: Prompt tokens of the last request taken from the kept cache (not computed again).
+        self.last_reused_tokens = 0
 
     @classmethod
     def from_settings(cls, settings: Any) -> "TransformersBackend":
@@ -61,7 +81,8 @@ class TransformersBackend(Backend):
 
     def load(self) -> LoadedModel:
         """Load (or reuse) the model; blocking and thread-safe. Raises BackendUnavailable."""
-        return get_or_load(self.ref, self.is_local, self.quantization, self.allow_cpu_download)
+        return get_or_load(self.ref, self.is_local, self.quantization, self.allow_cpu_download,
+                           self.dtype)
 
     async def async_load(self) -> LoadedModel:
         return await asyncio.to_thread(self.load)
@@ -81,34 +102,38 @@ class TransformersBackend(Backend):
 
     def _generate_sync(self, loaded: LoadedModel, messages: Messages, on_text: OnText | None,
                        cancel: threading.Event) -> Reply | None:
-        import copy
-
-        import torch
-        from transformers import StoppingCriteriaList
+        from transformers import DynamicCache
 
         tokenizer, model = loaded.tokenizer, loaded.model
         with loaded.lock:
             if cancel.is_set():
                 return None
             prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-            input_ids = encoded["input_ids"].to(model.device)
-            attention_mask = encoded["attention_mask"].to(model.device)
-            prompt_length = int(input_ids.shape[1])
-            config = copy.copy(loaded.generation_config)
-            config.max_new_tokens = self.max_new_tokens
-            stop = build_stopping_criteria(tokenizer, prompt_length, cancel)
-            streamer = make_streamer(tokenizer, on_text) if on_text is not None else None
-            with torch.inference_mode():
-                output = model.generate(
-                    input_ids=input_ids, attention_mask=attention_mask, generation_config=config,
-                    stopping_criteria=StoppingCriteriaList([stop]), streamer=streamer,
-                )
-            new_ids = output[0, prompt_length:].tolist()
-            self.last_stop_reason = stop.reason or (
-                "length" if len(new_ids) >= self.max_new_tokens else "eos")
+            ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            cache, reused = loaded.prefix_cache.take(ids) if self.reuse_cache else (None, 0)
+            if cache is None:
+                cache = DynamicCache(config=model.config)
+            decoder, fence = IncrementalDecoder(tokenizer), FenceWatcher()
+
+            def on_token(token: int) -> str | None:
+                delta = decoder.add([token])
+                if delta and on_text is not None:
+                    on_text(delta)
+                return "fence" if self.stop_at_fence and fence.feed(delta) else None
+
+            eos = loaded.generation_config.eos_token_id
+            new_ids, tokens, reason = greedy_decode(
+                model, ids, cache, reused, max_new_tokens=self.max_new_tokens,
+                eos_ids=[eos] if isinstance(eos, int) else (eos or []), lookup=self.prompt_lookup,
+                on_token=on_token, cancel=cancel)
+            rest = decoder.flush()
+            if rest and on_text is not None:
+                on_text(rest)
+            if self.reuse_cache:
+                loaded.prefix_cache.put(tokens[:cached_length(cache)], len(ids), cache)
+            self.last_reused_tokens, self.last_stop_reason = reused, reason
             text = tokenizer.decode(new_ids, skip_special_tokens=True)
-            return Reply(text=text, prompt_tokens=prompt_length, completion_tokens=len(new_ids))
+            return Reply(text=text, prompt_tokens=len(ids), completion_tokens=len(new_ids))
 
     async def async_generate(self, messages: Messages, on_text: OnText | None = None) -> Reply:
         loaded = await asyncio.to_thread(self.load)

@@ -1,0 +1,369 @@
+"""Any OpenAI-compatible chat-completions server: vLLM, Ollama, llama.cpp's server, `viscoder serve`.
+
+Streams the reply over server-sent events with httpx (already installed with Jupyter; no
+vendor SDK). Greedy (temperature 0). Stops where the first python code block closes, like
+the in-process backend: a `stop` string cannot tell a closing fence from an opening one
+(both are a line starting with ```), so the rule runs here, on the streamed text
+(`streaming.FenceWatcher`), and the stream is closed, which makes vLLM and `viscoder serve`
+abort the generation. Cancelling the coroutine closes the stream too.
+
+Every failure (server not reachable, too slow, HTTP 4xx/5xx, a stream cut mid-reply) is one
+`BackendUnavailable` whose message says what happened and what to check; nothing is left
+half-open, so running the cell again retries.
+
+``base_url = "auto"`` uses the `viscoder serve` that another kernel of this user started for
+the same model (found through the Jupyter runtime dir), and starts one if there is none.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import BackendUnavailable
+from .base import Backend, Messages, OnText, Reply
+from .streaming import FenceWatcher
+
+#: Seconds to open a connection, and to wait for each piece of the stream.
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 300.0
+_SETUP_HINT = ("Set the server with `%config VisCoder.base_url = 'http://HOST:PORT/v1'` (or "
+               "VISCODER_BASE_URL), or 'auto' to use (and start if needed) `viscoder serve` on "
+               "this machine.")
+
+
+def normalize_base_url(url: str) -> str:
+    """'http://h:8000' and 'http://h:8000/v1/chat/completions' both become 'http://h:8000/v1'."""
+    url = url.strip().rstrip("/")
+    url = url.removesuffix("/chat/completions")
+    _scheme, sep, rest = url.partition("://")
+    if sep and "/" not in rest:
+        url += "/v1"
+    return url
+
+
+class OpenAIBackend(Backend):
+    """Chat completions from an OpenAI-compatible server, streamed."""
+
+    name: ClassVar[str] = "openai"
+
+    def __init__(self, base_url: str, model: str, api_key: str = "", max_new_tokens: int = 2048,
+                 quantization: str = "auto", *, connect_timeout: float = CONNECT_TIMEOUT_S,
+                 read_timeout: float = READ_TIMEOUT_S):
+        if not (base_url or "").strip():
+            raise BackendUnavailable("The 'openai' backend needs a server URL. " + _SETUP_HINT)
+        self.auto = base_url.strip().lower() == "auto"
+        self.base_url = "" if self.auto else normalize_base_url(base_url)
+        if not self.auto and not self.base_url.startswith(("http://", "https://")):
+            raise BackendUnavailable(f"Server URL {base_url!r} is not an http(s) URL. " + _SETUP_HINT)
+        self.model, self.api_key = model, api_key
+        self.max_new_tokens, self.quantization = int(max_new_tokens), quantization
+        self.timeout = (connect_timeout, read_timeout)
+        self.last_stop_reason: str | None = None
+        self._auto_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> OpenAIBackend:
+        return cls(
+            base_url=str(getattr(settings, "base_url", "") or ""),
+            model=str(getattr(settings, "model", "") or ""),
+            api_key=str(getattr(settings, "api_key", "") or ""),
+            max_new_tokens=int(getattr(settings, "max_new_tokens", 2048)),
+            quantization=str(getattr(settings, "quantization", "auto") or "auto"),
+        )
+
+    @classmethod
+    def cache_key(cls, settings: Any) -> tuple:
+        return (cls.name, str(getattr(settings, "base_url", "")), str(getattr(settings, "model", "")),
+                str(getattr(settings, "api_key", "")), int(getattr(settings, "max_new_tokens", 2048)))
+
+    # -- where the server is
+
+    def _auto_server(self) -> None:
+        """Find (or start) this user's `viscoder serve` for the model; blocking."""
+        with self._auto_lock:
+            info = start_server(self.model, self.quantization)
+            self.base_url, self.api_key = info["url"], info.get("token", "")
+
+    async def async_prepare(self) -> None:
+        if self.auto and not self.base_url:
+            await asyncio.to_thread(self._auto_server)
+
+    # -- generation
+
+    async def async_generate(self, messages: Messages, on_text: OnText | None = None) -> Reply:
+        httpx = _httpx()
+        await self.async_prepare()
+        url = f"{self.base_url}/chat/completions"
+        body = {"model": self.model, "messages": messages, "stream": True, "temperature": 0,
+                "max_tokens": self.max_new_tokens, "stream_options": {"include_usage": True}}
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        connect, read = self.timeout
+        timeout = httpx.Timeout(read, connect=connect)
+        stream = _Stream(on_text, f"The model server at {self.base_url}")
+        try:
+            # Proxy variables apply to remote servers only: a proxy cannot reach our loopback.
+            local = httpx.URL(url).host in ("127.0.0.1", "localhost", "::1")
+            async with httpx.AsyncClient(timeout=timeout, trust_env=not local) as client:
+                async with client.stream("POST", url, json=body, headers=headers) as response:
+                    if response.status_code >= 400:
+                        raise BackendUnavailable(await self._http_error(client, response))
+                    async for line in response.aiter_lines():
+                        if stream.feed(line):
+                            break  # closing fence or [DONE]: leaving the block closes the stream
+        except httpx.ConnectError as exc:
+            url, self.base_url = self.base_url, ("" if self.auto else self.base_url)  # auto: look again
+            raise BackendUnavailable(
+                f"Cannot reach the model server at {url} ({_reason(exc)}). Is it running? "
+                + ("It was found through the Jupyter runtime dir; it may have just exited: run "
+                   "the cell again to start a new one." if self.auto else _SETUP_HINT)) from None
+        except httpx.TimeoutException as exc:
+            what = "to accept the connection" if isinstance(exc, httpx.ConnectTimeout) else "for the reply"
+            raise BackendUnavailable(
+                f"The model server at {self.base_url} did not answer within "
+                f"{connect if isinstance(exc, httpx.ConnectTimeout) else read:g} s (waiting {what}); "
+                "it may be overloaded. Run the cell again to retry.") from None
+        except httpx.HTTPError as exc:  # RemoteProtocolError, ReadError: the connection broke
+            if not stream.finished:
+                raise BackendUnavailable(self._cut_message(stream, _reason(exc))) from None
+        if not stream.finished:
+            raise BackendUnavailable(self._cut_message(stream, "the stream ended without [DONE]"))
+        self.last_stop_reason = stream.finish_reason
+        return Reply(text=stream.text, prompt_tokens=stream.prompt_tokens,
+                     completion_tokens=stream.completion_tokens)
+
+    def _cut_message(self, stream: _Stream, reason: str) -> str:
+        return (f"The model server at {self.base_url} stopped in the middle of the reply "
+                f"({reason}; {len(stream.text)} characters received). It may have crashed or been "
+                "restarted: run the cell again to retry.")
+
+    async def _http_error(self, client, response) -> str:
+        status = response.status_code
+        detail = _error_detail(await response.aread())
+        where = f"The model server at {self.base_url}"
+        if status in (401, 403):
+            return (f"{where} refused the request (HTTP {status}: {detail}): the API key is missing or "
+                    "wrong. Set `%config VisCoder.api_key` or VISCODER_API_KEY to the server's token.")
+        if status == 404:
+            served = await _served_models(client, self.base_url, response.request.headers)
+            return (f"{where} answered HTTP 404 for model {self.model!r} ({detail}). "
+                    + (f"It serves: {', '.join(served)}; set `%config VisCoder.model` to one of them."
+                       if served else "Check that the URL ends with /v1 and names an OpenAI-compatible "
+                                      "server, and the model name."))
+        if status == 429:
+            return f"{where} is busy (HTTP 429: {detail}). Run the cell again in a moment."
+        if status < 500:
+            return f"{where} rejected the request (HTTP {status}: {detail})."
+        return (f"{where} failed (HTTP {status}: {detail}). Run the cell again to retry; if it "
+                "persists, see the server's log.")
+
+
+class _Stream:
+    """Server-sent events of a chat-completions stream, line by line, into text."""
+
+    def __init__(self, on_text: OnText | None, where: str):
+        self.on_text, self.where = on_text, where
+        self.fence = FenceWatcher()
+        self.parts: list[str] = []
+        self.data: list[str] = []
+        self.finished = False
+        self.finish_reason: str | None = None
+        self.prompt_tokens = self.completion_tokens = 0
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def feed(self, line: str) -> bool:
+        """One line of the stream; True once the reply is complete."""
+        if line.startswith(":"):  # a comment: keep-alive
+            return False
+        if line.startswith("data:"):
+            self.data.append(line[5:].lstrip(" "))
+            return False
+        if line.strip() or not self.data:  # other fields (event:, id:) or a stray blank line
+            return False
+        payload, self.data = "\n".join(self.data), []
+        return self.event(payload)
+
+    def event(self, payload: str) -> bool:
+        if payload.strip() == "[DONE]":
+            self.finished = True
+            return True
+        try:
+            chunk = json.loads(payload)
+        except ValueError:
+            raise BackendUnavailable(f"{self.where} sent something that is not JSON: {payload[:200]!r}") from None
+        if chunk.get("error"):
+            raise BackendUnavailable(f"{self.where} reported an error mid-reply: {_error_detail(chunk)}. "
+                                     "Run the cell again to retry.")
+        usage = chunk.get("usage") or {}
+        self.prompt_tokens = usage.get("prompt_tokens", self.prompt_tokens) or self.prompt_tokens
+        self.completion_tokens = usage.get("completion_tokens", self.completion_tokens) or self.completion_tokens
+        for choice in chunk.get("choices") or []:
+            content = (choice.get("delta") or {}).get("content") or ""
+            if content:
+                self.parts.append(content)
+                self.completion_tokens = max(self.completion_tokens, len(self.parts))
+                if self.on_text is not None:
+                    self.on_text(content)
+                if self.fence.feed(content):
+                    self.finished, self.finish_reason = True, "fence"
+                    return True
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+                # The reply is complete; a usage chunk and [DONE] may follow, but need not.
+                self.finished = True
+        return False
+
+
+# --------------------------------------------------------------------------- finding `viscoder serve`
+
+def _alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would terminate it on Windows; /health decides there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _healthy(url: str, timeout: float = 2.0) -> bool:
+    httpx = _httpx()
+    try:
+        return httpx.get(url.rsplit("/v1", 1)[0] + "/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def find_servers(directory: Path | None = None) -> list[dict]:
+    """Running servers announced in the runtime dir; files of dead ones are removed."""
+    from ..serve import PREFIX, runtime_dir
+
+    found = []
+    for path in sorted((directory or runtime_dir()).glob(PREFIX + "*.json")):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not _alive(int(info.get("pid", -1))):
+            with contextlib.suppress(OSError):
+                path.unlink()
+            continue
+        found.append(info)
+    return found
+
+
+def find_server(model_ref: str, directory: Path | None = None) -> dict | None:
+    """The running server for this model (resolved path or hub id) that answers, if any."""
+    for info in find_servers(directory):
+        if info.get("model_ref") == model_ref and _healthy(info["url"]):
+            return info
+    return None
+
+
+@contextlib.contextmanager
+def _start_lock(directory: Path):
+    """Kernels starting at once start one server: the second waits, then finds the first's."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "viscoder-serve-start.lock", "a") as f:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no lock, at worst two servers
+            yield
+            return
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def start_server(model: str, quantization: str = "auto", *, wait_s: float = 900.0,
+                 idle_exit_s: float = 3600.0) -> dict:
+    """The running `viscoder serve` for `model`, started in the background if there is none.
+
+    It outlives the kernel that started it (every notebook shares it) and exits after
+    `idle_exit_s` without requests. Its output goes to a log file in the runtime dir.
+    """
+    from ..serve import PREFIX, TOKEN_ENV, runtime_dir
+    from .hf_models import resolve_model
+
+    ref, _ = resolve_model(model)
+    directory = runtime_dir()
+    with _start_lock(directory):
+        info = find_server(ref, directory)
+        if info is not None:
+            return info
+        log_path = directory / f"{PREFIX}{uuid.uuid4().hex[:8]}.log"
+        env = dict(os.environ, **{TOKEN_ENV: secrets.token_urlsafe(24)})
+        command = [sys.executable, "-m", "viscoder_jupyter.cli", "serve", "--model", model,
+                   "--quantization", quantization, "--idle-exit", str(idle_exit_s)]
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+                raise BackendUnavailable(
+                    f"`viscoder serve` for {model!r} exited while starting (code {process.returncode}):"
+                    f" {' | '.join(tail)} (log: {log_path})")
+            info = next((i for i in find_servers(directory) if i.get("pid") == process.pid), None)
+            if info is not None:
+                return info
+            time.sleep(0.2)
+        process.terminate()
+        raise BackendUnavailable(f"`viscoder serve` for {model!r} did not start within {wait_s:g} s "
+                                 f"(log: {log_path}).")
+
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _httpx():
+    try:
+        import httpx
+    except ImportError:
+        raise BackendUnavailable("The 'openai' backend needs httpx: pip install httpx") from None
+    return httpx
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _error_detail(raw: bytes | dict) -> str:
+    """The message of an OpenAI-style error body, else the body's start."""
+    try:
+        body = raw if isinstance(raw, dict) else json.loads(raw)
+        error = body.get("error", body)
+        message = error.get("message") if isinstance(error, dict) else error
+        if message:
+            return str(message)[:300]
+    except (ValueError, AttributeError):
+        pass
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return text.strip()[:300] or "no details"
+
+
+async def _served_models(client, base_url: str, headers) -> list[str]:
+    try:
+        response = await client.get(f"{base_url}/models", headers={
+            k: v for k, v in headers.items() if k.lower() == "authorization"})
+        return [m["id"] for m in response.json().get("data", [])][:10]
+    except Exception:  # noqa: BLE001 - only a hint for the error message
+        return []
