@@ -42,3 +42,27 @@ def offline_model_dir() -> Path:
 
 
 # --------------------------------------------------------------------------- other fixtures
+
+
+@pytest.fixture
+def shell(tmp_path):
+    """make(*replies, **VisCoder settings): a bare IPython shell with the extension loaded,
+    the replay backend serving `replies`, and a DataFrame `sales` in its namespace."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    from helpers import sales_frame, write_replies
+
+    def make(*replies, **config):
+        cfg = Config()
+        cfg.VisCoder.backend = "replay"
+        cfg.VisCoder.replay = write_replies(tmp_path / "replies.jsonl", *replies)
+        for key, value in config.items():
+            setattr(cfg.VisCoder, key, value)
+        ip = InteractiveShell(config=cfg)
+        ip.extension_manager.load_extension("viscoder_jupyter")
+        ip.user_ns["sales"] = sales_frame()
+        return ip
+
+    return make
+

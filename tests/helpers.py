@@ -37,3 +37,9 @@ def fingerprint(df: pd.DataFrame) -> tuple:
         tuple(map(str, df.columns)),
         tuple(map(str, df.dtypes)),
     )
+
+
+def magics_of(ip):
+    """The VisCoderMagics instance registered on an IPython shell."""
+    return ip.magics_manager.registry["VisCoderMagics"]
+

@@ -14,8 +14,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 from viscoder_jupyter import backends
 from viscoder_jupyter import kernel_process as kp
@@ -25,7 +23,7 @@ from viscoder_jupyter.backends import Backend
 from viscoder_jupyter.errors import ChildKernelDied, CodeRaised, ExecutionTimeout
 from viscoder_jupyter.executor import ChildKernel
 
-from helpers import GOOD_BAR, fingerprint, sales_frame, write_replies
+from helpers import GOOD_BAR, fingerprint
 
 SNIPPETS = Path(__file__).parent / "snippets"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -192,22 +190,6 @@ def all_gone(pids, seconds: float = 30) -> bool:
 # ---- through the magic: the loop goes on, the user's namespace stays -----------------------
 def _reply(code: str) -> str:
     return f"```python\n{code}\n```"
-
-
-@pytest.fixture
-def shell(tmp_path):
-    def make(*replies, **config):
-        cfg = Config()
-        cfg.VisCoder.backend = "replay"
-        cfg.VisCoder.replay = write_replies(tmp_path / "replies.jsonl", *replies)
-        for key, value in config.items():
-            setattr(cfg.VisCoder, key, value)
-        ip = InteractiveShell(config=cfg)
-        ip.extension_manager.load_extension("viscoder_jupyter")
-        ip.user_ns["sales"] = sales_frame()
-        return ip
-
-    return make
 
 
 def user_state(ip):

@@ -1,9 +1,8 @@
 """Fixing existing code: the first turn, which cell `%viscoder_fix` picks, and the magic itself."""
 import pytest
-from helpers import GOOD_BAR, key_error, sales_frame, write_replies
+from helpers import magics_of, GOOD_BAR, key_error, sales_frame, write_replies
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 from viscoder_jupyter import session
 from viscoder_jupyter.backends.replay import ReplayBackend
@@ -19,24 +18,6 @@ from viscoder_jupyter.settings import VisCoder
 
 BROKEN = "import matplotlib.pyplot as plt\nplt.bar(sales['Region'], sales['revenue'])\nplt.show()"
 WORKS = "import matplotlib.pyplot as plt\nplt.bar(sales['region'], sales['revenue'])\nplt.show()"
-
-
-@pytest.fixture
-def shell(tmp_path):
-    def make(*replies):
-        cfg = Config()
-        cfg.VisCoder.backend = "replay"
-        cfg.VisCoder.replay = write_replies(tmp_path / "replies.jsonl", *replies)
-        ip = InteractiveShell(config=cfg)
-        ip.extension_manager.load_extension("viscoder_jupyter")
-        ip.user_ns["sales"] = sales_frame()
-        return ip
-
-    return make
-
-
-def magics_of(ip):
-    return ip.magics_manager.registry["VisCoderMagics"]
 
 
 # ------------------------------------------------------------------ the first turn

@@ -1,32 +1,10 @@
 """%%viscoder on a bare IPython shell, the replay backend and the real child kernel."""
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
-from helpers import GOOD_BAR, key_error, fingerprint, sales_frame, write_replies
+from helpers import magics_of, GOOD_BAR, key_error, fingerprint
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def shell(tmp_path):
-    def make(*replies, **config):
-        cfg = Config()
-        cfg.VisCoder.backend = "replay"
-        cfg.VisCoder.replay = write_replies(tmp_path / "replies.jsonl", *replies)
-        for key, value in config.items():
-            setattr(cfg.VisCoder, key, value)
-        ip = InteractiveShell(config=cfg)
-        ip.extension_manager.load_extension("viscoder_jupyter")
-        ip.user_ns["sales"] = sales_frame()
-        return ip
-
-    return make
-
-
-def magics_of(ip):
-    return ip.magics_manager.registry["VisCoderMagics"]
 
 
 def inserted_cell_of(ip):
