@@ -120,7 +120,7 @@ async def run_bench(tasks: list[Task], protocols: list[str], settings: VisCoder,
     from .bench_report import Progress, save_png
 
     backend = get_backend(settings)
-    kernel = session.child_kernel()
+    kernel = session.child_kernel(settings)
     outcomes: dict[str, list] = {p: [] for p in protocols}
     files = {p: (out / p / "results.jsonl").open("w", encoding="utf-8") for p in protocols}
     replies = {p: (out / p / "replies.jsonl").open("w", encoding="utf-8") for p in protocols}

@@ -44,7 +44,7 @@ async def async_run(
     frames = check_frames(frames)
     emit = on_event or (lambda event: None)
     backend = backend or get_backend(settings)
-    kernel = kernel or session.child_kernel()
+    kernel = kernel or session.child_kernel(settings)  # its sandbox and limits
     if messages is None:
         messages = first_turn(request, describe_frames(frames, settings.frame_budget), settings.lib)
     messages = list(messages)

@@ -124,6 +124,7 @@ class VisCoderMagics(Magics):
         """
         from . import session
         from .progress import make_view, summary
+        from .sandbox import take_notice
 
         view = make_view(settings.retries + 1, in_kernel=getattr(self.shell, "kernel", None) is not None)
         events: queue.Queue = queue.Queue()
@@ -145,6 +146,9 @@ class VisCoderMagics(Magics):
             raise
         self.last_result = result
         view.finish(summary(result))
+        notice = take_notice()  # once a session: the code ran without the sandbox, and why
+        if notice:
+            print(notice)
         return result
 
     def show_result(self, result, request: str, settings: VisCoder, magic: str = "%%viscoder") -> None:
@@ -174,7 +178,7 @@ def register(shell) -> None:
     from . import comm, session
 
     comm.register_target(shell, lambda: magics.settings)  # the sidebar's channel (no-op outside a kernel)
-    session.warm_up()  # the child kernel starts while the user types
+    session.warm_up(magics.settings)  # the child kernel starts while the user types
 
 
 def unregister(shell) -> None:
