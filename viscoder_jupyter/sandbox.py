@@ -161,6 +161,23 @@ def _hidden_dirs() -> list[str]:
     return sorted(h for h in homes if h not in ("/", "") and os.path.isdir(h))
 
 
+def _bind_back(paths: list[str], covered: list[str]) -> list[str]:
+    """Read-only binds for the `paths` that a tmpfs over one of `covered` hides, each once,
+    with readable folders on the way (bwrap would create them 0700, closed to the kernel's uid)."""
+    argv: list[str] = []
+    done: list[str] = []
+    for path in paths:  # sorted: a parent comes before what it holds
+        inside = [c for c in covered if path.startswith(c + os.sep)]
+        if not inside or not os.path.exists(path) or any(path.startswith(d + os.sep) for d in done):
+            continue
+        done.append(path)
+        parts = os.path.relpath(path, inside[0]).split(os.sep)[:-1]
+        for i in range(1, len(parts) + 1):
+            argv += ["--perms", "0755", "--dir", os.path.join(inside[0], *parts[:i])]
+        argv += ["--ro-bind", path, path]
+    return argv
+
+
 def bwrap_argv(private_dir: str, rw_dir: str, scratch_dir: str) -> list[str]:
     """bubblewrap's options, up to the command (binds are applied in this order).
 
@@ -171,21 +188,15 @@ def bwrap_argv(private_dir: str, rw_dir: str, scratch_dir: str) -> list[str]:
     hidden = _hidden_dirs()
     for home in hidden:
         argv += ["--tmpfs", home]
-    binds: list[str] = []
-    for path in _needed_paths():
-        inside = [h for h in hidden if path.startswith(h + os.sep)]  # never a whole home
-        if inside and os.path.exists(path) and not any(path.startswith(b + os.sep) for b in binds):
-            binds.append(path)
-            # bwrap would create the folders on the way as 0700, closed to the kernel's uid.
-            parts = os.path.relpath(path, inside[0]).split(os.sep)[:-1]
-            for i in range(1, len(parts) + 1):
-                argv += ["--perms", "0755", "--dir", os.path.join(inside[0], *parts[:i])]
-            argv += ["--ro-bind", path, path]
+    needed = _needed_paths()
+    argv += _bind_back(needed, hidden)
     size = ["--size", str(TMPFS_LIMIT_MB * 2**20)] if _tmpfs_size else []
     argv += [
         "--dev", "/dev", "--perms", "1777", *size, "--tmpfs", "/dev/shm",
         "--proc", "/proc", "--tmpfs", "/run",
         "--perms", "1777", *size, "--tmpfs", "/tmp",
+        # A venv or checkout under /tmp (CI clones, scratch venvs) must survive the private /tmp.
+        *_bind_back(needed, ["/tmp"]),
         "--ro-bind", private_dir, private_dir, "--bind", rw_dir, rw_dir, "--bind", scratch_dir, scratch_dir,
         "--chdir", scratch_dir,
         "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
