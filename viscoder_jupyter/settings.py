@@ -20,7 +20,8 @@ DEFAULT_MODEL = "TIGER-Lab/VisCoder-7B"
 class VisCoder(Configurable):
     """Settings for %%viscoder and generate_plot."""
 
-    backend = Unicode(help="Model backend: 'transformers' (in-process, default) or 'replay'. "
+    backend = Unicode(help="Model backend: 'transformers' (in-process, default), 'openai' (any "
+                      "OpenAI-compatible server) or 'replay'. "
                       "Env: VISCODER_BACKEND.").tag(config=True)
     model = Unicode(help="Hub id or local folder of the model. Env: VISCODER_MODEL.").tag(config=True)
     replay = Unicode(help="JSONL file of recorded replies for the replay backend. "
@@ -37,7 +38,8 @@ class VisCoder(Configurable):
     ).tag(config=True)
     frame_budget = Int(4000, help="Most characters describing one DataFrame in the prompt.").tag(config=True)
     base_url = Unicode(help="OpenAI-compatible server for the 'openai' backend, e.g. "
-                       "http://127.0.0.1:8000/v1. Env: VISCODER_BASE_URL.").tag(config=True)
+                       "http://127.0.0.1:8000/v1; 'auto' finds or starts `viscoder serve`. "
+                       "Env: VISCODER_BASE_URL.").tag(config=True)
     api_key = Unicode(help="Bearer token for the 'openai' backend. Env: VISCODER_API_KEY.").tag(config=True)
     sandbox = CaselessStrEnum(
         ("auto", "required", "off"), default_value="auto",
