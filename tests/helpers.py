@@ -43,3 +43,17 @@ def magics_of(ip):
     """The VisCoderMagics instance registered on an IPython shell."""
     return ip.magics_manager.registry["VisCoderMagics"]
 
+
+def processes_gone(pids, seconds: float = 30) -> bool:
+    """Whether every process in `pids` has ended within `seconds`."""
+    import time
+
+    from viscoder_jupyter.kernel_process import alive
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(map(alive, pids)):
+            return True
+        time.sleep(0.1)
+    return False
+

@@ -23,7 +23,7 @@ from viscoder_jupyter.backends import Backend
 from viscoder_jupyter.errors import ChildKernelDied, CodeRaised, ExecutionTimeout
 from viscoder_jupyter.executor import ChildKernel
 
-from helpers import GOOD_BAR, fingerprint
+from helpers import processes_gone, GOOD_BAR, fingerprint
 
 SNIPPETS = Path(__file__).parent / "snippets"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -175,16 +175,7 @@ def test_cpu_limit_then_a_kernel_that_hangs_on_shutdown(frames, unchanged):
     processes = [kernel.pid, kernel.kernel_pid, *kp.descendants(kernel.pid)]
     wait(kernel.async_shutdown(), timeout=60)  # returns: the grace period ends in a kill
     assert not kernel.is_alive
-    assert all_gone(processes)
-
-
-def all_gone(pids, seconds: float = 30) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not any(map(kp.alive, pids)):
-            return True
-        time.sleep(0.1)
-    return False
+    assert processes_gone(processes)
 
 
 # ---- through the magic: the loop goes on, the user's namespace stays -----------------------

@@ -19,7 +19,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from viscoder_jupyter import kernel_process as kp
 from viscoder_jupyter.run_notebook import execute
 
-from helpers import key_error, write_replies
+from helpers import processes_gone, key_error, write_replies
 
 REGIONS = {"A": ["North", "South"], "B": ["East", "West"]}
 STATE = """
@@ -127,13 +127,6 @@ def test_two_notebooks_at_once(tmp_path):
 
     assert sampler.seen, "no child kernel was seen"
     assert sampler.most <= 2  # one warm child kernel per notebook, never more
-    assert gone(sampler.seen, seconds=60)  # they went with their notebooks' kernels
+    assert processes_gone(sampler.seen, seconds=60)  # they went with their notebooks' kernels
 
 
-def gone(pids, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not any(map(kp.alive, pids)):
-            return True
-        time.sleep(0.2)
-    return False
