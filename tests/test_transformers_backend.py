@@ -16,9 +16,7 @@ import pytest
 from viscoder_jupyter import offline_model
 from viscoder_jupyter.backends import hf_models
 from viscoder_jupyter.backends.hf_models import load_options, param_billions
-from viscoder_jupyter.backends.streaming import (
-    FenceStop, FenceWatcher, IncrementalDecoder, build_stopping_criteria,
-)
+from viscoder_jupyter.backends.streaming import FenceWatcher, IncrementalDecoder
 from viscoder_jupyter.backends.transformers import TransformersBackend
 from viscoder_jupyter.errors import BackendUnavailable
 from viscoder_jupyter.settings import VisCoder
@@ -224,41 +222,17 @@ def test_fence_watcher_ignores_unclosed_and_inline_fences():
     assert watcher.feed("```")
 
 
-def test_stopping_criterion_stops_right_after_the_closing_fence(tiny_tokenizer):
-    import torch
-
-    prompt = tiny_tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=False)
-    prompt_ids = tiny_tokenizer.encode(prompt, add_special_tokens=False)
+def test_decoding_stops_right_after_the_closing_fence(tiny_tokenizer):
     reply = "Here:\n```python\nplt.bar(df['a'], df['b'])\nplt.show()\n```\nThe chart shows more."
     reply_ids = tiny_tokenizer.encode(reply, add_special_tokens=False)
     assert len(reply_ids) > 10
-
-    # FenceStop, the pure part
-    fence = FenceStop(tiny_tokenizer)
-    stop_at = next(i for i, token in enumerate(reply_ids) if fence.feed([token]))
+    # What the decoding loop does: token ids, a few at a time, into the fence watcher.
+    decoder, fence = IncrementalDecoder(tiny_tokenizer), FenceWatcher()
+    stop_at = next(i for i, token in enumerate(reply_ids) if fence.feed(decoder.add([token])))
     upto = tiny_tokenizer.decode(reply_ids[:stop_at + 1])
     before = tiny_tokenizer.decode(reply_ids[:stop_at])
     assert "plt.show()\n```" in upto and "plt.show()\n```" not in before
     assert "chart shows" not in upto
-
-    # the StoppingCriteria generate() calls, one token at a time
-    criteria = build_stopping_criteria(tiny_tokenizer, len(prompt_ids))
-    stops = []
-    for n in range(1, len(reply_ids) + 1):
-        input_ids = torch.tensor([prompt_ids + reply_ids[:n]])
-        stops.append(bool(criteria(input_ids, None)[0]))
-        if stops[-1]:
-            break
-    assert stops.index(True) == stop_at
-    assert criteria.reason == "fence"
-
-    # cancellation: stops at the next token
-    cancel = threading.Event()
-    criteria = build_stopping_criteria(tiny_tokenizer, len(prompt_ids), cancel)
-    assert not bool(criteria(torch.tensor([prompt_ids + reply_ids[:1]]), None)[0])
-    cancel.set()
-    assert bool(criteria(torch.tensor([prompt_ids + reply_ids[:2]]), None)[0])
-    assert criteria.reason == "cancelled"
 
 
 # --------------------------------------------------------------------------- generation (tiny model)

@@ -1,10 +1,7 @@
-"""Streaming and stopping for `generate`: text deltas out, stop when the code block closes."""
+"""Streaming and stopping: token ids to text deltas, and where the first code block closes."""
 from __future__ import annotations
 
-import threading
 from typing import Iterable
-
-from .base import OnText
 
 
 class IncrementalDecoder:
@@ -82,69 +79,3 @@ class FenceWatcher:
         elif fence:  # python block closes
             return True
         return False
-
-
-class FenceStop:
-    """Token ids in, 'stop now?' out: an IncrementalDecoder feeding a FenceWatcher."""
-
-    def __init__(self, tokenizer):
-        self.decoder = IncrementalDecoder(tokenizer)
-        self.watcher = FenceWatcher()
-
-    def feed(self, ids: Iterable[int]) -> bool:
-        return self.watcher.feed(self.decoder.add(ids))
-
-
-def build_stopping_criteria(tokenizer, prompt_length: int, cancel: threading.Event | None = None,
-                            stop_at_fence: bool = True):
-    """A transformers StoppingCriteria: stop after the first python block closes, or on `cancel`."""
-    import torch
-    from transformers import StoppingCriteria
-
-    class _Stop(StoppingCriteria):
-        def __init__(self):
-            self.seen = prompt_length
-            self.fence = FenceStop(tokenizer) if stop_at_fence else None
-            self.cancel = cancel
-            self.reason: str | None = None
-
-        def __call__(self, input_ids, scores, **kwargs):
-            stop = False
-            if self.cancel is not None and self.cancel.is_set():
-                stop, self.reason = True, "cancelled"
-            elif self.fence is not None:
-                new = input_ids[0, self.seen:].tolist()
-                self.seen = input_ids.shape[1]
-                if self.fence.feed(new):
-                    stop, self.reason = True, "fence"
-            return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
-
-    return _Stop()
-
-
-def make_streamer(tokenizer, on_text: OnText):
-    from transformers.generation.streamers import BaseStreamer
-
-    class _Streamer(BaseStreamer):
-        """Calls on_text(delta) from the generating thread; skips the prompt."""
-
-        def __init__(self):
-            self.decoder = IncrementalDecoder(tokenizer)
-            self.prompt_pending = True
-
-        def put(self, value):
-            if self.prompt_pending:
-                self.prompt_pending = False
-                return
-            if value.dim() > 1:
-                value = value[0]
-            delta = self.decoder.add(value.tolist())
-            if delta:
-                on_text(delta)
-
-        def end(self):
-            delta = self.decoder.flush()
-            if delta:
-                on_text(delta)
-
-    return _Streamer()
