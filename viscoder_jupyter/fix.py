@@ -27,10 +27,6 @@ _PLOTTING = re.compile(
 _VISCODER_CELL = re.compile(r"^\s*%%?viscoder", re.MULTILINE)
 
 DEFAULT_INTENT = "the plot that the code below is meant to draw"
-FIX_ERROR = (
-    "The above code failed with the following error:\n{error}\n"
-    "{note}Please provide a corrected version enclosed in ```python ... ```."
-)
 FIX_NOTE = (
     "The above code runs, but the plot is not right: {note}\n"
     "Please provide a corrected version enclosed in ```python ... ```."
@@ -48,7 +44,7 @@ def clean_traceback(text: str) -> str:
 
 def fix_messages(source: str, traceback: str, note: str, descriptions: dict[str, str], lib: str) -> list[dict]:
     """First turn of a fix: the request, the user's code as the earlier reply, then the problem."""
-    from .prompt import first_turn
+    from .prompt import FEEDBACK, first_turn
 
     note = (note or "").strip()
     traceback = clean_traceback(traceback)
@@ -57,8 +53,9 @@ def fix_messages(source: str, traceback: str, note: str, descriptions: dict[str,
     messages = first_turn(note or DEFAULT_INTENT, descriptions, lib)
     messages.append({"role": "assistant", "content": f"```python\n{source.strip()}\n```"})
     if traceback:
-        also = f"Also, what is wrong with the plot: {note}\n" if note else ""
-        report = FIX_ERROR.format(error=traceback, note=also)
+        # VisCoder's own feedback turn; a note rides along under the traceback.
+        error = f"{traceback}\nAlso, what is wrong with the plot: {note}" if note else traceback
+        report = FEEDBACK.format(failed="failed", error=error)
     else:
         report = FIX_NOTE.format(note=note)
     messages.append({"role": "user", "content": report})
