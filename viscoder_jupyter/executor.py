@@ -4,7 +4,7 @@ Thin over nbclient: a `NotebookClient` that does not own its `AsyncKernelManager
 runs each attempt as a one-cell notebook with `async_execute_cell`, so nbclient does
 the waiting: shell reply, iopub outputs, a 1 s liveness poll (`DeadKernelError`) and
 the timeout (`interrupt_on_timeout` + a sentinel `error_on_timeout` reply).
-On top of it: a quiet preamble that resets the namespace before every attempt, a
+On top of it: a namespace reset before every attempt (a hook in the child), a
 recovery check after an interrupt, a restart (warm-up + frames) after a death, and
 the guard rails of untrusted code: the sandbox and limits (sandbox.py), output capped
 as it arrives, and what an attempt left running killed (kernel_process.py).
@@ -40,7 +40,7 @@ _nbclient_log = log.getChild("nbclient")
 _nbclient_log.setLevel(logging.CRITICAL)
 
 RECOVERY_TIMEOUT = 3.0    # a `pass` must run this soon after an interrupt, or we restart
-PREAMBLE_TIMEOUT = 120.0  # resetting the namespace deep-copies the frames
+COPY_BYTES_PER_S = 200e6  # allowance for the per-attempt copy of the frames, on top of the timeout
 LOAD_TIMEOUT = 600.0      # unpickling the frames once per request
 SHUTDOWN_GRACE = 10.0     # jupyter_client's kill-and-wait; past it we kill again and go on
 THREAD_SLACK = 32         # threads an attempt may leave behind before the kernel is replaced
@@ -57,6 +57,7 @@ class ExecutionOutcome:
     error: AttemptError | None
     seconds: float             # wall time of the whole attempt, reset and recovery included
     truncated: bool = False    # output past the caps was dropped
+    figure_facts: list[dict] | None = None  # per matplotlib figure: marks per axes, crowded ticks
 
     @property
     def has_figure(self) -> bool:
@@ -88,6 +89,7 @@ class ChildKernel:
         self._last_reply: dict | None = None
         self._closed = False
         self._stale = False                    # settings changed: restart before the next attempt
+        self._copy_seconds = 0.0               # extra time per attempt for copying the frames
         self._vitals = kp.Vitals(None, 0)     # the kernel's pid, threads and CPU after warm-up
 
     def configure(self, *, sandbox: str, memory_limit_mb: int, cpu_time_limit_s: int) -> None:
@@ -178,6 +180,7 @@ class ChildKernel:
             data = pickle.dumps(dict(frames), protocol=5)
         except Exception as e:  # noqa: BLE001
             raise RequestError(f"Cannot hand the frames to the child kernel: {e}") from e
+        self._copy_seconds = len(data) / COPY_BYTES_PER_S
         await self.async_start()
         async with self._run_lock:
             if not self._folders.save_frames(data):
@@ -201,8 +204,9 @@ class ChildKernel:
         from nbclient.exceptions import DeadKernelError
         if self._stale or not self.is_alive or self._vitals.cpu_running_out():
             await self._restart()
-        await self._quiet(kp.RESET, PREAMBLE_TIMEOUT, "resetting the namespace")
-        cell = self._cell(code, timeout)
+        # The child resets the namespace before the code (a pre_run_cell hook), copying the
+        # frames: their copy gets time on top of the attempt's own.
+        cell = self._cell(code, timeout + self._copy_seconds)
         error: AttemptError | None = None
         try:
             reply = await self._execute(cell, interrupt=True, store_history=True)
@@ -215,7 +219,7 @@ class ChildKernel:
             await self._restart()
             reply = None
         truncated = bool(self._nb and self._nb.truncated)
-        images, plotly_json, stdout, error_output = kp.collect(cell.outputs, truncated)
+        got = kp.collect(cell.outputs, truncated)
         await self._kill_leftovers()  # first: a fork bomb's copies would starve the recovery check
         if error is None and reply is not None:
             if reply.get("status") == "error" and reply.get("ename") == _TIMEOUT_ENAME:
@@ -223,14 +227,15 @@ class ChildKernel:
                 if not await self._responds():
                     log.info("child kernel ignored the interrupt; restarting it")
                     await self._restart()
-            elif error_output is not None:  # also catches errors raised while drawing
-                error = CodeRaised.from_reply(error_output)
+            elif got.error is not None:  # also catches errors raised while drawing
+                error = CodeRaised.from_reply(got.error)
             elif reply.get("status") != "ok":
                 error = CodeRaised.from_reply({"ename": "Aborted", **reply})
         if self.is_alive and self._vitals.threads_left_over(THREAD_SLACK):
             log.info("the generated code left threads running; restarting the child kernel")
             await self._restart()
-        return ExecutionOutcome(images, plotly_json, stdout, error, time.monotonic() - started, truncated)
+        return ExecutionOutcome(got.images, got.plotly_json, got.stdout, error, time.monotonic() - started,
+                                truncated, got.figure_facts)
 
     # ---- internals -------------------------------------------------------------------
     def _process(self) -> subprocess.Popen | None:

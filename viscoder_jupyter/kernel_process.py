@@ -10,19 +10,21 @@ import json
 import os
 import signal
 import subprocess
+from dataclasses import dataclass, field
 from typing import Any
 
 STDOUT_CAP = 20_000             # characters of stdout/stderr kept per attempt
 DISPLAY_CAP = 64 * 2**20        # bytes of images and other rich output kept per attempt
 TRUNCATED = "\n[... truncated]"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
+FACTS_MIME = "application/vnd.viscoder.figure-facts+json"  # what the child saw in the attempt's figures
 _RICH = ("display_data", "execute_result", "update_display_data")
 
 # Lives in the child as module `_viscoder_child`, outside the user namespace.
 CHILD_SRC = '''
 import copy, os, pickle, resource, sys, warnings
 import matplotlib, matplotlib.pyplot as plt, pandas as pd
-state = {"baseline": {}, "rc": {}, "frames": {}, "cwd": os.getcwd(), "written": {}}
+state = {"baseline": {}, "rc": {}, "frames": {}, "cwd": os.getcwd(), "written": {}, "figures": []}
 
 def take_baseline(ip):
     state["baseline"] = dict(ip.user_ns)
@@ -31,6 +33,92 @@ def take_baseline(ip):
     for stream in state["streams"]:
         stream.__class__ = capped(type(stream))
     ip.history_manager.outputs = Discard()
+    record_new_figures()
+    # An attempt is the only cell run with store_history: resetting before it, in the same
+    # round trip, keeps the reset off the attempt's critical path.
+    ip.events.register("pre_run_cell", lambda info: info.store_history and reset(ip))
+    # After the inline backend has drawn and closed the figures (so their layout is final).
+    ip.events.register("post_execute", lambda: publish_figure_facts(ip))
+
+def record_new_figures():
+    # plt.show() closes figures mid-cell; keep every figure the attempt made for the checks.
+    from matplotlib._pylab_helpers import Gcf
+    original = Gcf._set_new_active_manager.__func__
+    def recording(cls, manager):
+        state["figures"].append(manager.canvas.figure)
+        return original(cls, manager)
+    Gcf._set_new_active_manager = classmethod(recording)
+
+def publish_figure_facts(ip):
+    figures, state["figures"] = state["figures"], []
+    if not state.pop("attempt", False):
+        return
+    from IPython.display import publish_display_data
+    try:
+        facts = [figure_facts(f) for f in figures]
+    except Exception as exc:  # a check must never fail the attempt
+        facts = [{"error": repr(exc)}]
+    publish_display_data({FACTS_MIME: {"figures": facts}})
+
+def figure_facts(fig):
+    axes = [ax for ax in fig.axes if not hasattr(ax, "_colorbar") and ax.get_label() != "<colorbar>"]
+    renderer = None
+    if any(len(ax.get_xticks()) + len(ax.get_yticks()) > 5 for ax in axes):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        renderer = FigureCanvasAgg(fig).get_renderer()  # the inline backend closed it: measure anew
+    return {"axes": [axes_facts(ax, renderer) for ax in axes],
+            "texts": sum(bool(t.get_text().strip()) for t in fig.texts)}
+
+def axes_facts(ax, renderer):
+    import numpy as np
+    def finite(values):
+        try:
+            return int(np.isfinite(np.asarray(values, dtype=float)).all(axis=-1).sum()) if np.size(values) else 0
+        except (TypeError, ValueError):
+            return int(np.size(values) > 0)
+    marks = sum(finite(line.get_xydata()) for line in ax.get_lines())
+    for patch in ax.patches:
+        if hasattr(patch, "get_height"):
+            size = (patch.get_width(), patch.get_height())
+            marks += int(all(np.isfinite(size)) and any(size))
+        else:
+            marks += 1
+    for coll in ax.collections:
+        offsets = coll.get_offsets() if hasattr(coll, "get_offsets") else []
+        array = coll.get_array() if hasattr(coll, "get_array") else None
+        if array is not None and np.size(array):
+            marks += int(np.isfinite(np.ma.filled(np.ma.asarray(array, dtype=float), np.nan)).sum())
+        elif len(coll.get_paths()) and not (np.size(offsets) > 2):
+            marks += len(coll.get_paths())
+        else:
+            marks += finite(offsets)
+    marks += len(ax.images) + len(getattr(ax, "tables", []))
+    facts = {"marks": marks, "visible": ax.get_visible() and ax.axison, "title": ax.get_title()}
+    if renderer is not None:
+        facts["crowded_x"] = crowded(ax.xaxis, renderer, horizontal=True)
+        facts["crowded_y"] = crowded(ax.yaxis, renderer, horizontal=False)
+    return facts
+
+def crowded(axis, renderer, horizontal):
+    # Labels collide when neighbours are closer than the label's own extent along the axis:
+    # its width (flat labels), or its height over sin(angle) (rotated ones, whose boxes overlap
+    # without the text colliding). Returns (colliding pairs, labels).
+    import math
+    labels = [t for t in axis.get_majorticklabels() if t.get_visible() and t.get_text().strip()]
+    if len(labels) < 3:
+        return [0, len(labels)]
+    points = []
+    for t in labels:
+        box = t.get_window_extent(renderer)
+        height = t.get_fontsize() * t.figure.dpi / 72
+        angle = math.radians(t.get_rotation())
+        along = abs(math.sin(angle)) if horizontal else abs(math.cos(angle))
+        extent = height / along if along > 0.2 else (box.width if horizontal else box.height)
+        center = (box.x0 + box.x1) / 2 if horizontal else (box.y0 + box.y1) / 2
+        points.append((center, extent))
+    points.sort()
+    pairs = sum(1 for (a, ea), (b, eb) in zip(points, points[1:]) if b - a < 0.9 * (ea + eb) / 2)
+    return [pairs, len(labels)]
 
 class Discard(dict):
     # IPython keeps every printed chunk and figure of every cell for `%history -o`:
@@ -72,6 +160,7 @@ def load_frames(path):
         state["frames"] = pickle.load(f)
 
 def reset(ip):
+    state["attempt"] = True
     ns, base = ip.user_ns, state["baseline"]
     for name in [n for n in ns if n not in base]:  # everything earlier attempts defined
         del ns[name]
@@ -107,6 +196,7 @@ def __viscoder_boot(src):
     import sys, types
     mod = types.ModuleType("_viscoder_child")
     mod.OUTPUT_CAP = {2 * STDOUT_CAP}
+    mod.FACTS_MIME = {FACTS_MIME!r}
     exec(compile(src, "<viscoder_child>", "exec"), mod.__dict__)
     sys.modules["_viscoder_child"] = mod
     mod.take_baseline(get_ipython())
@@ -114,8 +204,6 @@ __viscoder_boot({CHILD_SRC!r})
 del __viscoder_boot
 {limit}"""
 
-
-RESET = '__import__("_viscoder_child").reset(get_ipython())'
 
 
 def load_code(path: str) -> str:
@@ -167,18 +255,31 @@ def capped_client_class() -> Any:
     return _client_class
 
 
-def collect(outputs: list, truncated: bool = False) -> tuple[list[bytes], list[dict], str, dict | None]:
-    """Images, plotly figures, stream text and the first error of one attempt's outputs."""
+@dataclass
+class Collected:
+    images: list[bytes] = field(default_factory=list)     # PNG bytes, in order
+    plotly_json: list[dict] = field(default_factory=list)
+    stdout: str = ""
+    error: dict | None = None                             # the first error output
+    figure_facts: list[dict] | None = None                # None: the child reported nothing
+
+
+def collect(outputs: list, truncated: bool = False) -> Collected:
+    """Images, plotly figures, stream text, the first error and the figure facts of one attempt."""
     images: list[bytes] = []
     plotly_json: list[dict] = []
     text: list[str] = []
     error = None
+    facts = None
     for out in outputs:
         kind = out.get("output_type")
         if kind == "stream":
             text.append(out.get("text", ""))
         elif kind in ("display_data", "execute_result"):
             data = out.get("data", {})
+            if FACTS_MIME in data:
+                facts = json.loads(json.dumps(data[FACTS_MIME])).get("figures", [])
+                continue
             if data.get("image/png"):
                 images.append(base64.b64decode(data["image/png"]))
             if data.get(PLOTLY_MIME):
@@ -188,7 +289,7 @@ def collect(outputs: list, truncated: bool = False) -> tuple[list[bytes], list[d
     stdout = "".join(text)
     if truncated or len(stdout) > STDOUT_CAP:
         stdout = stdout[:STDOUT_CAP] + TRUNCATED
-    return images, plotly_json, stdout, error
+    return Collected(images, plotly_json, stdout, error, facts)
 
 
 # ---- the process tree ----------------------------------------------------------------------
