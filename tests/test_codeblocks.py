@@ -33,3 +33,22 @@ def test_missing_usual_imports_are_added_once():
 
 def test_code_with_a_syntax_error_is_left_for_the_kernel_to_report():
     assert prepare_code("plt.plot(", ["df"]) == "plt.plot("
+
+
+def test_repairs_are_reported_one_by_one_and_leave_blocks_valid():
+    import ast
+
+    from viscoder_jupyter.codeblocks import repair_code
+
+    code = ("import pandas as pd\ndf = pd.read_csv('data.csv')\ndef draw():\n    plt.plot(df['a'])\n"
+            "    plt.savefig('out.png')\nif True:\n    plt.close()\nmatplotlib.use('Agg')\ndraw()")
+    repaired, notes = repair_code(code, ["df"])
+    ast.parse(repaired)
+    assert "read_csv" not in repaired and "savefig" not in repaired and "plt.close" not in repaired
+    assert "matplotlib.use" not in repaired and repaired.startswith("import matplotlib.pyplot as plt\n")
+    assert [n.split(":")[0] for n in notes] == [
+        "dropped reading the data from a file", "removed saving to a file (the figure is shown, not saved)",
+        "removed closing the figure before it is shown",
+        "removed choosing a matplotlib backend (the figure is shown inline)",
+        "added `import matplotlib.pyplot as plt`"]
+    assert repair_code("plt.plot(", ["df"]) == ("plt.plot(", [])

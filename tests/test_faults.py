@@ -195,7 +195,10 @@ def test_faulty_attempts_are_fed_back_until_one_works(shell):
     ip.run_cell_magic("viscoder", "sales", "bar chart of revenue by region")
     result = ip.magics_manager.registry["VisCoderMagics"].last_result
     assert [a.error.ename if a.error else None for a in result.attempts] == [
-        "TimeoutError", "KernelDied", "TimeoutError", "StdinNotImplementedError", "ImportError", None]
+        "TimeoutError", "KernelDied", "TimeoutError", "StdinNotImplementedError", "NameError", None]
+    # The GUI backend never reached the child: the repairs dropped matplotlib.use("TkAgg"),
+    # and the snippet's `df` (the frame here is `sales`) is what the model hears about.
+    assert any("matplotlib backend" in note for note in result.attempts[4].repairs)
     assert result.ok and result.images[0].startswith(PNG)
     assert "plt.bar" in ip.rl_next_input
     assert user_state(ip) == before

@@ -257,6 +257,18 @@ def test_generate_streams_and_is_greedy(tiny_model_dir, tiny_tokenizer):
     assert again == reply  # greedy: same messages, same reply (without on_text too)
 
 
+def test_sampling_gives_other_candidates_reproducibly_and_leaves_greedy_alone(tiny_model_dir):
+    from viscoder_jupyter.backends.base import Sampling
+
+    backend = tiny_backend(tiny_model_dir, max_new_tokens=24)
+    greedy = run(backend.async_generate(MESSAGES))
+    draws = [run(backend.async_generate(MESSAGES, sampling=Sampling(temperature=1.0, seed=seed))).text
+             for seed in (1, 2, 1)]
+    assert draws[0] == draws[2]  # the seed makes a candidate reproducible
+    assert len({greedy.text, draws[0], draws[1]}) == 3
+    assert run(backend.async_generate(MESSAGES)) == greedy  # the kept cache did not change greedy
+
+
 def test_generate_does_not_block_the_event_loop(tiny_model_dir):
     backend = tiny_backend(tiny_model_dir, max_new_tokens=300)
     backend.load()

@@ -43,7 +43,36 @@ def extract_code(reply: str) -> str | None:
 
 def prepare_code(code: str, frame_names: list[str]) -> str:
     """Use the live frames instead of reading files, and add the usual imports."""
-    return add_missing_imports(replace_data_loading(code, frame_names))
+    return repair_code(code, frame_names)[0]
+
+
+def repair_code(code: str, frame_names: list[str]) -> tuple[str, list[str]]:
+    """Mend, without the model, what would fail for reasons beside the plot itself.
+
+    Reading the data from a file (the frames are live variables), missing imports of the
+    usual aliases, and saving instead of showing (`savefig`, `write_image`, `plt.close`,
+    `matplotlib.use`). Returns the code and one note per repair, for the attempt history.
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code, []  # let it fail in the kernel: the traceback is the model's best feedback
+    lines = code.splitlines()
+    notes: list[str] = []
+    for node in sorted(_statements(tree), key=lambda n: n.lineno, reverse=True):
+        replacement = _data_loading(node, lines, frame_names) if isinstance(node, ast.Assign) else _file_output(node, lines)
+        if replacement is None:
+            continue
+        new_lines, note = replacement
+        old = ast.get_source_segment(code, node) or lines[node.lineno - 1].strip()
+        lines[node.lineno - 1 : node.end_lineno] = new_lines
+        notes.insert(0, f"{note}: `{old.strip()[:80]}`")
+    code = "\n".join(lines)
+    missing = missing_imports(code)
+    if missing:
+        notes.append("added " + "; ".join(f"`{stmt}`" for stmt in missing))
+        code = "\n".join(missing + [code])
+    return code, notes
 
 
 def replace_data_loading(code: str, frame_names: list[str]) -> str:
@@ -51,22 +80,61 @@ def replace_data_loading(code: str, frame_names: list[str]) -> str:
     try:
         tree = ast.parse(code)
     except SyntaxError:
-        return code  # let it fail in the kernel: the traceback is the model's best feedback
+        return code
     lines = code.splitlines()
-    for node in reversed(tree.body):
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and _is_reader_call(node.value)):
-            continue
-        target = node.targets[0]
-        name = target.id if isinstance(target, ast.Name) else None
-        if name in frame_names:
-            replacement = []
-        elif name and len(frame_names) == 1:
-            indent = lines[node.lineno - 1][: node.col_offset]
-            replacement = [f"{indent}{name} = {frame_names[0]}"]
-        else:
-            continue
-        lines[node.lineno - 1 : node.end_lineno] = replacement
+    for node in sorted(_statements(tree), key=lambda n: n.lineno, reverse=True):
+        if isinstance(node, ast.Assign) and (found := _data_loading(node, lines, frame_names)):
+            lines[node.lineno - 1 : node.end_lineno] = found[0]
     return "\n".join(lines)
+
+
+def _statements(tree: ast.AST):
+    """Every statement, nested ones too (a read_csv inside `main()` counts)."""
+    return [n for n in ast.walk(tree) if isinstance(n, ast.stmt)]
+
+
+def _data_loading(node: ast.Assign, lines: list[str], frame_names: list[str]):
+    if not (len(node.targets) == 1 and _is_reader_call(node.value)):
+        return None
+    target = node.targets[0]
+    name = target.id if isinstance(target, ast.Name) else None
+    indent = lines[node.lineno - 1][: node.col_offset]
+    if name in frame_names:
+        return [f"{indent}pass"] if _only_statement(node, lines) else [], "dropped reading the data from a file"
+    if name and len(frame_names) == 1:
+        return [f"{indent}{name} = {frame_names[0]}"], f"used the live frame `{frame_names[0]}` instead of a file"
+    return None
+
+
+_OUTPUT_CALLS = {"savefig", "write_image", "write_html", "close"}
+
+
+def _file_output(node: ast.stmt, lines: list[str]):
+    """`plt.savefig(...)`, `fig.write_image(...)`, `plt.close()`, `matplotlib.use('Agg')` as statements."""
+    if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute) and isinstance(node.value.func.value, ast.Name)):
+        return None
+    owner, attr = node.value.func.value.id, node.value.func.attr
+    if attr == "use" and owner in ("matplotlib", "mpl"):
+        note = "removed choosing a matplotlib backend (the figure is shown inline)"
+    elif attr == "close" and owner == "plt":
+        note = "removed closing the figure before it is shown"
+    elif attr in _OUTPUT_CALLS - {"close"}:
+        note = "removed saving to a file (the figure is shown, not saved)"
+    else:
+        return None
+    indent = lines[node.lineno - 1][: node.col_offset]
+    return [f"{indent}pass"] if _only_statement(node, lines) else [], note
+
+
+def _only_statement(node: ast.stmt, lines: list[str]) -> bool:
+    """Removing it would leave an empty block: the previous line opens one at a lower indent."""
+    if node.col_offset == 0 or node.lineno < 2:
+        return False
+    before = lines[node.lineno - 2].rstrip()
+    following = lines[node.end_lineno] if node.end_lineno < len(lines) else ""
+    follow_indent = len(following) - len(following.lstrip())
+    return before.endswith(":") and not (following.strip() and follow_indent >= node.col_offset)
 
 
 def _is_reader_call(value: ast.AST) -> bool:
@@ -78,10 +146,16 @@ def _is_reader_call(value: ast.AST) -> bool:
 
 
 def add_missing_imports(code: str) -> str:
+    missing = missing_imports(code)
+    return "\n".join(missing + [code]) if missing else code
+
+
+def missing_imports(code: str) -> list[str]:
+    """Import statements for the usual aliases the code uses but never binds."""
     try:
         tree = ast.parse(code)
     except SyntaxError:
-        return code
+        return []
     bound: set[str] = set()
     used: set[str] = set()
     for node in ast.walk(tree):
@@ -89,5 +163,4 @@ def add_missing_imports(code: str) -> str:
             bound.update((a.asname or a.name).split(".")[0] for a in node.names)
         elif isinstance(node, ast.Name):
             (bound if isinstance(node.ctx, ast.Store) else used).add(node.id)
-    missing = [stmt for alias, stmt in _USUAL_IMPORTS.items() if alias in used and alias not in bound]
-    return "\n".join(missing + [code]) if missing else code
+    return [stmt for alias, stmt in _USUAL_IMPORTS.items() if alias in used and alias not in bound]

@@ -192,11 +192,11 @@ class FixChannel:
         elif isinstance(event, AttemptFinished):
             attempt = event.attempt
             self._flush(run)
-            if attempt.ok:
+            if attempt.drew:
                 for png in attempt.images:
                     self.send({"type": "figure", "id": run.id, "number": attempt.number,
                                "png": base64.b64encode(png).decode("ascii")})
-            else:
+            if not attempt.ok:
                 error = attempt.error
                 self.send({"type": "attempt_failed", "id": run.id, "number": attempt.number,
                            "code": attempt.code or attempt.reply, "ename": error.ename,

@@ -122,6 +122,21 @@ class NoFigure(AttemptError):
         )
 
 
+class FigureProblem(AttemptError):
+    """The code ran and drew, but the figure fails a check (empty, several, unreadable).
+
+    A soft failure: it is fed back like an error, yet if no later attempt does better
+    its figure is still the answer.
+    """
+
+    def __init__(self, ename: str, message: str):
+        super().__init__(message)
+        self.ename = ename
+
+    def __reduce__(self):
+        return (type(self), (self.ename, str(self)))
+
+
 class NoWorkingPlot(ViscoderError):
     """Every attempt failed; carries them all."""
 

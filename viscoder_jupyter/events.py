@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import AttemptError
+from .errors import AttemptError, FigureProblem
 
 
 @dataclass
@@ -25,10 +25,19 @@ class Attempt:
     execute_seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    repairs: list[str] = field(default_factory=list)   # what was mended in the code before it ran
+    candidates: int = 1                                # sampled candidates tried in this round
+    figure_facts: list[dict] | None = None             # what the child saw in its matplotlib figures
 
     @property
     def ok(self) -> bool:
+        """Ran, drew, and passed every check."""
         return self.error is None
+
+    @property
+    def drew(self) -> bool:
+        """Ran without error and showed a figure, checks aside."""
+        return self.error is None or isinstance(self.error, FigureProblem)
 
     @property
     def seconds(self) -> float:
@@ -45,10 +54,16 @@ class PlotResult:
 
     @property
     def ok(self) -> bool:
-        return bool(self.attempts) and self.attempts[-1].ok
+        """There is a figure to show: an attempt drew one (perhaps failing a check)."""
+        return self.final is not None and self.final.drew
 
     @property
     def final(self) -> Attempt | None:
+        """The answer: the last attempt that passed, else the last that drew, else the last."""
+        for good in (lambda a: a.ok, lambda a: a.drew):
+            found = [a for a in self.attempts if good(a)]
+            if found:
+                return found[-1]
         return self.attempts[-1] if self.attempts else None
 
     @property

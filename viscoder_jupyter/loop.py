@@ -11,9 +11,12 @@ from typing import Any, Callable
 
 from . import session
 from .backends import Backend, get_backend
-from .codeblocks import extract_code, prepare_code
+from .backends.base import Sampling
+from .checks import figure_problem
+from .codeblocks import extract_code, repair_code
 from .context import describe_frames
 from .errors import BackendFailed, NoCodeInReply, NoFigure, RequestError, ViscoderError
+from .feedback import data_hints
 from .events import Attempt, AttemptFinished, AttemptStarted, Done, Event, PlotResult, Status, TextStreamed
 from .frames import check_frames
 from .prompt import feedback_turn, first_turn
@@ -31,13 +34,13 @@ async def async_run(
     backend: Backend | None = None,
     kernel=None,
     messages: list[dict[str, str]] | None = None,
-    prepare: Callable[[str, list[str]], str] = prepare_code,
+    prepare: Callable[[str, list[str]], str] | None = None,
 ) -> PlotResult:
     """Turn a request into working plotting code, or report every failed attempt.
 
     `messages` replaces the default first turn (a fix request, the benchmark's own
-    prompt); `prepare` turns extracted code into what runs (default: point data
-    loading at the live frames and add the usual imports).
+    prompt); `prepare` replaces the repairs (settings.repairs) that turn extracted code
+    into what runs.
     """
     if not request or not request.strip():
         raise RequestError("The request is empty: describe the plot you want, e.g. 'bar chart of sales by region'.")
@@ -60,22 +63,57 @@ async def async_run(
         await kernel.async_load_frames(frames)
         for number in range(1, total + 1):
             emit(AttemptStarted(number, total))
-            attempt = await _attempt(number, messages, frames, settings, backend, kernel, emit, prepare)
+            if settings.samples and len(attempts) >= 2 and _same_failure(*attempts[-2:]):
+                attempt = await _sampled_attempt(number, request, messages, frames, settings, backend,
+                                                 kernel, emit, prepare)
+            else:
+                attempt = await _attempt(number, request, messages, frames, settings, backend, kernel,
+                                         emit, prepare)
             attempts.append(attempt)
             emit(AttemptFinished(attempt))
             if attempt.ok:
                 break
-            messages += feedback_turn(attempt.code or attempt.reply, attempt.error, number)
+            hints = data_hints(attempt.error, attempt.code, frames) if settings.data_feedback else ""
+            messages += feedback_turn(attempt.code or attempt.reply, attempt.error, number, hints)
 
     result = PlotResult(request=request, attempts=attempts, prepare_seconds=prepare_seconds)
     emit(Done(result))
     return result
 
 
-async def _attempt(number, messages, frames, settings, backend, kernel, emit, prepare) -> Attempt:
+def _same_failure(before: Attempt, last: Attempt) -> bool:
+    """Greedy decoding is stuck: the same code again, or the same error."""
+    return (before.error is not None and last.error is not None
+            and (before.code == last.code or before.error.one_line() == last.error.one_line()))
+
+
+async def _sampled_attempt(number, request, messages, frames, settings, backend, kernel, emit, prepare) -> Attempt:
+    """Up to `settings.samples` sampled candidates, run one by one; the first that works is the attempt."""
+    tried: list[Attempt] = []
+    for k in range(settings.samples):
+        emit(Status(f"greedy retries repeat themselves: sampled candidate {k + 1} of {settings.samples}"))
+        candidate = await _attempt(number, request, messages, frames, settings, backend, kernel, emit, prepare,
+                                   sampling=Sampling(seed=1000 * number + k))
+        tried.append(candidate)
+        if candidate.drew:
+            break
+    chosen = tried[-1]
+    chosen.candidates = len(tried)
+    chosen.generate_seconds = sum(c.generate_seconds for c in tried)
+    chosen.execute_seconds = sum(c.execute_seconds for c in tried)
+    chosen.completion_tokens = sum(c.completion_tokens for c in tried)
+    return chosen
+
+
+async def _attempt(number, request, messages, frames, settings, backend, kernel, emit, prepare,
+                   sampling: Sampling | None = None) -> Attempt:
     started = time.perf_counter()
+    on_text = lambda text: emit(TextStreamed(number, text))  # noqa: E731
     try:
-        reply = await backend.async_generate(messages, lambda text: emit(TextStreamed(number, text)))
+        if sampling is None:  # backends written before sampling existed take two arguments
+            reply = await backend.async_generate(messages, on_text)
+        else:
+            reply = await backend.async_generate(messages, on_text, sampling=sampling)
     except ViscoderError:
         raise
     except Exception as exc:  # not the code's fault: stop the request with one clear line
@@ -87,7 +125,7 @@ async def _attempt(number, messages, frames, settings, backend, kernel, emit, pr
         number=number,
         reply=reply.text,
         code="",
-        generate_seconds=time.perf_counter() - started,
+        generate_seconds=reply.seconds if reply.seconds is not None else time.perf_counter() - started,
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=reply.completion_tokens,
     )
@@ -95,13 +133,22 @@ async def _attempt(number, messages, frames, settings, backend, kernel, emit, pr
     if code is None:
         attempt.error = NoCodeInReply()
         return attempt
-    attempt.code = prepare(code, list(frames))
+    if prepare is not None:
+        attempt.code = prepare(code, list(frames))
+    elif settings.repairs:
+        attempt.code, attempt.repairs = repair_code(code, list(frames))
+    else:
+        attempt.code = code
     outcome = await kernel.async_run(attempt.code, settings.timeout)  # cancelling it interrupts the child
     attempt.execute_seconds = outcome.seconds
     attempt.images = outcome.images
     attempt.plotly_json = outcome.plotly_json
     attempt.stdout = outcome.stdout
-    attempt.error = outcome.error or (None if outcome.has_figure else NoFigure())
+    attempt.figure_facts = outcome.figure_facts
+    if outcome.error or not outcome.has_figure:
+        attempt.error = outcome.error or NoFigure()
+    elif settings.checks:
+        attempt.error = figure_problem(outcome.figure_facts, outcome.plotly_json, request)
     return attempt
 
 

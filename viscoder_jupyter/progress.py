@@ -19,7 +19,8 @@ def summary(result) -> str:
     seconds = sum(a.seconds for a in result.attempts)
     timing = f"{seconds:.1f} s" + (f", plus {result.prepare_seconds:.1f} s loading" if result.prepare_seconds >= 1 else "")
     if result.ok:
-        return f"VisCoder: working plot after {n} attempt{'s' * (n > 1)} ({timing})"
+        caveat = f". Note: {result.error}" if result.error else ""  # a check it never passed
+        return f"VisCoder: working plot after {n} attempt{'s' * (n > 1)} ({timing}){caveat}"
     last = result.error.one_line() if result.error else "no attempt ran"
     return f"VisCoder: no working plot after {n} attempt{'s' * (n > 1)} ({timing}). Last error: {last}"
 

@@ -66,10 +66,15 @@ def first_turn(request: str, descriptions: dict[str, str], lib: str) -> list[dic
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-def feedback_turn(code: str, error: AttemptError, round_number: int) -> list[dict[str, str]]:
-    """The assistant's code and the user's error report, appended after a failed attempt."""
+def feedback_turn(code: str, error: AttemptError, round_number: int, hints: str = "") -> list[dict[str, str]]:
+    """The assistant's code and the user's error report, appended after a failed attempt.
+
+    `hints` (facts from the live data, feedback.py) go between the error and the request
+    for a corrected version.
+    """
     failed = "failed" if round_number == 1 else "still failed"
+    error_text = error.feedback_text() + (f"\n\nWhat the data says:\n{hints}" if hints else "")
     return [
         {"role": "assistant", "content": f"```python\n{code}\n```"},
-        {"role": "user", "content": FEEDBACK.format(failed=failed, error=error.feedback_text())},
+        {"role": "user", "content": FEEDBACK.format(failed=failed, error=error_text)},
     ]

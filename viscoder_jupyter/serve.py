@@ -9,8 +9,9 @@ over the in-process transformers backend, so a model loads once instead of once 
   that disconnects, while queued or while its reply is written, is cancelled at once, so the
   next request starts within a token. The transformers backend's prefix cache lets each
   client's self-debug turn reuse its own conversation's keys/values.
-- Replies stop where the first python code block closes, like the in-process backend; the
-  request's ``temperature`` is ignored: decoding is always greedy.
+- Replies stop where the first python code block closes, like the in-process backend;
+  decoding is greedy unless the request asks for ``temperature`` > 0 (then ``top_p`` and
+  ``seed`` apply too: the self-debug loop samples when greedy retries repeat themselves).
 - A discovery file in the Jupyter runtime dir (``viscoder-serve-<pid>.json``, mode 0600: it
   holds the token) lets every kernel find the running server: the openai backend's
   ``base_url = "auto"`` (backends/openai.py) finds it, or starts one on demand.
@@ -90,7 +91,7 @@ class Server:
         scheme, _, value = (header or "").partition(" ")
         return scheme.lower() == "bearer" and secrets.compare_digest(value.strip(), self.token)
 
-    async def generate(self, messages, max_tokens: int, on_text=None):
+    async def generate(self, messages, max_tokens: int, on_text=None, sampling=None):
         """Queue, then generate; cancelling (a client gone) frees the slot at once."""
         self.stats["queued"] += 1
         waiting = True
@@ -102,7 +103,7 @@ class Server:
                 self.stats["max_active"] = max(self.stats["max_active"], self.stats["active"])
                 try:
                     backend = self.backend(max_tokens)
-                    reply = await backend.async_generate(messages, on_text)
+                    reply = await backend.async_generate(messages, on_text, sampling=sampling)
                 finally:
                     self.stats["active"] -= 1
                     self.last_activity = time.monotonic()
@@ -121,6 +122,16 @@ class Server:
 
 def _error(kind: str, message: str, code: str | None = None) -> dict:
     return {"error": {"message": message, "type": kind, "code": code}}
+
+
+def _sampling(body: dict):
+    """A Sampling for `temperature` > 0, else None (greedy)."""
+    from .backends.base import Sampling
+
+    temperature = float(body.get("temperature") or 0)
+    if temperature <= 0:
+        return None
+    return Sampling(temperature, float(body.get("top_p") or 1.0), int(body.get("seed") or 0))
 
 
 def _messages(body: dict) -> list[dict[str, str]]:
@@ -177,6 +188,7 @@ def make_app(server: Server):
                     raise ValueError("only n=1 is supported")
                 limit = int(body.get("max_completion_tokens") or body.get("max_tokens")
                             or server.max_new_tokens)
+                sampling = _sampling(body)
             except (ValueError, TypeError, AttributeError) as exc:
                 return self.fail(400, "invalid_request_error", f"Bad request: {exc}.")
             if body.get("model") and body["model"] not in server.names:
@@ -188,9 +200,9 @@ def make_app(server: Server):
             ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
             if body.get("stream"):
                 usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                await self.stream(messages, limit, ident, created, usage)
+                await self.stream(messages, limit, ident, created, usage, sampling)
             else:
-                await self.whole(messages, limit, ident, created)
+                await self.whole(messages, limit, ident, created, sampling)
 
         def chunk(self, ident, created, delta, finish=None, usage=None) -> str:
             data = {"id": ident, "object": "chat.completion.chunk", "created": created,
@@ -200,8 +212,8 @@ def make_app(server: Server):
                 data["usage"] = usage
             return f"data: {json.dumps(data)}\n\n"
 
-        async def whole(self, messages, limit, ident, created):
-            self.task = asyncio.ensure_future(server.generate(messages, limit))
+        async def whole(self, messages, limit, ident, created, sampling=None):
+            self.task = asyncio.ensure_future(server.generate(messages, limit, sampling=sampling))
             try:
                 reply, finish = await self.task
             except asyncio.CancelledError:
@@ -213,13 +225,13 @@ def make_app(server: Server):
                          "choices": [{"index": 0, "finish_reason": finish,
                                       "message": {"role": "assistant", "content": reply.text}}]})
 
-        async def stream(self, messages, limit, ident, created, include_usage):
+        async def stream(self, messages, limit, ident, created, include_usage, sampling=None):
             loop = asyncio.get_running_loop()
             deltas: asyncio.Queue = asyncio.Queue()
             on_text = lambda text: loop.call_soon_threadsafe(deltas.put_nowait, text)
             self.set_header("Content-Type", "text/event-stream")
             self.set_header("Cache-Control", "no-cache")
-            self.task = asyncio.ensure_future(server.generate(messages, limit, on_text))
+            self.task = asyncio.ensure_future(server.generate(messages, limit, on_text, sampling))
             try:
                 self.write(self.chunk(ident, created, {"role": "assistant", "content": ""}))
                 await self.flush()

@@ -37,6 +37,16 @@ class VisCoder(Configurable):
         help="'auto': 4-bit NF4 on CUDA, bf16 on the CPU; '4bit' forces bitsandbytes 4-bit.",
     ).tag(config=True)
     frame_budget = Int(4000, help="Most characters describing one DataFrame in the prompt.").tag(config=True)
+    # Beyond VisCoder's own loop (traceback-only feedback); each can be switched off to measure it.
+    checks = Bool(True, help="Check the figure of code that ran (empty axes, several figures, "
+                  "unreadable tick labels) and feed problems back like errors.").tag(config=True)
+    data_feedback = Bool(True, help="Add facts from the live frames (real column names, dtypes, values) "
+                         "and library versions to the feedback after an error.").tag(config=True)
+    repairs = Bool(True, help="Mend data loading from files, missing imports and savefig calls "
+                   "before running, without asking the model.").tag(config=True)
+    samples = Int(3, help="When a retry fails the same way as the attempt before it, the next round "
+                  "samples up to this many candidates and keeps the first that works (0: greedy only).",
+                  ).tag(config=True)
     base_url = Unicode(help="OpenAI-compatible server for the 'openai' backend, e.g. "
                        "http://127.0.0.1:8000/v1; 'auto' finds or starts `viscoder serve`. "
                        "Env: VISCODER_BASE_URL.").tag(config=True)

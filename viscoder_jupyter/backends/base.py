@@ -14,6 +14,17 @@ class Reply:
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    seconds: float | None = None  # set when the reply was measured elsewhere (a shared reply)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Draw tokens instead of taking the likeliest: a different candidate when greedy retries
+    keep writing the same failing code. The seed makes a candidate reproducible."""
+
+    temperature: float = 0.8
+    top_p: float = 0.95
+    seed: int = 0
 
 
 class Backend(ABC):
@@ -38,5 +49,6 @@ class Backend(ABC):
         """Get ready to generate (load weights); the loop calls it before the first attempt."""
 
     @abstractmethod
-    async def async_generate(self, messages: Messages, on_text: OnText | None = None) -> Reply:
-        ...
+    async def async_generate(self, messages: Messages, on_text: OnText | None = None, *,
+                             sampling: Sampling | None = None) -> Reply:
+        """Greedy unless `sampling` is given (backends that cannot sample may ignore it)."""

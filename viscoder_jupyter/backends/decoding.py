@@ -45,8 +45,12 @@ def lookup_draft(tokens: list[int], size: int, ngram_max: int = NGRAM_MAX,
 def greedy_decode(model: Any, ids: list[int], cache: Any, reused: int, *, max_new_tokens: int,
                   eos_ids: Iterable[int] = (), lookup: int = 0,
                   on_token: Callable[[int], str | None] | None = None,
-                  cancel: threading.Event | None = None) -> tuple[list[int], list[int], str]:
+                  cancel: threading.Event | None = None,
+                  choose: Callable[[Any], int] | None = None) -> tuple[list[int], list[int], str]:
     """Continue `ids` greedily; `cache` holds the keys/values of ``ids[:reused]`` and grows.
+
+    `choose` replaces the greedy choice (it gets the last position's logits, e.g. `sampler`);
+    drafts are then off, since they are checked against greedy choices.
 
     Returns ``(new_tokens, tokens, reason)``: the reply's tokens, every token whose keys/values
     may be in the cache (``tokens[:cache.get_seq_length()]`` is what it holds), and why it
@@ -61,12 +65,12 @@ def greedy_decode(model: Any, ids: list[int], cache: Any, reused: int, *, max_ne
     while True:
         if cancel is not None and cancel.is_set():
             return new, tokens, "cancelled"
-        draft = lookup_draft(tokens, min(lookup, max_new_tokens - len(new) - 1)) if lookup else []
+        draft = lookup_draft(tokens, min(lookup, max_new_tokens - len(new) - 1)) if lookup and not choose else []
         feed = torch.tensor([pending + draft], device=model.device)
         with torch.inference_mode():
             logits = model(input_ids=feed, cache=cache, use_cache=True,
                            logits_to_keep=len(draft) + 1).logits[0]
-        choices = logits.argmax(dim=-1).tolist()
+        choices = [choose(logits[-1])] if choose else logits.argmax(dim=-1).tolist()
         agreed = 0
         while agreed < len(draft) and draft[agreed] == choices[agreed]:
             agreed += 1
@@ -84,3 +88,19 @@ def greedy_decode(model: Any, ids: list[int], cache: Any, reused: int, *, max_ne
                 return new, tokens, reason
             if len(new) >= max_new_tokens:
                 return new, tokens, "length"
+
+
+def sampler(temperature: float, top_p: float, seed: int) -> Callable[[Any], int]:
+    """Nucleus sampling from one position's logits, reproducible from `seed`."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def choose(logits: Any) -> int:
+        probs = torch.softmax(logits.float() / max(temperature, 1e-5), dim=-1)
+        ordered, order = probs.sort(descending=True)
+        ordered = ordered * ((ordered.cumsum(0) - ordered) < top_p)  # the nucleus, most likely first
+        pick = torch.multinomial(ordered.cpu(), 1, generator=generator)
+        return int(order[pick.to(order.device)])
+
+    return choose

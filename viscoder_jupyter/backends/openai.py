@@ -1,7 +1,7 @@
 """Any OpenAI-compatible chat-completions server: vLLM, Ollama, llama.cpp's server, `viscoder serve`.
 
 Streams the reply over server-sent events with httpx (already installed with Jupyter; no
-vendor SDK). Greedy (temperature 0). Stops where the first python code block closes, like
+vendor SDK). Greedy (temperature 0) unless a `Sampling` is passed. Stops where the first python code block closes, like
 the in-process backend: a `stop` string cannot tell a closing fence from an opening one
 (both are a line starting with ```), so the rule runs here, on the streamed text
 (`streaming.FenceWatcher`), and the stream is closed, which makes vLLM and `viscoder serve`
@@ -100,12 +100,15 @@ class OpenAIBackend(Backend):
 
     # -- generation
 
-    async def async_generate(self, messages: Messages, on_text: OnText | None = None) -> Reply:
+    async def async_generate(self, messages: Messages, on_text: OnText | None = None, *,
+                             sampling: Sampling | None = None) -> Reply:
         httpx = _httpx()
         await self.async_prepare()
         url = f"{self.base_url}/chat/completions"
         body = {"model": self.model, "messages": messages, "stream": True, "temperature": 0,
                 "max_tokens": self.max_new_tokens, "stream_options": {"include_usage": True}}
+        if sampling is not None:
+            body.update(temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed)
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         connect, read = self.timeout
         timeout = httpx.Timeout(read, connect=connect)

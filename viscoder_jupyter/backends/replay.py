@@ -8,7 +8,7 @@ import threading
 from typing import ClassVar
 
 from ..errors import BackendUnavailable, ReplayExhausted
-from .base import Backend, Messages, OnText, Reply
+from .base import Backend, Messages, OnText, Reply, Sampling
 
 _SETTING_HINT = "set it with %config VisCoder.replay = 'replies.jsonl' or the VISCODER_REPLAY variable"
 
@@ -45,7 +45,8 @@ class ReplayBackend(Backend):
     def remaining(self) -> int:
         return len(self.replies) - self._next
 
-    async def async_generate(self, messages: Messages, on_text: OnText | None = None) -> Reply:
+    async def async_generate(self, messages: Messages, on_text: OnText | None = None, *,
+                             sampling: Sampling | None = None) -> Reply:
         with self._lock:
             if self._next >= len(self.replies):
                 raise ReplayExhausted(

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import BackendUnavailable
 from .base import Backend, Messages, OnText, Reply
-from .decoding import greedy_decode
+from .decoding import greedy_decode, sampler
 from .hf_models import LoadedModel, get_or_load, model_key, resolve_model
 from .kv_cache import cached_length
 from .streaming import FenceWatcher, IncrementalDecoder
@@ -101,7 +101,7 @@ class TransformersBackend(Backend):
     # -- generation
 
     def _generate_sync(self, loaded: LoadedModel, messages: Messages, on_text: OnText | None,
-                       cancel: threading.Event) -> Reply | None:
+                       cancel: threading.Event, sampling: Sampling | None = None) -> Reply | None:
         from transformers import DynamicCache
 
         tokenizer, model = loaded.tokenizer, loaded.model
@@ -125,7 +125,8 @@ class TransformersBackend(Backend):
             new_ids, tokens, reason = greedy_decode(
                 model, ids, cache, reused, max_new_tokens=self.max_new_tokens,
                 eos_ids=[eos] if isinstance(eos, int) else (eos or []), lookup=self.prompt_lookup,
-                on_token=on_token, cancel=cancel)
+                on_token=on_token, cancel=cancel,
+                choose=sampler(sampling.temperature, sampling.top_p, sampling.seed) if sampling else None)
             rest = decoder.flush()
             if rest and on_text is not None:
                 on_text(rest)
@@ -135,11 +136,12 @@ class TransformersBackend(Backend):
             text = tokenizer.decode(new_ids, skip_special_tokens=True)
             return Reply(text=text, prompt_tokens=len(ids), completion_tokens=len(new_ids))
 
-    async def async_generate(self, messages: Messages, on_text: OnText | None = None) -> Reply:
+    async def async_generate(self, messages: Messages, on_text: OnText | None = None, *,
+                             sampling: Sampling | None = None) -> Reply:
         loaded = await asyncio.to_thread(self.load)
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(None, self._generate_sync, loaded, messages, on_text, cancel)
+        future = loop.run_in_executor(None, self._generate_sync, loaded, messages, on_text, cancel, sampling)
         try:
             reply = await asyncio.shield(future)
         except asyncio.CancelledError:

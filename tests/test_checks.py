@@ -1,0 +1,71 @@
+"""Checks on code that ran, in the real child kernel: the figure is looked at, not just the exit status."""
+import pandas as pd
+
+from viscoder_jupyter import generate_plot
+
+from helpers import write_replies
+
+
+def fenced(code: str) -> str:
+    return f"```python\n{code}\n```"
+
+
+FRAME = pd.DataFrame({"country": ["United States", "Canada", "Mexico"], "sales": [5.0, 3.0, 2.0]})
+FILTERED_TO_NOTHING = fenced("import matplotlib.pyplot as plt\nus = df[df['country'] == 'USA']\n"
+                             "plt.bar(us['country'], us['sales'])\nplt.show()")
+GOOD = fenced("import matplotlib.pyplot as plt\nplt.bar(df['country'], df['sales'])\nplt.show()")
+CROWDED = fenced("import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(4, 3))\n"
+                 "ax.bar([f'a long category name {i}' for i in range(30)], range(30))\nplt.show()")
+ROTATED = fenced("import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(8, 3))\n"
+                 "ax.bar([f'cat {i}' for i in range(20)], range(20))\nplt.xticks(rotation=45, ha='right')\nplt.show()")
+TWO_FIGURES = fenced("import matplotlib.pyplot as plt\nimport seaborn as sns\nplt.figure(figsize=(6, 4))\n"
+                     "sns.catplot(data=df, x='country', y='sales', kind='bar')\nplt.show()")
+
+
+def run(tmp_path, *replies, **config):
+    return generate_plot(FRAME, "sales by country", backend="replay",
+                         replay=write_replies(tmp_path / "r.jsonl", *replies), **config)
+
+
+def test_an_empty_figure_is_sent_back_and_the_fix_is_kept(tmp_path):
+    result = run(tmp_path, FILTERED_TO_NOTHING, GOOD)
+    first, second = result.attempts
+    assert first.error.ename == "EmptyFigure" and first.images  # it drew axes, with nothing on them
+    assert second.ok and result.final is second and result.code == second.code
+
+
+def test_without_checks_the_empty_figure_is_the_answer(tmp_path):
+    result = run(tmp_path, FILTERED_TO_NOTHING, checks=False)
+    assert result.ok and len(result.attempts) == 1 and result.final.error is None
+
+
+def test_unreadable_tick_labels_are_reported_but_rotated_ones_pass(tmp_path):
+    result = run(tmp_path, CROWDED, ROTATED)
+    first, second = result.attempts
+    assert first.error.ename == "CrowdedTicks" and "x tick labels overlap" in str(first.error)
+    assert second.ok
+
+
+def test_a_stray_blank_figure_before_a_figure_level_seaborn_plot_is_caught(tmp_path):
+    result = run(tmp_path, TWO_FIGURES, GOOD)
+    first = result.attempts[0]
+    assert first.error.ename == "ManyFigures" and "1 of them blank" in str(first.error)
+    assert result.attempts[1].ok
+
+
+def test_a_figure_that_never_passes_a_check_is_still_the_answer_over_later_errors(tmp_path):
+    broken = fenced("import matplotlib.pyplot as plt\nplt.bar(df['Country'], df['sales'])")
+    result = run(tmp_path, CROWDED, broken, retries=1)
+    assert [a.error.ename for a in result.attempts] == ["CrowdedTicks", "KeyError"]
+    assert result.ok and result.final is result.attempts[0] and result.images
+    assert result.error.ename == "CrowdedTicks"  # the caveat stays visible
+
+
+def test_when_greedy_retries_repeat_a_failure_the_next_round_samples_candidates(tmp_path):
+    broken = fenced("import matplotlib.pyplot as plt\nplt.bar(df['Country'], df['sales'])")
+    # The replay backend ignores the sampling itself; what is checked is the loop's use of it.
+    result = run(tmp_path, broken, broken, broken, GOOD, retries=2, samples=3)
+    assert [a.candidates for a in result.attempts] == [1, 1, 2]
+    assert result.ok and result.final is result.attempts[2] and result.final.ok
+    greedy_only = run(tmp_path, broken, broken, broken, GOOD, retries=2, samples=0)
+    assert not greedy_only.ok and [a.candidates for a in greedy_only.attempts] == [1, 1, 1]

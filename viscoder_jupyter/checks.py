@@ -1,0 +1,66 @@
+"""Checks on code that ran: is the figure it drew the one that was asked for?
+
+The child kernel reports facts about each matplotlib figure (marks drawn per axes,
+colliding tick labels; kernel_process.py); plotly figures arrive as JSON. A failed
+check becomes a `FigureProblem`, fed back to the model like an error.
+"""
+from __future__ import annotations
+
+import re
+
+from .errors import FigureProblem
+
+# A request that asks for several figures may get them.
+_SEVERAL = re.compile(r"\b(figures|separate (plots|charts|figures)|one (plot|chart|figure) (per|for each))\b", re.I)
+CROWDED_SHARE = 0.2  # of neighbouring tick labels colliding before we call an axis unreadable
+
+
+def figure_problem(facts: list[dict] | None, plotly_json: list[dict], request: str) -> FigureProblem | None:
+    """The first thing wrong with the attempt's figures, or None."""
+    if plotly_json and not any(_plotly_has_data(fig) for fig in plotly_json):
+        return _empty("The plotly figure has no data in any trace")
+    if not facts:  # no matplotlib figure (plotly, or an image shown another way)
+        return None
+    drawn = [f for f in facts if any(ax.get("marks") for ax in f.get("axes", []))]
+    if not drawn and not any(f.get("error") for f in facts):
+        return _empty("The code ran, but nothing is drawn on the axes of its figure")
+    if len(facts) > 1 and not _SEVERAL.search(request):
+        blank = len(facts) - len(drawn)
+        return FigureProblem("ManyFigures", (
+            f"The code made {len(facts)} separate figures" + (f" ({blank} of them blank)" if blank else "")
+            + ", but one figure was asked for. Draw everything in a single figure: create it once "
+            "(plt.subplots for several panels; seaborn figure-level functions such as catplot or "
+            "relplot make their own figure, so do not call plt.figure() before them)."))
+    for fig in drawn:
+        for ax in fig["axes"]:
+            for axis in ("x", "y"):
+                pairs, labels = ax.get(f"crowded_{axis}", (0, 0))
+                if labels >= 3 and pairs >= max(2, CROWDED_SHARE * (labels - 1)):
+                    return FigureProblem("CrowdedTicks", (
+                        f"The {axis} tick labels overlap ({pairs} of {labels - 1} neighbouring pairs collide), "
+                        "so they cannot be read. "
+                        + ("Rotate them (plt.xticks(rotation=45, ha='right')), show fewer, or widen the figure."
+                           if axis == "x" else "Show fewer labels or make the figure taller.")))
+    return None
+
+
+def is_empty(problem: FigureProblem | None) -> bool:
+    return problem is not None and problem.ename == "EmptyFigure"
+
+
+def _empty(what: str) -> FigureProblem:
+    return FigureProblem("EmptyFigure", (
+        f"{what}: the data it plotted is empty or all NaN. If the code filters rows, compare the "
+        "filter with the column's real values; check the columns' dtypes (numbers stored as text, "
+        "dates not parsed)."))
+
+
+def _plotly_has_data(fig: dict) -> bool:
+    for trace in fig.get("data", []):
+        for key in ("x", "y", "z", "values", "r", "lat", "locations", "dimensions"):
+            value = trace.get(key)
+            if isinstance(value, (list, tuple)) and len(value):
+                return True
+            if isinstance(value, dict) and value.get("bdata"):  # plotly >= 6 packs arrays
+                return True
+    return False
