@@ -4,26 +4,40 @@
 
 `--protocol paper` rebuilds VisCoder's evaluation protocol (the benchmark's own prompt,
 descriptor cut at 4000 characters, `df = pd.read_csv(...)` dropped, `import numpy as np`
-added when used); `--protocol ours` is exactly what the magic sends. Both run on the same
-loop, child kernel and model; several protocols in one run alternate task by task.
+added when used); `--protocol ours` is exactly what the magic sends, and `ours-no-checks`,
+`ours-no-data`, `ours-no-repairs`, `ours-bare` switch our additions off one at a time (or
+all). All run on the same loop, child kernel and model; several protocols in one run
+alternate task by task and share replies to identical conversations (`SharedReplies`).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import loop, session
 from .backends import get_backend
+from .backends.base import Backend, Reply
+from .checks import figure_problem, is_empty
 from .context import describe_frame
 from .events import PlotResult
 from .settings import VisCoder
 
-PROTOCOLS = ("paper", "ours")
+# `ours` and its ablations: each switches one of our additions to VisCoder's loop off.
+VARIANTS = {
+    "ours": {},
+    "ours-no-checks": {"checks": False},
+    "ours-no-data": {"data_feedback": False},
+    "ours-no-repairs": {"repairs": False},
+    "ours-no-sampling": {"samples": 0},
+    "ours-bare": {"checks": False, "data_feedback": False, "repairs": False, "samples": 0},
+}
+PROTOCOLS = ("paper", *VARIANTS)
 INSTRUCTIONS = {"full": "task__plot_description", "short": "_task__plot_description_short",
                 "single": "_task__plot_description_short_single"}
 PAPER_DESCRIPTOR_LIMIT = 4000
@@ -87,12 +101,70 @@ def ours_request(task: Task, instruction: str) -> str:
 
 # ---- running ---------------------------------------------------------------------------
 
+class SharedReplies(Backend):
+    """Greedy decoding gives one reply per conversation: protocols that send the same
+    conversation (ours and its ablations share every first turn) get the reply it got the
+    first time, with the generation time measured then. Kept in a JSONL file, so a later
+    run with more variants pays only for conversations not seen yet.
+    """
+
+    name = "shared"
+
+    def __init__(self, inner: Backend, path: Path | None):
+        self.inner, self.path = inner, path
+        self.memo: dict[str, Reply] = {}
+        self.hits = 0
+        if path is not None and path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                row = json.loads(line)
+                self.memo[row["key"]] = Reply(row["text"], row["prompt_tokens"], row["completion_tokens"], row["seconds"])
+
+    @classmethod
+    def from_settings(cls, settings):  # pragma: no cover - built by run_bench only
+        raise NotImplementedError
+
+    @staticmethod
+    def key(messages) -> str:
+        return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+
+    async def async_prepare(self) -> None:
+        await self.inner.async_prepare()
+
+    async def async_generate(self, messages, on_text=None, *, sampling=None) -> Reply:
+        key = self.key([messages, asdict(sampling)] if sampling else messages)
+        if key in self.memo:
+            self.hits += 1
+            reply = self.memo[key]
+            if on_text is not None:
+                on_text(reply.text)
+            return reply
+        started = time.perf_counter()
+        if sampling is None:
+            reply = await self.inner.async_generate(messages, on_text)
+        else:
+            reply = await self.inner.async_generate(messages, on_text, sampling=sampling)
+        reply = Reply(reply.text, reply.prompt_tokens, reply.completion_tokens, time.perf_counter() - started)
+        self.memo[key] = reply
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"key": key, "text": reply.text, "prompt_tokens": reply.prompt_tokens,
+                                    "completion_tokens": reply.completion_tokens, "seconds": reply.seconds}) + "\n")
+        return reply
+
+
+def protocol_settings(protocol: str, settings: VisCoder) -> VisCoder:
+    if protocol == "paper":  # traceback-only feedback, the paper's own code preparation
+        return settings.with_overrides(checks=False, data_feedback=False, samples=0)
+    return settings.with_overrides(**VARIANTS[protocol])
+
+
 async def run_task(task: Task, protocol: str, settings: VisCoder, instructs: dict, instruction: str,
                    backend, kernel) -> tuple[PlotResult, float]:
     import pandas as pd
 
     df = pd.read_csv(task.csv)
     started = time.perf_counter()
+    settings = protocol_settings(protocol, settings)
     if protocol == "paper":
         result = await loop.async_run(
             task.description(instruction), {"df": df}, settings, backend=backend, kernel=kernel,
@@ -104,6 +176,11 @@ async def run_task(task: Task, protocol: str, settings: VisCoder, instructs: dic
     return result, time.perf_counter() - started
 
 
+def empty_figure(attempt, request: str) -> bool:
+    """Drew, but nothing is on its axes: judged for every protocol, checks on or off."""
+    return attempt.drew and is_empty(figure_problem(attempt.figure_facts, attempt.plotly_json, request))
+
+
 def attempt_rows(task: Task, protocol: str, result: PlotResult, wall: float) -> list[dict]:
     return [{
         "task": task.id, "protocol": protocol, "attempt": a.number, "ok": a.ok,
@@ -111,15 +188,19 @@ def attempt_rows(task: Task, protocol: str, result: PlotResult, wall: float) -> 
         "error_line": a.error.one_line() if a.error else None,
         "generate_s": round(a.generate_seconds, 3), "execute_s": round(a.execute_seconds, 3),
         "prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens,
+        "drew": a.drew, "candidates": a.candidates, "empty_figure": empty_figure(a, result.request), "repairs": a.repairs,
         "task_wall_s": round(wall, 3), "code": a.code, "reply": a.reply,
     } for a in result.attempts]
 
 
 async def run_bench(tasks: list[Task], protocols: list[str], settings: VisCoder, instructs: dict,
-                    instruction: str, out: Path) -> dict[str, list[tuple[Task, PlotResult, float]]]:
+                    instruction: str, out: Path, reply_cache: Path | None = None,
+                    ) -> dict[str, list[tuple[Task, PlotResult, float]]]:
     from .bench_report import Progress, save_png
 
     backend = get_backend(settings)
+    if settings.backend != "replay":  # recorded replies come in order, whatever was asked
+        backend = SharedReplies(backend, reply_cache)
     kernel = session.child_kernel(settings)
     outcomes: dict[str, list] = {p: [] for p in protocols}
     files = {p: (out / p / "results.jsonl").open("w", encoding="utf-8") for p in protocols}
@@ -150,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="viscoder bench", description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="folder with tasks.jsonl, csv/ and instructs.json")
-    parser.add_argument("--protocol", default="ours", help="paper, ours, or both as 'paper,ours'")
+    parser.add_argument("--protocol", default="ours",
+                        help=f"comma-separated, among: {', '.join(PROTOCOLS)} (e.g. 'paper,ours')")
     parser.add_argument("--lib", default="matplotlib", choices=["matplotlib", "seaborn", "plotly"])
     parser.add_argument("--backend", help="model backend (default: the configured one)")
     parser.add_argument("--model", help="hub id or local folder")
@@ -162,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ids", help="comma-separated task ids")
     parser.add_argument("--instruction", default="full", choices=sorted(INSTRUCTIONS))
     parser.add_argument("--out", type=Path, default=Path("bench-out"), help="output folder")
+    parser.add_argument("--reply-cache", type=Path,
+                        help="JSONL of replies per conversation, shared by protocols and runs "
+                             "(default: OUT/reply-cache.jsonl)")
     args = parser.parse_args(argv)
 
     protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
@@ -178,10 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     for protocol in protocols:
         (args.out / protocol / "plots").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    outcomes = session.run_sync(run_bench(tasks, protocols, settings, instructs, args.instruction, args.out))
+    args.out.mkdir(parents=True, exist_ok=True)
+    reply_cache = args.reply_cache or args.out / "reply-cache.jsonl"
+    outcomes = session.run_sync(run_bench(tasks, protocols, settings, instructs, args.instruction, args.out,
+                                          reply_cache))
     summaries = {}
     for protocol, rows in outcomes.items():
-        summaries[protocol] = summarize(rows, settings.retries)
+        summaries[protocol] = summarize(rows, settings.retries, empty_figure)
         (args.out / protocol / "summary.json").write_text(json.dumps(summaries[protocol], indent=2))
     write_html(args.out / "report.html", outcomes, summaries, vars(args))
     print_table(summaries, settings, time.perf_counter() - started, file=sys.stdout)

@@ -48,13 +48,20 @@ def _p90(values: list[float]) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 3)
 
 
-def summarize(rows: list[tuple], retries: int) -> dict:
-    """Pass rate after each round (the paper's Normal, then self-debug rounds), times, errors."""
+def summarize(rows: list[tuple], retries: int, empty=lambda attempt, request: False) -> dict:
+    """Pass rate after each round (the paper's Normal, then self-debug rounds), times, errors.
+
+    Execution pass rate as in the paper: the code ran and showed a figure (a figure failing
+    one of our checks still counts). `empty(attempt, request)` tells a figure with nothing
+    drawn, for the rate of non-empty figures. Time to a plot: generation and execution of
+    every attempt of a task that ended with a figure (the loading of the model apart).
+    """
     n = len(rows)
-    first_ok = [next((a.number for a in r.attempts if a.ok), None) for _, r, _ in rows]
+    first_ok = [next((a.number for a in r.attempts if a.drew), None) for _, r, _ in rows]
     rounds = {("normal" if k == 0 else f"round_{k}"): round(100 * sum(1 for f in first_ok if f and f <= k + 1) / max(1, n), 1)
               for k in range(retries + 1)}
-    passing = [(r, wall) for _, r, wall in rows if r.ok]
+    passing = [(r, sum(a.seconds for a in r.attempts)) for _, r, _ in rows if r.ok]
+    non_empty = sum(1 for _, r, _ in rows if r.ok and not empty(r.final, r.request))
     generate = [sum(a.generate_seconds for a in r.attempts) for _, r, _ in rows]
     execute = [sum(a.execute_seconds for a in r.attempts) for _, r, _ in rows]
     walls = [wall for _, _, wall in rows]
@@ -65,6 +72,8 @@ def summarize(rows: list[tuple], retries: int) -> dict:
     return {
         "tasks": n,
         "pass_rate_by_round": rounds,
+        "non_empty_figure_rate": round(100 * non_empty / max(1, n), 1),
+        "passed_every_check": round(100 * sum(1 for _, r, _ in rows if r.ok and r.final.ok) / max(1, n), 1),
         "median_time_to_plot_s": _median([wall for _, wall in passing]),
         "p90_time_to_plot_s": _p90([wall for _, wall in passing]),
         "median_task_wall_s": _median(walls),
@@ -82,13 +91,13 @@ def summarize(rows: list[tuple], retries: int) -> dict:
 
 def print_table(summaries: dict[str, dict], settings, seconds: float, file=sys.stdout) -> None:
     rounds = list(next(iter(summaries.values()))["pass_rate_by_round"])
-    header = ["protocol", *rounds, "median s to plot", "p90 s", "attempts"]
+    header = ["protocol", *rounds, "non-empty %", "median s to plot", "p90 s", "attempts"]
     print(f"\nexecution pass rate (%), lib={settings.lib}, model={settings.model if settings.backend != 'replay' else 'replay'}, "
           f"{next(iter(summaries.values()))['tasks']} tasks, {seconds / 60:.1f} min", file=file)
     print("| " + " | ".join(header) + " |", file=file)
     print("|" + "---|" * len(header), file=file)
     for protocol, s in summaries.items():
-        cells = [protocol, *(f"{s['pass_rate_by_round'][r]:.1f}" for r in rounds),
+        cells = [protocol, *(f"{s['pass_rate_by_round'][r]:.1f}" for r in rounds), f"{s['non_empty_figure_rate']:.1f}",
                  str(s["median_time_to_plot_s"]), str(s["p90_time_to_plot_s"]), str(s["attempts"])]
         print("| " + " | ".join(cells) + " |", file=file)
 
