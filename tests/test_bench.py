@@ -67,3 +67,41 @@ def test_both_protocols_in_one_run_write_the_three_outputs(tmp_path):
     assert "task 42: KeyError" in report
     # The recorded replies replay the run exactly.
     assert len((out / "ours" / "replies.jsonl").read_text().splitlines()) == 3
+
+
+def test_identical_conversations_share_one_reply_across_protocols_and_runs(tmp_path):
+    import asyncio
+
+    from viscoder_jupyter.backends.base import Sampling
+    from viscoder_jupyter.backends.replay import ReplayBackend
+
+    ask = [{"role": "user", "content": "bar chart"}]
+    cache = tmp_path / "cache.jsonl"
+    shared = bench.SharedReplies(ReplayBackend(write_replies(tmp_path / "r.jsonl", "one", "two", "three")), cache)
+    first = asyncio.run(shared.async_generate(ask))
+    again = asyncio.run(shared.async_generate(ask))  # e.g. ours-no-data's first turn after ours'
+    sampled = asyncio.run(shared.async_generate(ask, sampling=Sampling(seed=1)))
+    assert (first.text, again.text, sampled.text) == ("one", "one", "two") and shared.hits == 1
+    assert again.seconds == first.seconds is not None  # the time measured when it was generated
+    # A later run reads the file: nothing is generated again.
+    later = bench.SharedReplies(ReplayBackend(write_replies(tmp_path / "r2.jsonl", "other")), cache)
+    assert asyncio.run(later.async_generate(ask)).text == "one" and later.inner.remaining == 1
+
+
+def test_an_ablation_shows_what_its_piece_changes(tmp_path):
+    # Task 42: the first reply filters every row away. `ours` sees the empty figure and gets
+    # the fix; `ours-no-checks` takes the empty figure as the answer: both "pass" execution,
+    # only one drew something.
+    empty = ("```python\nimport matplotlib.pyplot as plt\nsome = df[df['names'] == 'pears']\n"
+             "plt.bar(some['names'], some['values'])\nplt.show()\n```")
+    good = "```python\nimport matplotlib.pyplot as plt\nplt.bar(df['names'], df['values'])\nplt.show()\n```"
+    replay = write_replies(tmp_path / "replies.jsonl", empty, good, empty)
+    out = tmp_path / "out"
+    assert bench.main([str(DATA), "--protocol", "ours,ours-no-checks", "--ids", "42", "--backend", "replay",
+                       "--replay", replay, "--out", str(out)]) == 0
+    ours = json.loads((out / "ours" / "summary.json").read_text())
+    unchecked = json.loads((out / "ours-no-checks" / "summary.json").read_text())
+    assert ours["pass_rate_by_round"]["normal"] == unchecked["pass_rate_by_round"]["normal"] == 100.0
+    assert (ours["non_empty_figure_rate"], unchecked["non_empty_figure_rate"]) == (100.0, 0.0)
+    rows = [json.loads(line) for line in (out / "ours" / "results.jsonl").read_text().splitlines()]
+    assert [(r["error"], r["empty_figure"]) for r in rows] == [("EmptyFigure", True), (None, False)]
