@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/loop_speed.py [--runs N] [--nbconvert-runs M]
 
 For a simple and a heavy plot: one warm attempt in the child kernel, against (a) the
-same code in a warm plain Python process with the Agg backend saving a PNG (the floor)
+same code in this warm Python process with the Agg backend saving a PNG (the floor),
+plainly and with bbox_inches="tight" as the inline backend saves it (runs interleaved),
 and (b) PandasPlotBench's way, `jupyter nbconvert --execute` of a notebook, a fresh
 kernel each time. Also frame handover for 1e3, 1e5 and 1e6 rows x 5 mixed columns,
 child kernel start, and `%load_ext viscoder_jupyter` in a fresh process.
@@ -68,22 +69,20 @@ def load_ext_times(runs: int) -> list[float]:
                                  check=True).stdout) for _ in range(runs)]
 
 
-def floor_times(code: str, df, runs: int) -> list[float]:
+def floor_time(code: str, df, **savefig) -> float:
+    """The same code in this process, Agg backend, one PNG per figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     plt.show = lambda *a, **k: None
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        exec(code, {"df": df.copy(deep=True)})
-        buffer = io.BytesIO()
-        plt.gcf().savefig(buffer, format="png")  # what inline does: one PNG per figure
-        plt.close("all")
-        times.append(time.perf_counter() - start)
-    return times
+    start = time.perf_counter()
+    exec(code, {"df": df.copy(deep=True)})
+    buffer = io.BytesIO()
+    plt.gcf().savefig(buffer, format="png", **savefig)
+    plt.close("all")
+    return time.perf_counter() - start
 
 
 def nbconvert_times(code: str, csv: str, runs: int) -> list[float]:
@@ -121,11 +120,15 @@ async def kernel_times(frames: dict, df, runs: int) -> dict[str, list[float]]:
                 times[name].append(time.perf_counter() - start)
         await kernel.async_load_frames({"df": df})
         for name, code in PLOTS.items():
-            times[name] = []
-            for _ in range(runs):
+            for key in (name, f"{name} floor", f"{name} floor tight"):
+                times[key] = []
+            for _ in range(runs):  # interleaved, so noise hits all three alike
                 outcome = await kernel.async_run(code, timeout=60)
                 assert outcome.error is None and outcome.images, outcome.error
                 times[name].append(outcome.seconds)
+                times[f"{name} floor"].append(floor_time(code, df))
+                # The inline backend's PNG: bbox_inches="tight" costs a second layout pass.
+                times[f"{name} floor tight"].append(floor_time(code, df, bbox_inches="tight"))
     finally:
         await kernel.async_shutdown()
     return times
@@ -146,18 +149,18 @@ def main() -> None:
     try:
         rows = []
         for name, code in PLOTS.items():
-            floor = floor_times(code, df, args.runs)
             nbc = nbconvert_times(code, f.name, args.nbconvert_runs)
-            warm = med(kernel[name])
-            rows.append((name, warm, med(floor), med(nbc)))
+            rows.append((name, med(kernel[name]), med(kernel[f"{name} floor"]),
+                         med(kernel[f"{name} floor tight"]), med(nbc)))
     finally:
         os.unlink(f.name)
 
-    print(f"\n| plot | warm child kernel | floor (Agg, in-process) | nbconvert, fresh kernel | warm / floor | nbconvert / warm |")
-    print("|---|---|---|---|---|---|")
-    for name, warm, floor, nbc in rows:
-        print(f"| {name} | {warm * 1000:.0f} ms | {floor * 1000:.0f} ms | {nbc * 1000:.0f} ms | "
-              f"{warm / floor:.2f}x | {nbc / warm:.0f}x |")
+    print("\n| plot | warm child kernel | floor: Agg, savefig | floor: Agg, savefig tight (the inline PNG) "
+          "| nbconvert, fresh kernel | warm / floor | warm / floor tight | nbconvert / warm |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, warm, floor, tight, nbc in rows:
+        print(f"| {name} | {warm * 1000:.0f} ms | {floor * 1000:.0f} ms | {tight * 1000:.0f} ms | "
+              f"{nbc * 1000:.0f} ms | {warm / floor:.2f}x | {warm / tight:.2f}x | {nbc / warm:.0f}x |")
     print(f"\nmedians of {args.runs} runs ({args.nbconvert_runs} for nbconvert); 200k x 5 frame\n")
     print("| step | median |\n|---|---|")
     print(f"| `%load_ext viscoder_jupyter` (fresh process) | {med(ext) * 1000:.0f} ms |")
