@@ -49,8 +49,8 @@ def greedy_decode(model: Any, ids: list[int], cache: Any, reused: int, *, max_ne
                   choose: Callable[[Any], int] | None = None) -> tuple[list[int], list[int], str]:
     """Continue `ids` greedily; `cache` holds the keys/values of ``ids[:reused]`` and grows.
 
-    `choose` replaces the greedy choice (it gets the last position's logits, e.g. `sampler`);
-    drafts are then off, since they are checked against greedy choices.
+    `choose` replaces the greedy choice (it gets one position's logits, e.g. `sampler`); a draft
+    token is then kept while the token drawn at its position equals it.
 
     Returns ``(new_tokens, tokens, reason)``: the reply's tokens, every token whose keys/values
     may be in the cache (``tokens[:cache.get_seq_length()]`` is what it holds), and why it
@@ -65,18 +65,28 @@ def greedy_decode(model: Any, ids: list[int], cache: Any, reused: int, *, max_ne
     while True:
         if cancel is not None and cancel.is_set():
             return new, tokens, "cancelled"
-        draft = lookup_draft(tokens, min(lookup, max_new_tokens - len(new) - 1)) if lookup and not choose else []
+        draft = lookup_draft(tokens, min(lookup, max_new_tokens - len(new) - 1)) if lookup else []
         feed = torch.tensor([pending + draft], device=model.device)
         with torch.inference_mode():
             logits = model(input_ids=feed, cache=cache, use_cache=True,
                            logits_to_keep=len(draft) + 1).logits[0]
-        choices = [choose(logits[-1])] if choose else logits.argmax(dim=-1).tolist()
-        agreed = 0
-        while agreed < len(draft) and draft[agreed] == choices[agreed]:
-            agreed += 1
+        if choose is None:
+            choices = logits.argmax(dim=-1).tolist()
+            agreed = 0
+            while agreed < len(draft) and draft[agreed] == choices[agreed]:
+                agreed += 1
+            accepted = draft[:agreed] + [choices[agreed]]
+        else:
+            # Sampling checks a draft the same way: position i's logits are conditioned on the
+            # draft before it, so each token is still drawn from the model's own distribution.
+            accepted = []
+            for position in range(len(draft) + 1):
+                accepted.append(choose(logits[position]))
+                if position == len(draft) or accepted[-1] != draft[position]:
+                    break
+            agreed = len(accepted) - 1
         if agreed < len(draft):
             cache.crop(agreed - len(draft))  # forget the rejected draft tokens
-        accepted = draft[:agreed] + [choices[agreed]]
         tokens += accepted
         pending = accepted[-1:]
         for token in accepted:
@@ -90,6 +100,9 @@ def greedy_decode(model: Any, ids: list[int], cache: Any, reused: int, *, max_ne
                 return new, tokens, "length"
 
 
+TOP_K = 64  # the nucleus is looked for among the likeliest tokens: sorting the whole vocabulary is slow
+
+
 def sampler(temperature: float, top_p: float, seed: int) -> Callable[[Any], int]:
     """Nucleus sampling from one position's logits, reproducible from `seed`."""
     import torch
@@ -97,10 +110,10 @@ def sampler(temperature: float, top_p: float, seed: int) -> Callable[[Any], int]
     generator = torch.Generator().manual_seed(seed)
 
     def choose(logits: Any) -> int:
-        probs = torch.softmax(logits.float() / max(temperature, 1e-5), dim=-1)
-        ordered, order = probs.sort(descending=True)
-        ordered = ordered * ((ordered.cumsum(0) - ordered) < top_p)  # the nucleus, most likely first
-        pick = torch.multinomial(ordered.cpu(), 1, generator=generator)
-        return int(order[pick.to(order.device)])
+        top = torch.topk(logits.float(), k=min(TOP_K, logits.shape[-1]))  # sorted, likeliest first
+        probs = torch.softmax(top.values / max(temperature, 1e-5), dim=-1)
+        probs = probs * ((probs.cumsum(0) - probs) < top_p)
+        pick = torch.multinomial(probs.cpu(), 1, generator=generator)
+        return int(top.indices[int(pick)])
 
     return choose
