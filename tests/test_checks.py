@@ -66,6 +66,7 @@ def test_when_greedy_retries_repeat_a_failure_the_next_round_samples_candidates(
     # The replay backend ignores the sampling itself; what is checked is the loop's use of it.
     result = run(tmp_path, broken, broken, broken, GOOD, retries=2, samples=3)
     assert [a.candidates for a in result.attempts] == [1, 1, 2]
+    assert "df['Country']" not in str(result.attempts[2].reply)  # a new candidate, not a copy
     assert result.ok and result.final is result.attempts[2] and result.final.ok
     greedy_only = run(tmp_path, broken, broken, broken, GOOD, retries=2, samples=0)
     assert not greedy_only.ok and [a.candidates for a in greedy_only.attempts] == [1, 1, 1]

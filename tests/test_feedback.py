@@ -53,9 +53,9 @@ class RecordingReplay(ReplayBackend):
         super().__init__(path)
         self.asked = []
 
-    async def async_generate(self, messages, on_text=None):
+    async def async_generate(self, messages, on_text=None, **options):
         self.asked.append(list(messages))
-        return await super().async_generate(messages, on_text)
+        return await super().async_generate(messages, on_text, **options)
 
 
 def test_the_loop_sends_the_hints_in_the_feedback_turn_only_when_switched_on(tmp_path):
@@ -69,3 +69,16 @@ def test_the_loop_sends_the_hints_in_the_feedback_turn_only_when_switched_on(tmp
         feedback = backend.asked[1][-1]["content"]
         assert "KeyError" in feedback
         assert ("the closest are 'Country Name'" in feedback) is switched_on
+
+
+def test_sampled_candidates_start_from_the_request_without_the_failed_code(tmp_path):
+    broken = "```python\nimport matplotlib.pyplot as plt\nplt.bar(df['Country'], df['Year'])\n```"
+    right = "```python\nimport matplotlib.pyplot as plt\nplt.bar(df['Country Name'], df['Year'])\n```"
+    backend = RecordingReplay(write_replies(tmp_path / "r.jsonl", broken, broken, right))
+    settings = VisCoder().with_overrides(backend="replay", retries=2, samples=2)
+    result = loop.run("bar of year by country", {"df": FRAME}, settings, backend=backend)
+    assert result.ok and result.final.candidates == 1
+    opening, stuck, sampled = backend.asked
+    assert len(stuck) == 4 and len(sampled) == len(opening) == 2  # no failed code in view
+    assert sampled[-1]["content"].startswith(opening[-1]["content"])
+    assert "an earlier solution failed with `KeyError: 'Country'`" in sampled[-1]["content"]

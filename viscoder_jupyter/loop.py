@@ -19,7 +19,7 @@ from .errors import BackendFailed, NoCodeInReply, NoFigure, RequestError, Viscod
 from .feedback import data_hints
 from .events import Attempt, AttemptFinished, AttemptStarted, Done, Event, PlotResult, Status, TextStreamed
 from .frames import check_frames
-from .prompt import feedback_turn, first_turn
+from .prompt import feedback_turn, first_turn, fresh_start
 from .settings import VisCoder
 
 OnEvent = Callable[[Event], None]
@@ -51,6 +51,7 @@ async def async_run(
     if messages is None:
         messages = first_turn(request, describe_frames(frames, settings.frame_budget), settings.lib)
     messages = list(messages)
+    opening = list(messages)  # the request alone, before any failed code
     attempts: list[Attempt] = []
     total = settings.retries + 1
 
@@ -64,8 +65,10 @@ async def async_run(
         for number in range(1, total + 1):
             emit(AttemptStarted(number, total))
             if settings.samples and len(attempts) >= 2 and _same_failure(*attempts[-2:]):
-                attempt = await _sampled_attempt(number, request, messages, frames, settings, backend,
-                                                 kernel, emit, prepare)
+                # Sampled from the opening, not the history: with its failed code in view the model
+                # copies it, sampled or not; the error is named so it is not walked into again.
+                attempt = await _sampled_attempt(number, request, fresh_start(opening, attempts[-1].error),
+                                                 frames, settings, backend, kernel, emit, prepare)
             else:
                 attempt = await _attempt(number, request, messages, frames, settings, backend, kernel,
                                          emit, prepare)

@@ -78,3 +78,11 @@ def feedback_turn(code: str, error: AttemptError, round_number: int, hints: str 
         {"role": "assistant", "content": f"```python\n{code}\n```"},
         {"role": "user", "content": FEEDBACK.format(failed=failed, error=error_text)},
     ]
+
+
+def fresh_start(opening: list[dict[str, str]], error: AttemptError) -> list[dict[str, str]]:
+    """The opening request again, naming the error the stuck attempts keep making."""
+    last = opening[-1]
+    note = (f"\n\nNote: an earlier solution failed with `{error.one_line()}` and could not be fixed. "
+            "Write a different solution that avoids it.")
+    return [*opening[:-1], {**last, "content": last["content"] + note}]
