@@ -70,3 +70,14 @@ def test_when_greedy_retries_repeat_a_failure_the_next_round_samples_candidates(
     assert result.ok and result.final is result.attempts[2] and result.final.ok
     greedy_only = run(tmp_path, broken, broken, broken, GOOD, retries=2, samples=0)
     assert not greedy_only.ok and [a.candidates for a in greedy_only.attempts] == [1, 1, 1]
+
+
+def test_a_readable_figure_failing_a_check_is_preferred_to_a_later_empty_one(tmp_path):
+    result = run(tmp_path, CROWDED, FILTERED_TO_NOTHING, retries=1)
+    assert [a.error.ename for a in result.attempts] == ["CrowdedTicks", "EmptyFigure"]
+    assert result.final is result.attempts[0]
+
+
+def test_figures_that_only_fail_checks_do_not_set_off_sampling(tmp_path):
+    result = run(tmp_path, CROWDED, CROWDED, CROWDED, retries=2, samples=3)
+    assert [a.candidates for a in result.attempts] == [1, 1, 1]

@@ -59,8 +59,10 @@ class PlotResult:
 
     @property
     def final(self) -> Attempt | None:
-        """The answer: the last attempt that passed, else the last that drew, else the last."""
-        for good in (lambda a: a.ok, lambda a: a.drew):
+        """The answer: the last attempt that passed, else the last that drew something (an empty
+        figure only when nothing else drew), else the last."""
+        for good in (lambda a: a.ok, lambda a: a.drew and getattr(a.error, "ename", "") != "EmptyFigure",
+                     lambda a: a.drew):
             found = [a for a in self.attempts if good(a)]
             if found:
                 return found[-1]

@@ -85,8 +85,9 @@ async def async_run(
 
 
 def _same_failure(before: Attempt, last: Attempt) -> bool:
-    """Greedy decoding is stuck: the same code again, or the same error."""
-    return (before.error is not None and last.error is not None
+    """Greedy decoding is stuck: the same code again, or the same error, and no figure at all
+    (a figure that only fails a check is not worth the candidates' time)."""
+    return (not before.drew and not last.drew
             and (before.code == last.code or before.error.one_line() == last.error.one_line()))
 
 

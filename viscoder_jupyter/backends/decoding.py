@@ -16,6 +16,10 @@ short, and owning it keeps one code path for every case:
 
 Every accepted token goes to `on_token`, in order and one at a time, so streaming and the
 stop rule see exactly what plain decoding would show them.
+
+The same loop samples when given `choose=sampler(...)` (the self-debug loop's candidates when
+greedy retries repeat themselves): draft tokens are kept while the token drawn at each position
+equals them, so every token still comes from the model's own distribution.
 """
 from __future__ import annotations
 
