@@ -106,3 +106,11 @@ def test_code_that_draws_nothing_is_retried(shell):
     attempts = magics_of(ip).last_result.attempts
     assert attempts[0].error.ename == "NoFigure" and "(4, 2)" in attempts[0].stdout
     assert attempts[1].ok
+
+
+def test_what_was_mended_before_running_is_in_the_history(shell, capsys):
+    ip = shell(GOOD_BAR)
+    ip.run_cell_magic("viscoder", "", "bar chart of revenue by region")
+    assert magics_of(ip).last_result.final.repairs == [
+        "used the live frame `sales` instead of a file: `df = pd.read_csv('data.csv')`"]
+    assert "attempt 1: mended before running: used the live frame `sales`" in capsys.readouterr().out

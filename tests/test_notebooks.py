@@ -55,6 +55,7 @@ def test_retry_after_key_error_shows_the_plot_and_inserts_the_cell(tmp_path):
     # The live view's final state, as the widget shows it.
     assert any("working plot after 2 attempts" in t for t in widget_texts(nb))
     assert any("KeyError" in t for t in widget_texts(nb))
+    assert any("used the live frame `sales` instead of a file" in t for t in widget_texts(nb))  # the repair
     # The user's frame and names are exactly as before.
     assert state(nb.cells[3]) == state(nb.cells[6])
 

@@ -36,8 +36,12 @@ class TextProgress:
             print(f"VisCoder: {event.message}...", flush=True)
         elif isinstance(event, AttemptStarted):
             print(f"VisCoder: attempt {event.number} of {event.of}: writing code...", flush=True)
-        elif isinstance(event, AttemptFinished) and not event.attempt.ok:
-            print(f"  attempt {event.attempt.number} failed: {event.attempt.error.one_line()}", flush=True)
+        elif isinstance(event, AttemptFinished):
+            attempt = event.attempt
+            if attempt.repairs:
+                print(f"  attempt {attempt.number}: mended before running: {'; '.join(attempt.repairs)}", flush=True)
+            if not attempt.ok:
+                print(f"  attempt {attempt.number} failed: {attempt.error.one_line()}", flush=True)
 
     def finish(self, message: str) -> None:
         print(message, flush=True)
@@ -47,7 +51,8 @@ class TextProgress:
 
 
 class WidgetProgress:
-    """Attempt k of N, the reply as it streams, and one foldable line per failed attempt."""
+    """Attempt k of N, the reply as it streams, and one foldable line per failed attempt
+    (and per attempt whose code was mended before it ran)."""
 
     def __init__(self, total: int):
         import ipywidgets as w
@@ -81,8 +86,13 @@ class WidgetProgress:
         elif isinstance(event, AttemptFinished):
             self._show_text()
             attempt = event.attempt
+            if attempt.repairs:
+                self._add_entry(f"attempt {attempt.number}: mended {len(attempt.repairs)} thing(s) before running",
+                                "\n".join(attempt.repairs))
             if not attempt.ok:
-                self._add_failure(attempt)
+                error = attempt.error
+                self._add_entry(f"attempt {attempt.number}: {error.one_line()}",
+                                f"{attempt.code or attempt.reply}\n\n{error.feedback_text()}")
         elif isinstance(event, Done):
             self.stream.layout.display = "none" if event.result.ok else ""
 
@@ -90,13 +100,10 @@ class WidgetProgress:
         self._shown_at = time.monotonic()
         self.stream.value = f"<pre style='white-space: pre-wrap'>{html.escape(self._text[-_STREAM_TAIL:])}</pre>"
 
-    def _add_failure(self, attempt) -> None:
+    def _add_entry(self, title: str, detail: str) -> None:
         import ipywidgets as w
 
-        error = attempt.error
-        detail = f"{attempt.code or attempt.reply}\n\n{error.feedback_text()}"
         body = w.HTML(f"<pre style='white-space: pre-wrap'>{html.escape(detail)}</pre>")
-        title = f"attempt {attempt.number}: {error.one_line()}"
         with self.failures.hold_sync():
             self.failures.children = (*self.failures.children, body)
             self.failures.titles = (*self.failures.titles[: len(self.failures.children) - 1], title)
