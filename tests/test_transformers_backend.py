@@ -75,6 +75,52 @@ def test_load_options_fp16_on_old_gpus_and_rejects_unknown():
         load_options("8bit", False)
 
 
+def test_load_options_float32_on_a_cpu_without_native_bf16():
+    assert load_options("auto", False, cpu_float32=True)["dtype"] == "float32"
+    assert load_options("none", False, cpu_float32=True)["dtype"] == "float32"
+    assert load_options("4bit", False, cpu_float32=True)["dtype"] == "bfloat16"  # bitsandbytes' compute dtype
+    assert load_options("auto", True, cpu_float32=True)["dtype"] == "bfloat16"  # a GPU ignores it
+
+
+X86_AVX2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\nprocessor\t: 1\nflags\t\t: fpu sse2 avx avx2 fma\n"
+X86_SAPPHIRE = "flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+ARM_V9 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+
+
+def test_native_bf16_is_read_off_the_cpu_flags():
+    assert not hf_models.cpu_has_native_bf16(X86_AVX2)
+    assert hf_models.cpu_has_native_bf16(X86_SAPPHIRE) and hf_models.cpu_has_native_bf16(ARM_V9)
+    assert isinstance(hf_models.cpu_has_native_bf16(), bool)  # this machine's own, whatever it is
+
+
+def test_float32_only_where_bf16_is_emulated_and_float32_fits():
+    gb = 1e9
+    assert hf_models.prefer_float32_on_cpu(False, 2.5 * gb, 16 * gb)       # 0.5B model, laptop
+    assert not hf_models.prefer_float32_on_cpu(True, 2.5 * gb, 16 * gb)    # native bf16 is faster
+    assert not hf_models.prefer_float32_on_cpu(False, 28 * gb, 32 * gb)    # 7B would not fit twice over
+    assert not hf_models.prefer_float32_on_cpu(False, None, 16 * gb)       # size unknown: keep bf16
+
+
+def test_float32_size_of_a_folder_and_of_a_hub_id(tiny_model_dir):
+    weights = sum(f.stat().st_size for f in Path(tiny_model_dir).glob("*.safetensors"))
+    stored = json.loads((Path(tiny_model_dir) / "config.json").read_text()).get("dtype")
+    assert hf_models.float32_bytes(str(tiny_model_dir), True) == weights * (1 if stored == "float32" else 2)
+    assert hf_models.float32_bytes("TIGER-Lab/VisCoder-7B", False) == 28e9
+    assert hf_models.float32_bytes("gpt2", False) is None
+
+
+@pytest.mark.parametrize("native_bf16, dtype", [(False, "float32"), (True, "bfloat16")])
+def test_the_cpu_decides_the_dtype_of_the_loaded_model(tiny_model_dir, monkeypatch, native_bf16, dtype):
+    # This machine has one kind of CPU: the other kind is stood in for by its flags alone;
+    # the loading itself is real.
+    import torch
+
+    monkeypatch.setattr(hf_models, "cpu_has_native_bf16", lambda cpuinfo=None: native_bf16)
+    monkeypatch.setattr(hf_models, "_MODELS", hf_models.OrderedDict())
+    loaded = tiny_backend(tiny_model_dir).load()
+    assert loaded.model.dtype == getattr(torch, dtype) and loaded.options["dtype"] == dtype
+
+
 @pytest.mark.parametrize("model_id, size", [
     ("TIGER-Lab/VisCoder-7B", 7), ("TIGER-Lab/VisCoder-3B", 3),
     ("Qwen/Qwen2.5-Coder-0.5B-Instruct", 0.5), ("meta-llama/Llama-3.1-8B-Instruct", 8),

@@ -292,8 +292,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else the CPU")
     parser.add_argument("--quantization", choices=("auto", "4bit", "none"), default="auto",
-                        help="auto: 4-bit NF4 on CUDA, bf16 on the CPU; 4bit forces bitsandbytes; "
-                             "none: bf16")
+                        help="auto: 4-bit NF4 on CUDA; on the CPU bf16 if native, else float32 "
+                             "where it fits; 4bit forces bitsandbytes; none: no 4-bit")
     parser.add_argument("--token", default=os.environ.get(TOKEN_ENV, ""),
                         help=f"bearer token clients must send (default: ${TOKEN_ENV}; none: open)")
     parser.add_argument("--max-new-tokens", type=int, default=2048,
@@ -318,7 +318,7 @@ async def serve(args: argparse.Namespace) -> int:
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/v1"
     discovery = _write_discovery({"url": url, "model": args.model, "model_ref": server.ref,
                                   "pid": os.getpid(), "token": args.token, "started": time.time()})
-    where = loaded.options["device"] + (" 4-bit" if loaded.options["load_in_4bit"] else " bf16")
+    where = loaded.options["device"] + (" 4-bit" if loaded.options["load_in_4bit"] else f" {loaded.options['dtype']}")
     print(f"viscoder serve: {args.model} ({where}, loaded in {time.perf_counter() - started:.1f} s) "
           f"at {url}{' (bearer token required)' if args.token else ''}", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:

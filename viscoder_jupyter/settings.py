@@ -34,7 +34,8 @@ class VisCoder(Configurable):
     max_new_tokens = Int(2048, help="Most tokens the model may write in one reply.").tag(config=True)
     quantization = CaselessStrEnum(
         ("auto", "4bit", "none"), default_value="auto",
-        help="'auto': 4-bit NF4 on CUDA, bf16 on the CPU; '4bit' forces bitsandbytes 4-bit.",
+        help="'auto': 4-bit NF4 on CUDA; on the CPU bf16 if native, else float32 where it fits; "
+             "'4bit' forces bitsandbytes 4-bit.",
     ).tag(config=True)
     frame_budget = Int(4000, help="Most characters describing one DataFrame in the prompt.").tag(config=True)
     # Beyond VisCoder's own loop (traceback-only feedback); each can be switched off to measure it.
