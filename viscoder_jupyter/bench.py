@@ -105,13 +105,14 @@ class SharedReplies(Backend):
     """Greedy decoding gives one reply per conversation: protocols that send the same
     conversation (ours and its ablations share every first turn) get the reply it got the
     first time, with the generation time measured then. Kept in a JSONL file, so a later
-    run with more variants pays only for conversations not seen yet.
+    run with more variants pays only for conversations not seen yet. `scope` (backend,
+    model, quantization) is part of the key: one file may hold several models' replies.
     """
 
     name = "shared"
 
-    def __init__(self, inner: Backend, path: Path | None):
-        self.inner, self.path = inner, path
+    def __init__(self, inner: Backend, path: Path | None, scope: str = ""):
+        self.inner, self.path, self.scope = inner, path, scope
         self.memo: dict[str, Reply] = {}
         self.hits = 0
         if path is not None and path.is_file():
@@ -123,15 +124,15 @@ class SharedReplies(Backend):
     def from_settings(cls, settings):  # pragma: no cover - built by run_bench only
         raise NotImplementedError
 
-    @staticmethod
-    def key(messages) -> str:
-        return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+    def key(self, messages, sampling=None) -> str:
+        asked = [self.scope, messages, asdict(sampling)] if sampling else [self.scope, messages]
+        return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
 
     async def async_prepare(self) -> None:
         await self.inner.async_prepare()
 
     async def async_generate(self, messages, on_text=None, *, sampling=None) -> Reply:
-        key = self.key([messages, asdict(sampling)] if sampling else messages)
+        key = self.key(messages, sampling)
         if key in self.memo:
             self.hits += 1
             reply = self.memo[key]
@@ -200,7 +201,7 @@ async def run_bench(tasks: list[Task], protocols: list[str], settings: VisCoder,
 
     backend = get_backend(settings)
     if settings.backend != "replay":  # recorded replies come in order, whatever was asked
-        backend = SharedReplies(backend, reply_cache)
+        backend = SharedReplies(backend, reply_cache, f"{settings.backend}:{settings.model}:{settings.quantization}")
     kernel = session.child_kernel(settings)
     outcomes: dict[str, list] = {p: [] for p in protocols}
     files = {p: (out / p / "results.jsonl").open("w", encoding="utf-8") for p in protocols}
