@@ -88,6 +88,30 @@ def test_identical_conversations_share_one_reply_across_protocols_and_runs(tmp_p
     assert asyncio.run(later.async_generate(ask)).text == "one" and later.inner.remaining == 1
 
 
+def test_shared_replies_never_cross_models(tmp_path):
+    import asyncio
+
+    from viscoder_jupyter.backends.replay import ReplayBackend
+
+    class OtherModel(ReplayBackend):  # a replay stands in for a second model: only its identity differs
+        def identity(self):
+            return "transformers:other-model:float32:cpu:max768"
+
+    ask = [{"role": "user", "content": "bar chart"}]
+    cache = tmp_path / "cache.jsonl"
+    first = bench.SharedReplies(ReplayBackend(write_replies(tmp_path / "r.jsonl", "one")), cache)
+    other = bench.SharedReplies(OtherModel(write_replies(tmp_path / "r2.jsonl", "two")), cache)
+    assert asyncio.run(first.async_generate(ask)).text == "one"
+    assert asyncio.run(other.async_generate(ask)).text == "two" and other.hits == 0
+
+
+def test_the_transformers_identity_names_what_decides_its_replies(tiny_model_dir):
+    from viscoder_jupyter.backends.transformers import TransformersBackend
+
+    backend = TransformersBackend(str(tiny_model_dir), quantization="none", max_new_tokens=24, dtype="float32")
+    assert backend.identity() == f"transformers:{tiny_model_dir.name}:float32:cpu:max24"
+
+
 def test_an_ablation_shows_what_its_piece_changes(tmp_path):
     # Task 42: the first reply filters every row away. `ours` sees the empty figure and gets
     # the fix; `ours-no-checks` takes the empty figure as the answer: both "pass" execution,

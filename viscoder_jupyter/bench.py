@@ -105,14 +105,15 @@ class SharedReplies(Backend):
     """Greedy decoding gives one reply per conversation: protocols that send the same
     conversation (ours and its ablations share every first turn) get the reply it got the
     first time, with the generation time measured then. Kept in a JSONL file, so a later
-    run with more variants pays only for conversations not seen yet. `scope` (backend,
-    model, quantization) is part of the key: one file may hold several models' replies.
+    run with more variants pays only for conversations not seen yet. The inner backend's
+    identity (model, dtype, reply length) is part of the key: one file may hold replies
+    of several models, and a run never takes another model's.
     """
 
     name = "shared"
 
-    def __init__(self, inner: Backend, path: Path | None, scope: str = ""):
-        self.inner, self.path, self.scope = inner, path, scope
+    def __init__(self, inner: Backend, path: Path | None):
+        self.inner, self.path = inner, path
         self.memo: dict[str, Reply] = {}
         self.hits = 0
         if path is not None and path.is_file():
@@ -125,11 +126,15 @@ class SharedReplies(Backend):
         raise NotImplementedError
 
     def key(self, messages, sampling=None) -> str:
-        asked = [self.scope, messages, asdict(sampling)] if sampling else [self.scope, messages]
+        scope = self.inner.identity()
+        asked = [scope, messages, asdict(sampling)] if sampling else [scope, messages]
         return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
 
     async def async_prepare(self) -> None:
         await self.inner.async_prepare()
+
+    def identity(self) -> str:
+        return self.inner.identity()
 
     async def async_generate(self, messages, on_text=None, *, sampling=None) -> Reply:
         key = self.key(messages, sampling)
@@ -201,7 +206,7 @@ async def run_bench(tasks: list[Task], protocols: list[str], settings: VisCoder,
 
     backend = get_backend(settings)
     if settings.backend != "replay":  # recorded replies come in order, whatever was asked
-        backend = SharedReplies(backend, reply_cache, f"{settings.backend}:{settings.model}:{settings.quantization}")
+        backend = SharedReplies(backend, reply_cache)
     kernel = session.child_kernel(settings)
     outcomes: dict[str, list] = {p: [] for p in protocols}
     files = {p: (out / p / "results.jsonl").open("w", encoding="utf-8") for p in protocols}

@@ -48,6 +48,11 @@ class Backend(ABC):
     async def async_prepare(self) -> None:
         """Get ready to generate (load weights); the loop calls it before the first attempt."""
 
+    def identity(self) -> str:
+        """What decides the replies besides the conversation (model, dtype, reply length):
+        recorded replies are shared only between backends of one identity. After async_prepare."""
+        return self.name
+
     @abstractmethod
     async def async_generate(self, messages: Messages, on_text: OnText | None = None, *,
                              sampling: Sampling | None = None) -> Reply:

@@ -71,6 +71,9 @@ class OpenAIBackend(Backend):
         self.last_stop_reason: str | None = None
         self._auto_lock = threading.Lock()
 
+    def identity(self) -> str:
+        return f"{self.name}:{self.base_url}:{self.model}:max{self.max_new_tokens}"
+
     @classmethod
     def from_settings(cls, settings: Any) -> OpenAIBackend:
         return cls(

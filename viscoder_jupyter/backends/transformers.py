@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailable
@@ -89,6 +90,12 @@ class TransformersBackend(Backend):
 
     async def async_prepare(self) -> None:
         await self.async_load()
+
+    def identity(self) -> str:
+        options = self.load().options  # the dtype this machine chose (hf_models.load_options)
+        name = Path(self.ref).name if self.is_local else self.ref
+        weights = "nf4" if options["load_in_4bit"] else options["dtype"]
+        return f"{self.name}:{name}:{weights}:{options['device']}:max{self.max_new_tokens}"
 
     @property
     def model(self):
