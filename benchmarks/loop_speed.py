@@ -7,7 +7,8 @@ same code in this warm Python process with the Agg backend saving a PNG (the flo
 plainly and with bbox_inches="tight" as the inline backend saves it (runs interleaved),
 and (b) PandasPlotBench's way, `jupyter nbconvert --execute` of a notebook, a fresh
 kernel each time. Also frame handover for 1e3, 1e5 and 1e6 rows x 5 mixed columns,
-child kernel start, and `%load_ext viscoder_jupyter` in a fresh process.
+child kernel start, an empty attempt (the per-attempt cost before any plotting), and
+`%load_ext viscoder_jupyter` in a fresh process.
 """
 from __future__ import annotations
 
@@ -119,6 +120,9 @@ async def kernel_times(frames: dict, df, runs: int) -> dict[str, list[float]]:
                 await kernel.async_load_frames({"df": big})
                 times[name].append(time.perf_counter() - start)
         await kernel.async_load_frames({"df": df})
+        times["empty"] = []
+        for _ in range(runs):  # `pass`: what an attempt costs before any plotting (reset, copy, round trip)
+            times["empty"].append((await kernel.async_run("pass", timeout=60)).seconds)
         for name, code in PLOTS.items():
             for key in (name, f"{name} floor", f"{name} floor tight"):
                 times[key] = []
@@ -165,6 +169,8 @@ def main() -> None:
     print("| step | median |\n|---|---|")
     print(f"| `%load_ext viscoder_jupyter` (fresh process) | {med(ext) * 1000:.0f} ms |")
     print(f"| child kernel start + warm-up | {med(kernel['start']) * 1000:.0f} ms |")
+    print(f"| empty attempt (`pass`: namespace reset, copy of the 200k-row frame, round trip) | "
+          f"{med(kernel['empty']) * 1000:.0f} ms |")
     for name in handover:
         print(f"| {name} (pickle, once per request) | {med(kernel[name]) * 1000:.0f} ms |")
 

@@ -6,7 +6,8 @@ different batch shapes (a prefix computed inside a 300-token prefill differs fro
 prefix computed alone by up to 0.2 in the offline model's logits), and a random model's
 top-two logits are nearly tied everywhere, so bf16 would turn rounding into different noise.
 float32 keeps that rounding ~1e-7, far under any margin. The offline model, confident as real
-models are, is checked in its shipped bf16 (slow test below, and the benchmark)."""
+models are, is checked in the dtype this machine's CPU gets (bf16 where native, else float32;
+slow test below, and the benchmark)."""
 from __future__ import annotations
 
 import asyncio
@@ -198,7 +199,8 @@ def test_greedy_decode_is_generates_greedy_search(tiny):
 
 @pytest.mark.slow
 def test_offline_model_retry_with_cache_and_lookup_is_identical(offline_model_dir):
-    """bf16 on the CPU: the reused keys/values and the batched draft checks give the same tokens."""
+    """In the CPU's own dtype (what users get): the reused keys/values and the batched draft
+    checks give the same tokens."""
     fast = TransformersBackend(str(offline_model_dir), max_new_tokens=48)
     fast.load().prefix_cache.clear()
     messages = conversation("bar chart of the revenue of each region")
