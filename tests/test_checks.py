@@ -53,6 +53,22 @@ def test_a_stray_blank_figure_before_a_figure_level_seaborn_plot_is_caught(tmp_p
     assert result.attempts[1].ok
 
 
+def test_a_check_failed_the_same_way_twice_ends_the_retries_with_the_figure_kept(tmp_path):
+    result = run(tmp_path, CROWDED, CROWDED, ROTATED, retries=3)
+    assert [a.error.ename for a in result.attempts] == ["CrowdedTicks", "CrowdedTicks"]
+    assert result.ok and result.images and result.final is result.attempts[1]
+
+
+def test_a_request_for_several_plots_may_get_several_figures(tmp_path):
+    two = fenced("import matplotlib.pyplot as plt\nfor _ in range(2):\n    plt.figure()\n"
+                 "    plt.plot(df['sales'])\n    plt.show()")
+    asked = generate_plot(FRAME, "Create two plots of the sales", backend="replay",
+                          replay=write_replies(tmp_path / "two.jsonl", two))
+    assert asked.ok and asked.final.ok and len(asked.images) == 2
+    one = run(tmp_path, two, GOOD)  # "sales by country": one figure was asked for
+    assert one.attempts[0].error.ename == "ManyFigures" and one.attempts[1].ok
+
+
 def test_a_figure_that_never_passes_a_check_is_still_the_answer_over_later_errors(tmp_path):
     broken = fenced("import matplotlib.pyplot as plt\nplt.bar(df['Country'], df['sales'])")
     result = run(tmp_path, CROWDED, broken, retries=1)
@@ -79,5 +95,6 @@ def test_a_readable_figure_failing_a_check_is_preferred_to_a_later_empty_one(tmp
 
 
 def test_figures_that_only_fail_checks_do_not_set_off_sampling(tmp_path):
-    result = run(tmp_path, CROWDED, CROWDED, CROWDED, retries=2, samples=3)
+    more_crowded = CROWDED.replace("range(30)", "range(40)")  # another failure line: no early stop
+    result = run(tmp_path, CROWDED, more_crowded, CROWDED, retries=2, samples=3)
     assert [a.candidates for a in result.attempts] == [1, 1, 1]

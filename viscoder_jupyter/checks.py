@@ -10,8 +10,10 @@ import re
 
 from .errors import FigureProblem
 
-# A request that asks for several figures may get them.
-_SEVERAL = re.compile(r"\b(figures|separate (plots|charts|figures)|one (plot|chart|figure) (per|for each))\b", re.I)
+# A request that asks for several plots may get several figures ("Create two plots", "both
+# charts", "one plot per region"); "subplots" asks for one figure and does not match.
+_SEVERAL = re.compile(r"\b(figures|plots|charts|graphs|(one|a|each) (plot|chart|figure|graph) (per|for each)|"
+                      r"each (plot|chart|figure|graph))\b", re.I)
 CROWDED_SHARE = 0.2  # of neighbouring tick labels colliding before we call an axis unreadable
 
 

@@ -76,6 +76,9 @@ async def async_run(
             emit(AttemptFinished(attempt))
             if attempt.ok:
                 break
+            if _check_keeps_failing(attempts):
+                emit(Status("the figure fails the same check again; keeping it"))
+                break
             hints = data_hints(attempt.error, attempt.code, frames) if settings.data_feedback else ""
             messages += feedback_turn(attempt.code or attempt.reply, attempt.error, number, hints)
 
@@ -89,6 +92,16 @@ def _same_failure(before: Attempt, last: Attempt) -> bool:
     (a figure that only fails a check is not worth the candidates' time)."""
     return (not before.drew and not last.drew
             and (before.code == last.code or before.error.one_line() == last.error.one_line()))
+
+
+def _check_keeps_failing(attempts: list[Attempt]) -> bool:
+    """Two figures in a row fail the same check: more rounds cost the model's time and, as
+    measured, bring the same figure again; the figure is kept as the answer."""
+    if len(attempts) < 2:
+        return False
+    before, last = attempts[-2:]
+    return (before.drew and last.drew and not before.ok and not last.ok
+            and before.error.one_line() == last.error.one_line())
 
 
 async def _sampled_attempt(number, request, messages, frames, settings, backend, kernel, emit, prepare) -> Attempt:
