@@ -89,6 +89,7 @@ class ChildKernel:
         self._last_reply: dict | None = None
         self._closed = False
         self._stale = False                    # settings changed: restart before the next attempt
+        self._cancelled = False                # an attempt was cancelled: check the child is idle
         self._copy_seconds = 0.0               # extra time per attempt for copying the frames
         self._vitals = kp.Vitals(None, 0)     # the kernel's pid, threads and CPU after warm-up
 
@@ -185,7 +186,7 @@ class ChildKernel:
         async with self._run_lock:
             if not self._folders.save_frames(data):
                 self._stale = True  # the code left something in the way: a fresh kernel, fresh folders
-            if self._stale or not self.is_alive:
+            if self._stale or not self.is_alive or not await self._settled():
                 await self._restart()  # loads the new frames
             else:
                 await self._quiet(kp.load_code(self._folders.kernel_frames), LOAD_TIMEOUT, "loading the frames")
@@ -198,11 +199,12 @@ class ChildKernel:
                 return await self._run_locked(code, timeout, started)
             except asyncio.CancelledError:
                 await self.async_interrupt()  # stop the code; the kernel stays warm
+                self._cancelled = True  # checked before the next request uses the kernel
                 raise
 
     async def _run_locked(self, code: str, timeout: float, started: float) -> ExecutionOutcome:
         from nbclient.exceptions import DeadKernelError
-        if self._stale or not self.is_alive or self._vitals.cpu_running_out():
+        if self._stale or not self.is_alive or self._vitals.cpu_running_out() or not await self._settled():
             await self._restart()
         # The child resets the namespace before the code (a pre_run_cell hook), copying the
         # frames: their copy gets time on top of the attempt's own.
@@ -251,7 +253,7 @@ class ChildKernel:
         private, rw = self._folders.private, self._folders.rw
         assert private and rw
         self.sandboxed, self.sandbox_notice = await asyncio.to_thread(sb.choose, self.sandbox)
-        self._stale = False
+        self._stale = self._cancelled = False
         km = AsyncKernelManager(
             kernel_name=self.kernel_name, transport="ipc",
             ip=os.path.join(rw, "k"), connection_file=os.path.join(private, "kernel.json"), log=_nbclient_log,
@@ -362,6 +364,15 @@ class ChildKernel:
         if reply is None or reply.get("status") != "ok":
             err = CodeRaised.from_reply(reply or {})
             raise ViscoderError(f"Child kernel failed while {what}: {err.feedback_text()}")
+
+    async def _settled(self) -> bool:
+        """False when a cancelled attempt may still run: its interrupt can land before the code
+        starts, or inside the namespace reset (IPython's hooks catch KeyboardInterrupt), and the
+        next request would queue behind it. Seen on a loaded machine: Cancel, then a new fix hung."""
+        if not self._cancelled:
+            return True
+        self._cancelled = False
+        return await self._responds()
 
     async def _responds(self) -> bool:
         from nbclient.exceptions import CellTimeoutError, DeadKernelError
