@@ -145,6 +145,13 @@ def test_key_error_is_code_raised_with_plain_traceback(runner, warm):
 
 
 @pytest.mark.timeout(60)
+def test_the_same_failure_reads_the_same_however_many_attempts_ran_before(runner, warm):
+    code = "x = 1\ndf['no such column']"
+    first, _, again = (run(runner, warm, c) for c in (code, snippet("draws_bar"), code))
+    assert "Cell In[1], line 2" in first.error.feedback_text()
+    assert first.error.feedback_text() == again.error.feedback_text()
+
+
 def test_draws_nothing_is_not_an_error(runner, warm):
     out = run(runner, warm, snippet("draws_nothing"))
     assert out.error is None and out.images == [] and not out.has_figure

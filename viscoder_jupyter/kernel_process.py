@@ -161,6 +161,10 @@ def load_frames(path):
 
 def reset(ip):
     state["attempt"] = True
+    # Every attempt is cell 1, as in a fresh kernel per task (PandasPlotBench's way): the
+    # traceback the model reads ("Cell In[1], line 5") no longer depends on how many
+    # attempts this warm kernel ran before, so the same failure gives the same feedback.
+    ip.execution_count = 1
     ns, base = ip.user_ns, state["baseline"]
     for name in [n for n in ns if n not in base]:  # everything earlier attempts defined
         del ns[name]
