@@ -243,16 +243,21 @@ def test_kernel_death_restarts_with_frames(runner, fragile):
     assert after.error is None and len(after.images) == 1
 
 
+def cancel_while_running(runner, kernel, code: str) -> None:
+    """Start an attempt, cancel it a second later (the user's Cancel or Ctrl-C)."""
+    future = runner.submit(kernel.async_run(code, 60))
+    runner.run(asyncio.sleep(1.0))
+    future.cancel()
+    with pytest.raises(concurrent.futures.CancelledError):
+        future.result(10)
+
+
 @pytest.mark.timeout(60)
 def test_a_cancelled_attempt_that_goes_on_running_does_not_block_the_next(runner, fragile):
     # What a lost interrupt leaves (one landing before the code starts, or inside the namespace
     # reset): the code still runs. The next request must not queue behind it.
     pid = fragile.pid
-    future = runner.submit(fragile.async_run(snippet("ignores_interrupt"), 60))
-    runner.run(asyncio.sleep(1.0))
-    future.cancel()
-    with pytest.raises(concurrent.futures.CancelledError):
-        future.result(10)
+    cancel_while_running(runner, fragile, snippet("ignores_interrupt"))
     after = run(runner, fragile, "print(df.shape, people.shape)")
     assert after.error is None and after.stdout.strip() == "(3, 2) (2, 2)"
     assert fragile.pid != pid and pid_gone(pid)
@@ -261,11 +266,7 @@ def test_a_cancelled_attempt_that_goes_on_running_does_not_block_the_next(runner
 @pytest.mark.timeout(60)
 def test_cancel_interrupts_the_child(runner, fragile):
     pid = fragile.pid
-    future = runner.submit(fragile.async_run("import time\ntime.sleep(30)", 60))
-    runner.run(asyncio.sleep(1.0))
-    future.cancel()
-    with pytest.raises(concurrent.futures.CancelledError):
-        future.result(10)
+    cancel_while_running(runner, fragile, "import time\ntime.sleep(30)")
     after = run(runner, fragile, "print('ok')")
     assert after.error is None and after.stdout.strip() == "ok"
     assert after.seconds < 5 and fragile.pid == pid
