@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import threading
@@ -145,8 +146,6 @@ def float32_bytes(ref: str, is_local: bool) -> float | None:
         return size * 4e9 if size else None
     folder = Path(ref)
     try:
-        import json
-
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
         return None
