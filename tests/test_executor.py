@@ -152,6 +152,7 @@ def test_the_same_failure_reads_the_same_however_many_attempts_ran_before(runner
     assert first.error.feedback_text() == again.error.feedback_text()
 
 
+@pytest.mark.timeout(60)
 def test_draws_nothing_is_not_an_error(runner, warm):
     out = run(runner, warm, snippet("draws_nothing"))
     assert out.error is None and out.images == [] and not out.has_figure
