@@ -14,21 +14,16 @@ import argparse
 import statistics
 import time
 
+from generation_speed import REQUEST, messages_for  # the quickstart's request, as generation_speed sends it
+
 from viscoder_jupyter.backends import hf_models
 from viscoder_jupyter.backends.decoding import greedy_decode
-from viscoder_jupyter.context import describe_frames
-from viscoder_jupyter.prompt import first_turn
 
 DTYPES = ("bfloat16", "float32")
 
 
 def quickstart_ids(tokenizer) -> list[int]:
-    import pandas as pd
-
-    sales = pd.DataFrame({"region": ["North", "South", "East", "West"], "revenue": [405, 295, 340, 212],
-                          "units": [81, 64, 70, 45]})
-    messages = first_turn("bar chart of the revenue of each region", describe_frames({"sales": sales}), "matplotlib")
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    ids = tokenizer.apply_chat_template(messages_for(REQUEST), add_generation_prompt=True, tokenize=True)
     return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
@@ -79,7 +74,7 @@ def main(argv=None) -> int:
     native = hf_models.cpu_has_native_bf16()
     fp32 = hf_models.float32_bytes(ref, is_local)
     free = hf_models.available_memory_bytes()
-    chosen = "float32" if hf_models.prefer_float32_on_cpu(native, fp32, free) else "bfloat16"
+    chosen = "float32" if hf_models.auto_float32_on_cpu(ref, is_local) else "bfloat16"
     print(f"\n`auto` here: {chosen} (native bf16: {native}; float32 weights {fp32 / 1e9:.1f} GB, "
           f"{free / 1e9:.1f} GB available)" if fp32 and free else f"\n`auto` here: {chosen}")
     return 0

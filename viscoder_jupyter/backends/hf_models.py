@@ -125,6 +125,11 @@ def prefer_float32_on_cpu(native_bf16: bool, float32_bytes: float | None, availa
     return float32_bytes <= FLOAT32_MEMORY_SHARE * available_bytes
 
 
+def auto_float32_on_cpu(ref: str, is_local: bool) -> bool:
+    """What `auto` decides on this CPU for this model (`prefer_float32_on_cpu` on its facts)."""
+    return prefer_float32_on_cpu(cpu_has_native_bf16(), float32_bytes(ref, is_local), available_memory_bytes())
+
+
 def available_memory_bytes() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -449,8 +454,7 @@ def get_or_load(ref: str, is_local: bool, quantization: str, allow_cpu_download:
             return loaded
         if not is_local:
             _check_hub_model(ref, cuda=cuda, allow_cpu_download=allow_cpu_download)
-        cpu_float32 = not cuda and prefer_float32_on_cpu(
-            cpu_has_native_bf16(), float32_bytes(ref, is_local), available_memory_bytes())
+        cpu_float32 = not cuda and auto_float32_on_cpu(ref, is_local)
         options = load_options(quantization, cuda, _bf16_supported(), cpu_float32)
         if dtype:
             options["dtype"] = dtype
