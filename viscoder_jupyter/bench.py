@@ -24,8 +24,8 @@ from . import loop, session
 from .backends import get_backend
 from .backends.base import Backend, Reply
 from .checks import figure_problem, is_empty
-from .context import describe_frame
 from .events import PlotResult
+from .paper_protocol import paper_messages, paper_prepare
 from .settings import VisCoder
 
 # `ours` and its ablations: each switches one of our additions to VisCoder's loop off.
@@ -40,7 +40,6 @@ VARIANTS = {
 PROTOCOLS = ("paper", *VARIANTS)
 INSTRUCTIONS = {"full": "task__plot_description", "short": "_task__plot_description_short",
                 "single": "_task__plot_description_short_single"}
-PAPER_DESCRIPTOR_LIMIT = 4000
 
 
 @dataclass
@@ -69,30 +68,7 @@ def load_tasks(folder: Path, ids: set[int] | None = None, limit: int | None = No
     return tasks[:limit] if limit else tasks
 
 
-# ---- the paper's protocol --------------------------------------------------------------
-
-def paper_messages(task: Task, df, instructs: dict, lib: str, instruction: str) -> list[dict[str, str]]:
-    setup = instructs["setup_instruct"].replace("[PLOTLIB]", lib)
-    if lib == "matplotlib":
-        setup += " DO NOT use seaborn for plotting. Only pure matplotlib. "
-    descriptor = describe_frame(df, budget=10**9)[:PAPER_DESCRIPTOR_LIMIT]
-    parts = [instructs["plot_instruct"], f"1. {task.description(instruction)}"]
-    if task.style(instruction):
-        parts.append(f"2. {task.style(instruction)}")
-    parts += [f"{len(parts)}. {setup}", f"{len(parts) + 1}. {instructs['data_instruct']}{descriptor}"]
-    user = re.sub(r"\n{3,}", "\n\n", "\n\n".join(parts))
-    return [{"role": "system", "content": instructs["system_prompt"]}, {"role": "user", "content": user}]
-
-
-_READ_DATA = re.compile(r"""^\s*df\s*=\s*pd\.read_csv\(\s*["']data\.csv["']\s*\)\s*$""", re.MULTILINE)
-
-
-def paper_prepare(code: str, frame_names: list[str]) -> str:
-    code = _READ_DATA.sub("", code)
-    if "np." in code and not re.search(r"^\s*import numpy as np\b", code, re.MULTILINE):
-        code = "import numpy as np\n" + code
-    return code
-
+# ---- our protocol ----------------------------------------------------------------------
 
 def ours_request(task: Task, instruction: str) -> str:
     description = re.sub(r"^Plot Description:\s*", "", task.description(instruction))
