@@ -32,10 +32,11 @@ from .settings import VisCoder
 VARIANTS = {
     "ours": {},
     "ours-no-checks": {"checks": False},
+    "ours-no-request-checks": {"request_checks": False},
     "ours-no-data": {"data_feedback": False},
     "ours-no-repairs": {"repairs": False},
     "ours-no-sampling": {"samples": 0},
-    "ours-bare": {"checks": False, "data_feedback": False, "repairs": False, "samples": 0},
+    "ours-bare": {"checks": False, "request_checks": False, "data_feedback": False, "repairs": False, "samples": 0},
 }
 PROTOCOLS = ("paper", *VARIANTS)
 INSTRUCTIONS = {"full": "task__plot_description", "short": "_task__plot_description_short",

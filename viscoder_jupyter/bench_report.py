@@ -48,13 +48,52 @@ def _p90(values: list[float]) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 3)
 
 
-def summarize(rows: list[tuple], retries: int, empty=lambda attempt, request: False) -> dict:
+def request_covered(attempt, request: str, task=None) -> bool:
+    """The figure passes the request check (request_checks.py), judged for every protocol with
+    checks on or off: the request with the task's style part (the paper's protocol sends it
+    apart from the description), against the columns of the task's CSV when there is one."""
+    from .request_checks import follows_request
+
+    fields = getattr(task, "fields", None) or {}
+    style = str(fields.get("task__plot_style") or "").strip()
+    if style and request.strip() == str(fields.get("task__plot_description") or "").strip():
+        request = f"{request.strip()}\n\n{style}"
+    return follows_request(request, attempt.code, _task_columns(task), attempt.figure_facts, attempt.plotly_json)
+
+
+_COLUMNS: dict = {}
+
+
+def _task_columns(task):
+    """{'df': {column: values}} of a benchmark task's CSV (read once per file), or None."""
+    csv = getattr(task, "csv", None)
+    if csv is None:
+        return None
+    if csv not in _COLUMNS:
+        import pandas as pd
+
+        from .request_checks import frame_columns
+
+        try:
+            frame = pd.read_csv(csv)
+        except Exception:
+            _COLUMNS[csv] = None
+        else:
+            fields = getattr(task, "fields", {}) or {}
+            words = " ".join(str(v) for k, v in fields.items() if k.startswith(("task__", "_task__")))
+            _COLUMNS[csv] = frame_columns({"df": frame}, words)
+    return _COLUMNS[csv]
+
+
+def summarize(rows: list[tuple], retries: int, empty=lambda attempt, request: False,
+              covered=request_covered) -> dict:
     """Pass rate after each round (the paper's Normal, then self-debug rounds), times, errors.
 
     Execution pass rate as in the paper: the code ran and showed a figure (a figure failing
     one of our checks still counts). `empty(attempt, request)` tells a figure with nothing
-    drawn, for the rate of non-empty figures. Time to a plot: generation and execution of
-    every attempt of a task that ended with a figure (the loading of the model apart).
+    drawn, for the rate of non-empty figures; `covered(attempt, request, task)` a figure that
+    passes the request check, for the request coverage. Time to a plot: generation and
+    execution of every attempt of a task that ended with a figure (the loading of the model apart).
     """
     n = len(rows)
     first_ok = [next((a.number for a in r.attempts if a.drew), None) for _, r, _ in rows]
@@ -62,6 +101,7 @@ def summarize(rows: list[tuple], retries: int, empty=lambda attempt, request: Fa
               for k in range(retries + 1)}
     passing = [(r, sum(a.seconds for a in r.attempts)) for _, r, _ in rows if r.ok]
     non_empty = sum(1 for _, r, _ in rows if r.ok and not empty(r.final, r.request))
+    coverage = sum(1 for task, r, _ in rows if r.ok and covered(r.final, r.request, task))
     generate = [sum(a.generate_seconds for a in r.attempts) for _, r, _ in rows]
     execute = [sum(a.execute_seconds for a in r.attempts) for _, r, _ in rows]
     walls = [wall for _, _, wall in rows]
@@ -73,6 +113,7 @@ def summarize(rows: list[tuple], retries: int, empty=lambda attempt, request: Fa
         "tasks": n,
         "pass_rate_by_round": rounds,
         "non_empty_figure_rate": round(100 * non_empty / max(1, n), 1),
+        "request_coverage_rate": round(100 * coverage / max(1, n), 1),
         "passed_every_check": round(100 * sum(1 for _, r, _ in rows if r.ok and r.final.ok) / max(1, n), 1),
         "median_time_to_plot_s": _median([wall for _, wall in passing]),
         "p90_time_to_plot_s": _p90([wall for _, wall in passing]),
@@ -91,13 +132,14 @@ def summarize(rows: list[tuple], retries: int, empty=lambda attempt, request: Fa
 
 def print_table(summaries: dict[str, dict], settings, seconds: float, file=sys.stdout) -> None:
     rounds = list(next(iter(summaries.values()))["pass_rate_by_round"])
-    header = ["protocol", *rounds, "non-empty %", "median s to plot", "p90 s", "attempts"]
+    header = ["protocol", *rounds, "non-empty %", "request %", "median s to plot", "p90 s", "attempts"]
     print(f"\nexecution pass rate (%), lib={settings.lib}, model={settings.model if settings.backend != 'replay' else 'replay'}, "
           f"{next(iter(summaries.values()))['tasks']} tasks, {seconds / 60:.1f} min", file=file)
     print("| " + " | ".join(header) + " |", file=file)
     print("|" + "---|" * len(header), file=file)
     for protocol, s in summaries.items():
         cells = [protocol, *(f"{s['pass_rate_by_round'][r]:.1f}" for r in rounds), f"{s['non_empty_figure_rate']:.1f}",
+                 f"{s.get('request_coverage_rate', 0.0):.1f}",
                  str(s["median_time_to_plot_s"]), str(s["p90_time_to_plot_s"]), str(s["attempts"])]
         print("| " + " | ".join(cells) + " |", file=file)
 
@@ -114,9 +156,10 @@ def write_html(path: Path, outcomes: dict, summaries: dict, options: dict) -> No
         s = summaries[protocol]
         parts.append(f"<h2>protocol: {html.escape(protocol)}</h2><table><tr>")
         parts += [f"<th>{html.escape(k)}</th>" for k in s["pass_rate_by_round"]]
-        parts.append("<th>median s to plot</th><th>p90 s</th></tr><tr>")
+        parts.append("<th>non-empty</th><th>request coverage</th><th>median s to plot</th><th>p90 s</th></tr><tr>")
         parts += [f"<td>{v:.1f}%</td>" for v in s["pass_rate_by_round"].values()]
-        parts.append(f"<td>{s['median_time_to_plot_s']}</td><td>{s['p90_time_to_plot_s']}</td></tr></table>")
+        parts.append(f"<td>{s['non_empty_figure_rate']:.1f}%</td><td>{s.get('request_coverage_rate', 0.0):.1f}%</td>"
+                     f"<td>{s['median_time_to_plot_s']}</td><td>{s['p90_time_to_plot_s']}</td></tr></table>")
         parts.append(f"<p>errors by name: {html.escape(str(s['errors_by_name']))}</p><div class='grid'>")
         for task, result, wall in rows:
             if result.ok and result.images:

@@ -66,8 +66,13 @@ def figure_facts(fig):
     if any(len(ax.get_xticks()) + len(ax.get_yticks()) > 5 for ax in axes):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         renderer = FigureCanvasAgg(fig).get_renderer()  # the inline backend closed it: measure anew
-    return {"axes": [axes_facts(ax, renderer) for ax in axes],
-            "texts": sum(bool(t.get_text().strip()) for t in fig.texts)}
+    facts = {"axes": [axes_facts(ax, renderer) for ax in axes],
+             "texts": sum(bool(t.get_text().strip()) for t in fig.texts)}
+    try:  # figure-level legends (seaborn's relplot, catplot)
+        facts["legend"] = [t.get_text()[:LABEL_CHARS] for leg in fig.legends for t in leg.get_texts()][:LABELS_KEPT]
+    except Exception:
+        pass
+    return facts
 
 def axes_facts(ax, renderer):
     import numpy as np
@@ -97,7 +102,78 @@ def axes_facts(ax, renderer):
     if renderer is not None:
         facts["crowded_x"] = crowded(ax.xaxis, renderer, horizontal=True)
         facts["crowded_y"] = crowded(ax.yaxis, renderer, horizontal=False)
+    try:
+        facts.update(shape_facts(ax))
+    except Exception as exc:  # the other checks still have their facts
+        facts["shape_error"] = repr(exc)
     return facts
+
+LABELS_KEPT, LABEL_CHARS, BARS_KEPT = 60, 40, 200
+
+def shape_facts(ax):
+    # For the request checks (request_checks.py) and for saying what was drawn: lines, points
+    # and bars; which way the bars run and their lengths in axis order; tick and legend labels.
+    import numpy as np
+    from matplotlib.collections import PathCollection
+    from matplotlib.container import BarContainer
+    lines = 0
+    for line in ax.get_lines():
+        try:
+            lines += bool(np.isfinite(np.asarray(line.get_xydata(), dtype=float)).all(axis=-1).any())
+        except (TypeError, ValueError):
+            lines += 1
+    points = 0
+    for coll in ax.collections:
+        if isinstance(coll, PathCollection):
+            offsets = np.asarray(coll.get_offsets(), dtype=float)
+            points += int(np.isfinite(offsets).all(axis=-1).sum()) if offsets.ndim == 2 else 0
+    bar_sets, kept = [], 0
+    for container in ax.containers:
+        if not isinstance(container, BarContainer):
+            continue
+        rects = [p for p in container.patches if p.get_visible()]
+        orientation = getattr(container, "orientation", None) or bar_orientation(rects)
+        pairs = []
+        for p in rects:
+            w, h = p.get_width(), p.get_height()
+            if orientation == "horizontal":
+                pairs.append((p.get_y() + h / 2, w))
+            else:
+                pairs.append((p.get_x() + w / 2, h))
+        pairs = sorted((float(a), float(b)) for a, b in pairs if np.isfinite(a) and np.isfinite(b))
+        room = max(0, BARS_KEPT - kept)
+        kept += min(room, len(pairs))
+        bar_sets.append({"orientation": orientation, "count": len(pairs),
+                         "positions": [round(a, 6) for a, _ in pairs[:room]],
+                         "lengths": [round(b, 9) for _, b in pairs[:room]]})
+    kinds = {s["orientation"] for s in bar_sets if s["count"]}
+    legend = ax.get_legend()
+    return {
+        "lines": lines, "points": points, "bars": sum(s["count"] for s in bar_sets), "bar_sets": bar_sets,
+        "orientation": (kinds.pop() if len(kinds) == 1 else "mixed") if kinds else None,
+        "ticks_x": tick_texts(ax.xaxis), "ticks_y": tick_texts(ax.yaxis),
+        "legend": [t.get_text()[:LABEL_CHARS] for t in legend.get_texts()][:LABELS_KEPT] if legend else [],
+    }
+
+def bar_orientation(rects):
+    # Containers made before matplotlib 3.4 carry no orientation: bars that share their left
+    # edge run horizontally, bars that share their base run vertically.
+    if len(rects) < 2:
+        return None
+    if len({round(p.get_x(), 9) for p in rects}) == 1 and len({round(p.get_y(), 9) for p in rects}) > 1:
+        return "horizontal"
+    if len({round(p.get_y(), 9) for p in rects}) == 1:
+        return "vertical"
+    return None
+
+def tick_texts(axis):
+    labels = [t.get_text() for t in axis.get_majorticklabels()]
+    if not any(s.strip() for s in labels):  # never drawn: ask the formatter
+        try:
+            labels = list(axis.get_major_formatter().format_ticks(axis.get_majorticklocs()))
+        except Exception:
+            labels = []
+    return [s[:LABEL_CHARS] for s in labels if s.strip()][:LABELS_KEPT]
 
 def crowded(axis, renderer, horizontal):
     # Labels collide when neighbours are closer than the label's own extent along the axis:

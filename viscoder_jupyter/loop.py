@@ -13,6 +13,7 @@ from . import session
 from .backends import Backend, get_backend
 from .backends.base import Sampling
 from .checks import figure_problem
+from .request_checks import check_request
 from .codeblocks import extract_code, repair_code
 from .context import describe_frames
 from .errors import BackendFailed, NoCodeInReply, NoFigure, RequestError, ViscoderError
@@ -166,6 +167,8 @@ async def _attempt(number, request, messages, frames, settings, backend, kernel,
         attempt.error = outcome.error or NoFigure()
     elif settings.checks:
         attempt.error = figure_problem(outcome.figure_facts, outcome.plotly_json, request)
+        if attempt.error is None and settings.request_checks:
+            attempt.error = check_request(request, attempt.code, frames, outcome.figure_facts, outcome.plotly_json)
     return attempt
 
 

@@ -41,6 +41,9 @@ class VisCoder(Configurable):
     # Beyond VisCoder's own loop (traceback-only feedback); each can be switched off to measure it.
     checks = Bool(True, help="Check the figure of code that ran (empty axes, several figures, "
                   "unreadable tick labels) and feed problems back like errors.").tag(config=True)
+    request_checks = Bool(True, help="With `checks`: also check that the figure does what the request asks, "
+                          "where no model is needed to tell (the columns it names are used, 'by X' splits by "
+                          "X, horizontal bars, sorted bars), and feed misses back like errors.").tag(config=True)
     data_feedback = Bool(True, help="Add facts from the live frames (real column names, dtypes, values) "
                          "and library versions to the feedback after an error.").tag(config=True)
     repairs = Bool(True, help="Mend data loading from files, missing imports and savefig calls "
