@@ -1,4 +1,4 @@
-from viscoder_jupyter.codeblocks import extract_code, prepare_code
+from viscoder_jupyter.codeblocks import extract_code, prepare_code, repair_code
 
 
 def test_takes_the_first_python_block():
@@ -52,3 +52,10 @@ def test_repairs_are_reported_one_by_one_and_leave_blocks_valid():
         "removed choosing a matplotlib backend (the figure is shown inline)",
         "added `import matplotlib.pyplot as plt`"]
     assert repair_code("plt.plot(", ["df"]) == ("plt.plot(", [])
+
+
+def test_the_comment_of_a_dropped_line_goes_with_it():
+    code = ("import pandas as pd\n# Load the sales dataframe\nsales = pd.read_csv('sales.csv')\n"
+            "# Plot\nsales.plot()\n")
+    mended, _ = repair_code(code, ["sales"])
+    assert "Load the sales" not in mended and "# Plot" in mended and "sales.plot()" in mended

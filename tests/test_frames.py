@@ -37,3 +37,19 @@ def test_bad_input_gets_one_clear_message(namespace, names, message):
 
 def test_several_names_keep_their_order():
     assert list(select_frames({"a": A, "b": B}, ["b", "a"], "")) == ["b", "a"]
+
+
+def test_the_frame_whose_columns_the_request_names_is_chosen():
+    """Several frames, none named: the one with the columns the request speaks of."""
+    sales = pd.DataFrame({"region": ["N"], "revenue": [1.0]})
+    namespace = {"aaa": pd.DataFrame(), "costs": B, "sales": sales}
+    assert list(select_frames(namespace, [], "bar chart of revenue by region")) == ["sales"]
+
+
+def test_without_a_clear_winner_the_suggestion_is_a_frame_that_fits():
+    sales = pd.DataFrame({"region": ["N"], "revenue": [1.0]})
+    also = pd.DataFrame({"region": ["S"], "revenue": [2.0]})
+    with pytest.raises(RequestError, match=r"e\.g\. %%viscoder also"):  # not the empty 'aaa'
+        select_frames({"aaa": pd.DataFrame(), "also": also, "sales": sales}, [], "revenue by region")
+    with pytest.raises(RequestError, match=r"e\.g\. %%viscoder costs"):
+        select_frames({"aaa": pd.DataFrame(), "costs": B, "sales": A}, [], "a bar chart")

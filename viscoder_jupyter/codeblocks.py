@@ -65,7 +65,12 @@ def repair_code(code: str, frame_names: list[str]) -> tuple[str, list[str]]:
             continue
         new_lines, note = replacement
         old = ast.get_source_segment(code, node) or lines[node.lineno - 1].strip()
-        lines[node.lineno - 1 : node.end_lineno] = new_lines
+        start = node.lineno - 1
+        if not new_lines:  # a comment that introduced the removed line ("# Load the data") goes too
+            while start > 0 and lines[start - 1].strip().startswith("#") \
+                    and _indent(lines[start - 1]) == _indent(lines[node.lineno - 1]):
+                start -= 1
+        lines[start : node.end_lineno] = new_lines
         notes.insert(0, f"{note}: `{old.strip()[:80]}`")
     code = "\n".join(lines)
     missing = missing_imports(code)
@@ -125,6 +130,10 @@ def _file_output(node: ast.stmt, lines: list[str]):
         return None
     indent = lines[node.lineno - 1][: node.col_offset]
     return [f"{indent}pass"] if _only_statement(node, lines) else [], note
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
 
 
 def _only_statement(node: ast.stmt, lines: list[str]) -> bool:

@@ -48,10 +48,30 @@ def select_frames(namespace: Mapping[str, Any], names: list[str], request: str) 
     mentioned = {k: v for k, v in candidates.items() if re.search(rf"(?<!\w){re.escape(k)}(?!\w)", request)}
     if mentioned:
         return check_frames(mentioned)
+    by_columns = _ranked_by_named_columns(candidates, request)
+    if len(by_columns) == 1 or (by_columns and by_columns[0][0] > by_columns[1][0]):
+        name = by_columns[0][1]  # the one frame whose columns the request names
+        return check_frames({name: candidates[name]})
+    suggestion = by_columns[0][1] if by_columns else next(
+        (k for k in sorted(candidates) if not candidates[k].empty), sorted(candidates)[0])
     raise RequestError(
         f"Several DataFrames are defined ({', '.join(sorted(candidates))}); "
-        "say which to plot, e.g. %%viscoder " + sorted(candidates)[0]
+        "say which to plot, e.g. %%viscoder " + suggestion
     )
+
+
+def _ranked_by_named_columns(candidates: Mapping[str, Any], request: str) -> list[tuple[int, str]]:
+    """(columns the request names, frame name), most first; non-empty frames that match only."""
+    words = request.lower()
+    ranked = []
+    for name, df in candidates.items():
+        if df.empty:
+            continue
+        hits = sum(1 for column in map(str, df.columns)
+                   if len(column) >= 3 and re.search(rf"(?<!\w){re.escape(column.lower())}(?!\w)", words))
+        if hits:
+            ranked.append((hits, name))
+    return sorted(ranked, key=lambda item: (-item[0], item[1]))
 
 
 def check_frames(frames: Mapping[str, Any]) -> dict[str, Any]:
