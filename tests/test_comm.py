@@ -110,8 +110,9 @@ def test_cancel_stops_the_model_and_the_child_and_the_next_fix_works(kernel):
     client.open()
     client.fix("slow", settings={"retries": 0, "timeout": 900})
     seen = []
-    while not any(e["type"] == "text" for e in seen):  # the reply is in: the child is sleeping now
+    while not any("running the code" in e.get("message", "") for e in seen):  # the child is sleeping now
         seen.append(client.next())
+    assert "time.sleep(600)" in "".join(e["text"] for e in seen if e["type"] == "text")  # all of it, flushed
     client.fix("second")
     assert client.next() == {"type": "error", "id": "second", "reason": "busy",
                              "message": "A fix is already running for this notebook: wait for it or cancel it."}

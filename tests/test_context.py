@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from viscoder_jupyter.context import describe_frame
+from viscoder_jupyter.context import describe_frame, wide_frame_notes
 
 
 def test_head_format_matches_the_benchmark():
@@ -35,3 +35,11 @@ def test_duplicate_and_multiindex_columns_do_not_raise():
     assert "a: int64, a: int64" in describe_frame(dup)
     multi = pd.DataFrame([[1, 2]], columns=pd.MultiIndex.from_tuples([("x", "min"), ("x", "max")]))
     assert "x/min" in describe_frame(multi)
+
+
+def test_a_frame_too_wide_for_the_budget_is_said_to_the_user():
+    wide = pd.DataFrame({f"measurement_{i}": np.arange(30.0) for i in range(300)})
+    (note,) = wide_frame_notes({"wide": wide, "narrow": pd.DataFrame({"a": [1]})})
+    listed = len(describe_frame(wide).split("Column names and types: ")[1].split("\n")[0].split(", ")) - 1
+    assert note.startswith("wide is wide (300 columns): the model sees the names of ")
+    assert f"names of {listed} " in note and 0 < listed < 300

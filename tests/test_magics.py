@@ -114,3 +114,32 @@ def test_what_was_mended_before_running_is_in_the_history(shell, capsys):
     assert magics_of(ip).last_result.final.repairs == [
         "used the live frame `sales` instead of a file: `df = pd.read_csv('data.csv')`"]
     assert "attempt 1: mended before running: used the live frame `sales`" in capsys.readouterr().out
+
+
+def test_help_is_found_with_one_percent_and_says_it_is_a_cell_magic(shell):
+    ip = shell(GOOD_BAR)
+    info = ip.object_inspect("%viscoder")
+    assert info["found"] and "\n  %%viscoder [--lib LIB]" in info["docstring"]
+    with pytest.raises(UsageError, match="%%viscoder is a cell magic: write the request in the cell"):
+        ip.run_line_magic("viscoder", "sales bar chart")
+    assert "openai" in info["docstring"] and "llamacpp" in info["docstring"]
+
+
+def test_a_wide_frame_is_said_in_the_live_view(shell, capsys):
+    import numpy as np
+    import pandas as pd
+
+    ip = shell(GOOD_BAR.replace("region", "m_0").replace("revenue", "m_1"))
+    ip.user_ns["wide"] = pd.DataFrame({f"m_{i}": np.arange(5.0) for i in range(300)})
+    ip.run_cell_magic("viscoder", "wide", "bar chart of m_1 by m_0")
+    assert "note: wide is wide (300 columns): the model sees the names of" in capsys.readouterr().out
+
+
+def test_a_backend_failure_says_how_to_try_again_where_the_user_is():
+    from viscoder_jupyter.comm import _error
+    from viscoder_jupyter.errors import BackendFailed, RequestError, with_retry_hint
+
+    broke = BackendFailed("The server went away. Nothing was inserted.")
+    assert with_retry_hint(broke, "Run the cell again to retry.").endswith("inserted. Run the cell again to retry.")
+    assert _error("r", broke)["message"].endswith("Press Fix again to retry.")
+    assert with_retry_hint(RequestError("No frame."), "Run the cell again.") == "No frame."

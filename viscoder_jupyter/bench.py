@@ -25,7 +25,7 @@ from .backends import get_backend
 from .backends.base import Backend, Reply
 from .checks import figure_problem, is_empty
 from .events import PlotResult
-from .paper_protocol import paper_messages, paper_prepare
+from .paper_protocol import paper_extract, paper_feedback, paper_messages, paper_prepare
 from .settings import VisCoder
 
 # `ours` and its ablations: each switches one of our additions to VisCoder's loop off.
@@ -151,7 +151,8 @@ async def run_task(task: Task, protocol: str, settings: VisCoder, instructs: dic
     if protocol == "paper":
         result = await loop.async_run(
             task.description(instruction), {"df": df}, settings, backend=backend, kernel=kernel,
-            messages=paper_messages(task, df, instructs, settings.lib, instruction), prepare=paper_prepare,
+            messages=paper_messages(task, df, instructs, settings.lib, instruction),
+            extract=paper_extract, prepare=paper_prepare, feedback=paper_feedback,
         )
     else:
         result = await loop.async_run(ours_request(task, instruction), {"df": df}, settings,

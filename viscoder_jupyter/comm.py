@@ -30,8 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import BackendUnavailable, RequestError, ViscoderError
-from .events import AttemptFinished, AttemptStarted, Done, Status, TextStreamed
+from .errors import BackendUnavailable, RequestError, ViscoderError, with_retry_hint
+from .events import AttemptFinished, AttemptStarted, CodeWritten, Done, Notice, Status, TextStreamed
 
 log = logging.getLogger(__name__)
 TARGET = "viscoder"
@@ -185,7 +185,10 @@ class FixChannel:
                 run.flush_scheduled = True
                 asyncio.get_running_loop().call_later(_TEXT_FLUSH_SECONDS, self._flush, run)
             return
-        if isinstance(event, Status):
+        if isinstance(event, CodeWritten):
+            self._flush(run)  # the whole reply is on screen before the code runs
+            self.send({"type": "status", "id": run.id, "message": f"attempt {event.number}: running the code"})
+        elif isinstance(event, (Status, Notice)):
             self.send({"type": "status", "id": run.id, "message": event.message})
         elif isinstance(event, AttemptStarted):
             self.send({"type": "attempt", "id": run.id, "number": event.number, "of": event.of})
@@ -232,4 +235,5 @@ class FixChannel:
 
 def _error(run_id: str, exc: ViscoderError) -> dict:
     reason = "backend" if isinstance(exc, BackendUnavailable) else "bad_request"
-    return {"type": "error", "id": run_id, "reason": reason, "message": str(exc)}
+    return {"type": "error", "id": run_id, "reason": reason,
+            "message": with_retry_hint(exc, "Press Fix again to retry.")}

@@ -6,6 +6,8 @@ before anything is cut.
 """
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 DEFAULT_BUDGET = 4000
@@ -40,6 +42,22 @@ def describe_frame(df: pd.DataFrame, budget: int = DEFAULT_BUDGET) -> str:
 
 def describe_frames(frames: dict[str, pd.DataFrame], budget: int = DEFAULT_BUDGET) -> dict[str, str]:
     return {name: describe_frame(df, budget) for name, df in frames.items()}
+
+
+def wide_frame_notes(frames: dict[str, pd.DataFrame], budget: int = DEFAULT_BUDGET) -> list[str]:
+    """What the model will not see of frames too wide for the budget, said to the user."""
+    notes = []
+    for name, df in frames.items():
+        text = describe_frame(df, budget)
+        more = re.search(r"\.\.\. and (\d+) more columns\n?", text)
+        head = re.search(r"\nHead \(first (\d+) columns\):", text)
+        if not more and not head:
+            continue
+        listed = df.shape[1] - int(more.group(1)) if more else df.shape[1]
+        valued = int(head.group(1)) if head else df.shape[1]
+        notes.append(f"{name} is wide ({df.shape[1]} columns): the model sees the names of {listed} and sample "
+                     f"values of {valued}; name the columns to plot in the request")
+    return notes
 
 
 def _name(column) -> str:

@@ -28,7 +28,15 @@ class BackendUnavailable(ViscoderError):
 
 
 class BackendFailed(BackendUnavailable):
-    """The backend broke while writing a reply (a server that went away, a crash)."""
+    """The backend broke while writing a reply (a server that went away, a crash).
+
+    Its message says what happened; each front end adds how to try again there
+    (`retry_hint`), since that action differs (run the cell, press Fix)."""
+
+
+def with_retry_hint(exc: ViscoderError, hint: str) -> str:
+    """The error's message, plus `hint` where trying again is the way out."""
+    return f"{exc} {hint}" if isinstance(exc, BackendFailed) else str(exc)
 
 
 class ReplayExhausted(BackendUnavailable):

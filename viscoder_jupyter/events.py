@@ -93,6 +93,14 @@ class Status:
 
 
 @dataclass
+class Notice:
+    """Something the user should know about this request that stays on screen (a frame too
+    wide to show the model whole)."""
+
+    message: str
+
+
+@dataclass
 class AttemptStarted:
     number: int
     of: int
@@ -105,6 +113,15 @@ class TextStreamed:
 
 
 @dataclass
+class CodeWritten:
+    """The model finished writing; the code now runs in the child kernel. Views show the
+    whole reply at this point (their throttled redraws may lag the last tokens)."""
+
+    number: int
+    code: str
+
+
+@dataclass
 class AttemptFinished:
     attempt: Attempt
 
@@ -114,4 +131,4 @@ class Done:
     result: PlotResult
 
 
-Event = Status | AttemptStarted | TextStreamed | AttemptFinished | Done
+Event = Status | Notice | AttemptStarted | TextStreamed | CodeWritten | AttemptFinished | Done

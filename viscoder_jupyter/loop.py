@@ -6,6 +6,7 @@ IPython or the browser.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any, Callable
 
@@ -15,10 +16,11 @@ from .backends.base import Sampling
 from .checks import figure_problem
 from .request_checks import check_request
 from .codeblocks import extract_code, repair_code
-from .context import describe_frames
+from .context import describe_frames, wide_frame_notes
 from .errors import BackendFailed, NoCodeInReply, NoFigure, RequestError, ViscoderError
 from .feedback import data_hints
-from .events import Attempt, AttemptFinished, AttemptStarted, Done, Event, PlotResult, Status, TextStreamed
+from .events import (Attempt, AttemptFinished, AttemptStarted, CodeWritten, Done, Event, Notice, PlotResult,
+                     Status, TextStreamed)
 from .frames import check_frames
 from .prompt import feedback_turn, first_turn, fresh_start
 from .settings import VisCoder
@@ -36,17 +38,21 @@ async def async_run(
     kernel=None,
     messages: list[dict[str, str]] | None = None,
     prepare: Callable[[str, list[str]], str] | None = None,
+    extract: Callable[[str], str | None] | None = None,
+    feedback: Callable[[list[dict[str, str]], list[Attempt]], list[dict[str, str]]] | None = None,
 ) -> PlotResult:
     """Turn a request into working plotting code, or report every failed attempt.
 
     `messages` replaces the default first turn (a fix request, the benchmark's own
-    prompt); `prepare` replaces the repairs (settings.repairs) that turn extracted code
-    into what runs.
+    prompt); `extract` replaces finding the code in a reply (None: no code), `prepare` the
+    repairs (settings.repairs) that turn extracted code into what runs, and `feedback` the
+    whole conversation sent after failed attempts (opening, attempts so far): another
+    harness's protocol, reproduced exactly.
     """
     if not request or not request.strip():
         raise RequestError("The request is empty: describe the plot you want, e.g. 'bar chart of sales by region'.")
     frames = check_frames(frames)
-    emit = on_event or (lambda event: None)
+    emit = on_loop_thread(on_event) if on_event else (lambda event: None)
     backend = backend or get_backend(settings)
     kernel = kernel or session.child_kernel(settings)  # its sandbox and limits
     if messages is None:
@@ -56,6 +62,8 @@ async def async_run(
     attempts: list[Attempt] = []
     total = settings.retries + 1
 
+    for note in wide_frame_notes(frames, settings.frame_budget):
+        emit(Notice(note))
     emit(Status("preparing the model and the child kernel"))
     # Weights load while the child kernel starts; attempt timings then exclude both.
     started = time.perf_counter()
@@ -72,7 +80,7 @@ async def async_run(
                                                  frames, settings, backend, kernel, emit, prepare)
             else:
                 attempt = await _attempt(number, request, messages, frames, settings, backend, kernel,
-                                         emit, prepare)
+                                         emit, prepare, extract)
             attempts.append(attempt)
             emit(AttemptFinished(attempt))
             if attempt.ok:
@@ -80,12 +88,35 @@ async def async_run(
             if _check_keeps_failing(attempts):
                 emit(Status("the figure fails the same check again; keeping it"))
                 break
+            if feedback is not None:
+                messages = feedback(opening, attempts)
+                continue
             hints = data_hints(attempt.error, attempt.code, frames) if settings.data_feedback else ""
             messages += feedback_turn(attempt.code or attempt.reply, attempt.error, number, hints)
 
     result = PlotResult(request=request, attempts=attempts, prepare_seconds=prepare_seconds)
     emit(Done(result))
     return result
+
+
+def on_loop_thread(on_event: OnEvent) -> OnEvent:
+    """`on_event`, always called on the running loop's thread.
+
+    Backends may produce text on a worker thread (transformers, llama.cpp); front ends may
+    then touch loop-bound things (timers, comms, widgets), so events are handed over with
+    the loop's thread-safe call. Order is kept: a worker's result reaches the loop through
+    the same queue, after the text it streamed.
+    """
+    loop = asyncio.get_running_loop()
+    owner = threading.get_ident()
+
+    def emit(event: Event) -> None:
+        if threading.get_ident() == owner:
+            on_event(event)
+        else:
+            loop.call_soon_threadsafe(on_event, event)
+
+    return emit
 
 
 def _same_failure(before: Attempt, last: Attempt) -> bool:
@@ -123,7 +154,7 @@ async def _sampled_attempt(number, request, messages, frames, settings, backend,
     return chosen
 
 
-async def _attempt(number, request, messages, frames, settings, backend, kernel, emit, prepare,
+async def _attempt(number, request, messages, frames, settings, backend, kernel, emit, prepare, extract=None,
                    sampling: Sampling | None = None) -> Attempt:
     started = time.perf_counter()
     on_text = lambda text: emit(TextStreamed(number, text))  # noqa: E731
@@ -137,7 +168,7 @@ async def _attempt(number, request, messages, frames, settings, backend, kernel,
     except Exception as exc:  # not the code's fault: stop the request with one clear line
         raise BackendFailed(
             f"The {settings.backend} backend failed while writing attempt {number}: "
-            f"{type(exc).__name__}: {exc}. Nothing was inserted; run the cell again to retry."
+            f"{type(exc).__name__}: {exc}. Nothing was inserted."
         ) from exc
     attempt = Attempt(
         number=number,
@@ -147,7 +178,7 @@ async def _attempt(number, request, messages, frames, settings, backend, kernel,
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=reply.completion_tokens,
     )
-    code = extract_code(reply.text)
+    code = (extract or extract_code)(reply.text)
     if code is None:
         attempt.error = NoCodeInReply()
         return attempt
@@ -157,6 +188,7 @@ async def _attempt(number, request, messages, frames, settings, backend, kernel,
         attempt.code, attempt.repairs = repair_code(code, list(frames))
     else:
         attempt.code = code
+    emit(CodeWritten(number, attempt.code))
     outcome = await kernel.async_run(attempt.code, settings.timeout)  # cancelling it interrupts the child
     attempt.execute_seconds = outcome.seconds
     attempt.images = outcome.images

@@ -5,10 +5,12 @@ import queue
 from dataclasses import dataclass, field
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .errors import ViscoderError
+from .errors import ViscoderError, with_retry_hint
+
+_RETRY = "Run the cell again to retry."
 from .settings import VisCoder
 
 
@@ -46,21 +48,25 @@ class VisCoderMagics(Magics):
 
         self.history = CellHistory(shell)  # fed by a post_run_cell hook (see register)
 
-    @magic_arguments()
+    @magic_arguments("%viscoder")  # the usage line then reads %%viscoder: it is a cell magic
     @argument("frames", nargs="*", help="DataFrame variable(s) to plot; default: the only one, or those the request names.")
     @argument("--lib", help="matplotlib (default), seaborn or plotly.")
     @argument("--retries", type=int, help="Self-debug rounds after the first attempt (default 3).")
     @argument("--timeout", type=float, help="Seconds one attempt may run (default 10).")
-    @argument("--backend", help="Model backend: transformers (default) or replay.")
-    @argument("--model", help="Hub id or local folder of the model.")
+    @argument("--backend", help="Model backend: transformers (the default; a .gguf model selects llamacpp), "
+              "llamacpp, openai or replay.")
+    @argument("--model", help="Hub id, local folder or .gguf file of the model.")
     @argument("--no-insert", action="store_true", help="Do not insert the working code as a new cell.")
-    @cell_magic
-    def viscoder(self, line: str, cell: str):
+    @line_cell_magic  # a line magic too, so that %viscoder? finds the help
+    def viscoder(self, line: str, cell: str | None = None):
         """Plot a DataFrame from a request in plain words; the cell body is the request.
 
         The model writes the code, a child kernel runs it (your variables are never
         touched), errors go back to the model, and the working code lands in a new cell.
         """
+        if cell is None:
+            raise UsageError("%%viscoder is a cell magic: write the request in the cell, below the line, e.g.\n"
+                             "%%viscoder sales\nbar chart of revenue by region")
         parsed = parse_argstring(self.viscoder, line)
         args = ViscoderArgs(
             frames=parsed.frames, lib=parsed.lib, retries=parsed.retries, timeout=parsed.timeout,
@@ -70,7 +76,7 @@ class VisCoderMagics(Magics):
             self.handle_request(args, cell)
         except ViscoderError as exc:
             # A problem with the request or the setup: one line, no traceback of ours.
-            raise UsageError(str(exc)) from None
+            raise UsageError(with_retry_hint(exc, _RETRY)) from None
 
     def handle_request(self, args: ViscoderArgs, request: str) -> None:
         from . import loop
@@ -100,7 +106,7 @@ class VisCoderMagics(Magics):
         try:
             self.handle_fix(line.strip())
         except ViscoderError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(with_retry_hint(exc, _RETRY)) from None
 
     def handle_fix(self, note: str) -> None:
         from .backends import backend_class

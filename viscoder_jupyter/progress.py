@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import time
 
-from .events import AttemptFinished, AttemptStarted, Done, Event, Status, TextStreamed
+from .events import AttemptFinished, AttemptStarted, CodeWritten, Done, Event, Notice, Status, TextStreamed
 
 _STREAM_TAIL = 3000  # characters of the streaming reply kept on screen
 _REFRESH_SECONDS = 0.15  # batch token updates: one comm message per refresh, not per token
@@ -34,6 +34,8 @@ class TextProgress:
     def handle(self, event: Event) -> None:
         if isinstance(event, Status):
             print(f"VisCoder: {event.message}...", flush=True)
+        elif isinstance(event, Notice):
+            print(f"VisCoder: note: {event.message}.", flush=True)
         elif isinstance(event, AttemptStarted):
             print(f"VisCoder: attempt {event.number} of {event.of}: writing code...", flush=True)
         elif isinstance(event, AttemptFinished):
@@ -52,39 +54,53 @@ class TextProgress:
 
 class WidgetProgress:
     """Attempt k of N, the reply as it streams, and one foldable line per failed attempt
-    (and per attempt whose code was mended before it ran)."""
+    (and per attempt whose code was mended before it ran).
+
+    Beside the widget, the same display keeps a plain-text record of the run, updated at
+    each step (not each token), with `metadata.viscoder.state` "running" until it ends:
+    where widgets do not render (nbconvert, a plain-text front end) that text is what people
+    see, and when the kernel dies or restarts mid-run (the widget is gone with it) the
+    JupyterLab extension shows it as the run's last word.
+    """
 
     def __init__(self, total: int):
         import ipywidgets as w
-        from IPython.display import display
+        from IPython.display import DisplayHandle
 
         self.total = total
-        self.status = w.HTML(f"<b>VisCoder</b>: starting (up to {total} attempts)")
+        self.status = w.HTML()
         self.stream = w.HTML(layout=w.Layout(max_height="16em", overflow="auto"))
+        self.notices = w.HTML()
         self.failures = w.Accordion(children=[])
-        self.box = w.VBox([self.status, self.stream, self.failures])
+        self.box = w.VBox([self.status, self.notices, self.stream, self.failures])
         self._text = ""
         self._shown_at = 0.0
-        # Where widgets do not render (nbconvert, a plain-text front end) the
-        # text/plain part of the same display is what people see.
+        self._record: list[str] = []  # notices and failed attempts, as text
         self._bundle = dict(self.box._repr_mimebundle_())
-        self._bundle["text/plain"] = f"VisCoder: working (up to {total} attempts)"
-        self._handle = display(self._bundle, raw=True, display_id=True)
+        self._handle = DisplayHandle()
+        self._handle.display(self._bundle, raw=True, metadata=_state("running"))
+        self._set_status(f"starting (up to {total} attempts)")
 
     def handle(self, event: Event) -> None:
         if isinstance(event, Status):
-            self.status.value = f"<b>VisCoder</b>: {html.escape(event.message)}..."
+            self._set_status(f"{event.message}...")
+        elif isinstance(event, Notice):
+            self.notices.value += f"<div>Note: {html.escape(event.message)}.</div>"
+            self._record.append(f"  note: {event.message}.")
         elif isinstance(event, AttemptStarted):
             self._text = ""
             with self.box.hold_sync():
-                self.status.value = f"<b>VisCoder</b>: attempt {event.number} of {event.of}: writing code..."
+                self._set_status(f"attempt {event.number} of {event.of}: writing code...")
                 self.stream.value = ""
         elif isinstance(event, TextStreamed):
             self._text += event.text
             if time.monotonic() - self._shown_at > _REFRESH_SECONDS:
                 self._show_text()
+        elif isinstance(event, CodeWritten):
+            with self.box.hold_sync():  # the throttled redraw may lag the last tokens: flush them
+                self._show_text()
+                self._set_status(f"attempt {event.number} of {self.total}: running the code...")
         elif isinstance(event, AttemptFinished):
-            self._show_text()
             attempt = event.attempt
             if attempt.repairs:
                 self._add_entry(f"attempt {attempt.number}: mended {len(attempt.repairs)} thing(s) before running",
@@ -93,8 +109,17 @@ class WidgetProgress:
                 error = attempt.error
                 self._add_entry(f"attempt {attempt.number}: {error.one_line()}",
                                 f"{attempt.code or attempt.reply}\n\n{error.feedback_text()}")
+                self._record.append(f"  attempt {attempt.number} failed: {error.one_line()}")
         elif isinstance(event, Done):
             self.stream.layout.display = "none" if event.result.ok else ""
+
+    def _set_status(self, message: str) -> None:
+        self.status.value = f"<b>VisCoder</b>: {html.escape(message)}"
+        self._publish(f"VisCoder: {message}", "running")
+
+    def _publish(self, line: str, state: str) -> None:
+        self._bundle["text/plain"] = "\n".join([line, *self._record])
+        self._handle.update(self._bundle, raw=True, metadata=_state(state))
 
     def _show_text(self) -> None:
         self._shown_at = time.monotonic()
@@ -110,12 +135,15 @@ class WidgetProgress:
 
     def finish(self, message: str) -> None:
         self.status.value = html.escape(message)
-        self._bundle["text/plain"] = message
-        self._handle.update(self._bundle, raw=True)
+        self._publish(message, "done")
 
     def discard(self) -> None:
-        self._handle.update({"text/plain": ""}, raw=True)
+        self._handle.update({"text/plain": ""}, raw=True, metadata=_state("done"))
         self.box.close()
+
+
+def _state(state: str) -> dict:
+    return {"viscoder": {"state": state}}
 
 
 def make_view(total: int, in_kernel: bool):

@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import BackendUnavailable
+from ..errors import BackendFailed, BackendUnavailable
 from .base import Backend, Messages, OnText, Reply
 from .streaming import FenceWatcher
 
@@ -122,7 +122,9 @@ class OpenAIBackend(Backend):
             async with httpx.AsyncClient(timeout=timeout, trust_env=not local) as client:
                 async with client.stream("POST", url, json=body, headers=headers) as response:
                     if response.status_code >= 400:
-                        raise BackendUnavailable(await self._http_error(client, response))
+                        failed = BackendFailed if response.status_code in (429,) or response.status_code >= 500 \
+                            else BackendUnavailable  # worth trying again, or a setup to change
+                        raise failed(await self._http_error(client, response))
                     async for line in response.aiter_lines():
                         if stream.feed(line):
                             break  # closing fence or [DONE]: leaving the block closes the stream
@@ -130,19 +132,19 @@ class OpenAIBackend(Backend):
             url, self.base_url = self.base_url, ("" if self.auto else self.base_url)  # auto: look again
             raise BackendUnavailable(
                 f"Cannot reach the model server at {url} ({_reason(exc)}). Is it running? "
-                + ("It was found through the Jupyter runtime dir; it may have just exited: run "
-                   "the cell again to start a new one." if self.auto else _SETUP_HINT)) from None
+                + ("It was found through the Jupyter runtime dir; it may have just exited: the next try "
+                   "starts a new one." if self.auto else _SETUP_HINT)) from None
         except httpx.TimeoutException as exc:
             what = "to accept the connection" if isinstance(exc, httpx.ConnectTimeout) else "for the reply"
-            raise BackendUnavailable(
+            raise BackendFailed(
                 f"The model server at {self.base_url} did not answer within "
                 f"{connect if isinstance(exc, httpx.ConnectTimeout) else read:g} s (waiting {what}); "
-                "it may be overloaded. Run the cell again to retry.") from None
+                "it may be overloaded.") from None
         except httpx.HTTPError as exc:  # RemoteProtocolError, ReadError: the connection broke
             if not stream.finished:
-                raise BackendUnavailable(self._cut_message(stream, _reason(exc))) from None
+                raise BackendFailed(self._cut_message(stream, _reason(exc))) from None
         if not stream.finished:
-            raise BackendUnavailable(self._cut_message(stream, "the stream ended without [DONE]"))
+            raise BackendFailed(self._cut_message(stream, "the stream ended without [DONE]"))
         self.last_stop_reason = stream.finish_reason
         return Reply(text=stream.text, prompt_tokens=stream.prompt_tokens,
                      completion_tokens=stream.completion_tokens)
@@ -150,7 +152,7 @@ class OpenAIBackend(Backend):
     def _cut_message(self, stream: _Stream, reason: str) -> str:
         return (f"The model server at {self.base_url} stopped in the middle of the reply "
                 f"({reason}; {len(stream.text)} characters received). It may have crashed or been "
-                "restarted: run the cell again to retry.")
+                "restarted.")
 
     async def _http_error(self, client, response) -> str:
         status = response.status_code
@@ -166,11 +168,10 @@ class OpenAIBackend(Backend):
                        if served else "Check that the URL ends with /v1 and names an OpenAI-compatible "
                                       "server, and the model name."))
         if status == 429:
-            return f"{where} is busy (HTTP 429: {detail}). Run the cell again in a moment."
+            return f"{where} is busy (HTTP 429: {detail}); wait a moment."
         if status < 500:
             return f"{where} rejected the request (HTTP {status}: {detail})."
-        return (f"{where} failed (HTTP {status}: {detail}). Run the cell again to retry; if it "
-                "persists, see the server's log.")
+        return f"{where} failed (HTTP {status}: {detail}); if it persists, see the server's log."
 
 
 class _Stream:
@@ -210,8 +211,7 @@ class _Stream:
         except ValueError:
             raise BackendUnavailable(f"{self.where} sent something that is not JSON: {payload[:200]!r}") from None
         if chunk.get("error"):
-            raise BackendUnavailable(f"{self.where} reported an error mid-reply: {_error_detail(chunk)}. "
-                                     "Run the cell again to retry.")
+            raise BackendFailed(f"{self.where} reported an error mid-reply: {_error_detail(chunk)}.")
         usage = chunk.get("usage") or {}
         self.prompt_tokens = usage.get("prompt_tokens", self.prompt_tokens) or self.prompt_tokens
         self.completion_tokens = usage.get("completion_tokens", self.completion_tokens) or self.completion_tokens
