@@ -48,12 +48,12 @@ def test_retry_after_key_error_shows_the_plot_and_inserts_the_cell(tmp_path):
     request = nb.cells[4]
     assert any("image/png" in o.get("data", {}) for o in request.outputs)
     text = [o["data"]["text/plain"] for o in request.outputs if "text/plain" in o.get("data", {})]
-    assert any("working plot after 2 attempts" in t for t in text)  # what non-widget front ends show
+    assert any("ran and drew 1 figure with 3 vertical bars after 2 attempts" in t for t in text)  # what non-widget front ends show
     inserted = nb.cells[5]
     assert inserted.metadata.get("viscoder") and inserted.source.startswith("# %%viscoder: bar chart")
     assert "df = sales" in inserted.source and not inserted.outputs
     # The live view's final state, as the widget shows it.
-    assert any("working plot after 2 attempts" in t for t in widget_texts(nb))
+    assert any("ran and drew 1 figure with 3 vertical bars after 2 attempts" in t for t in widget_texts(nb))
     assert any("KeyError" in t for t in widget_texts(nb))
     assert any("used the live frame `sales` instead of a file" in t for t in widget_texts(nb))  # the repair
     # The user's frame and names are exactly as before.

@@ -15,14 +15,20 @@ _REFRESH_SECONDS = 0.15  # batch token updates: one comm message per refresh, no
 
 
 def summary(result) -> str:
+    """One line: what was verified of the answer ("ran and drew 1 figure with 3 bars"), not a
+    claim that it is the plot asked for; what the request checks saw follows."""
+    from .request_checks import verified_text
+
     n = len(result.attempts)
     seconds = sum(a.seconds for a in result.attempts)
     timing = f"{seconds:.1f} s" + (f", plus {result.prepare_seconds:.1f} s loading" if result.prepare_seconds >= 1 else "")
+    tries = f"{n} attempt{'s' * (n > 1)}"
     if result.ok:
+        verified, _, checked = verified_text(result.final, result.request).partition("; ")
         caveat = f". Note: {result.error}" if result.error else ""  # a check it never passed
-        return f"VisCoder: working plot after {n} attempt{'s' * (n > 1)} ({timing}){caveat}"
+        return f"VisCoder: {verified} after {tries} ({timing})" + (f"; {checked}" if checked else "") + caveat
     last = result.error.one_line() if result.error else "no attempt ran"
-    return f"VisCoder: no working plot after {n} attempt{'s' * (n > 1)} ({timing}). Last error: {last}"
+    return f"VisCoder: no working plot after {tries} ({timing}). Last error: {last}"
 
 
 class TextProgress:
