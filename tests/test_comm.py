@@ -100,6 +100,7 @@ def test_a_fix_streams_its_attempts_and_proposes_working_code(kernel):
     assert base64.b64decode(figure["png"]).startswith(PNG)
     done = events[-1]
     assert done["ok"] and done["attempts"] == 2 and "df = sales" in done["code"]
+    assert done["verified"].startswith("ran and drew 1 figure with 3 vertical bars")  # what is known, said
     # The proposal is only a proposal: nothing ran in the user's kernel.
     assert user_value(kc, NAMES) == before and "'sales'" in before
 

@@ -12,7 +12,8 @@ kernel -> frontend
     {"type": "text", "id", "number", "text"}              the reply as it streams (batched)
     {"type": "attempt_failed", "id", "number", "code", "ename", "evalue", "error"}
     {"type": "figure", "id", "number", "png"}             base64 PNG of a working attempt
-    {"type": "done", "id", "ok", "code", "attempts", "seconds", "error"}
+    {"type": "done", "id", "ok", "code", "attempts", "seconds", "error", "verified"}
+                                                          verified: what is known of the figure
     {"type": "cancelled", "id"}                           the model and the child were stopped
     {"type": "error", "id", "reason", "message"}          reason: no_frames | busy | bad_request | backend | internal
 
@@ -205,11 +206,14 @@ class FixChannel:
                            "code": attempt.code or attempt.reply, "ename": error.ename,
                            "evalue": error.one_line(), "error": error.feedback_text()[-4000:]})
         elif isinstance(event, Done):
+            from .request_checks import verified_text
+
             result = event.result
             self._finish(run, {
                 "type": "done", "id": run.id, "ok": result.ok, "code": result.code,
                 "attempts": len(result.attempts), "seconds": round(sum(a.seconds for a in result.attempts), 3),
                 "error": result.error.one_line() if result.error else "",
+                "verified": verified_text(result.final, result.request) if result.final else "",
             })
 
     def _flush(self, run: _Run) -> None:
