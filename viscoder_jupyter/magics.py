@@ -128,6 +128,12 @@ class VisCoderMagics(Magics):
 
         Returns the result, or None when the user interrupted (everything was stopped).
         """
+        from .kernel_status import subshell_requests_wait
+
+        with subshell_requests_wait(self.shell):  # the kernel status stays busy through the run
+            return self._drive_view(settings, start)
+
+    def _drive_view(self, settings: VisCoder, start):
         from . import session
         from .progress import make_view, summary
         from .sandbox import take_notice
