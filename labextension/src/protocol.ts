@@ -7,12 +7,22 @@
 /** The comm target the IPython extension registers in the kernel. */
 export const COMM_TARGET = 'viscoder';
 
-/** Settings the panel passes with each fix; empty means "the kernel's own config". */
+/**
+ * Settings the panel passes with each fix (labextension/schema/sidebar.json); a key that is
+ * left out means "the kernel's own config". The kernel keeps only the keys in comm.SETTING_KEYS.
+ */
 export interface IFixSettings {
+  /** transformers, llamacpp, openai, replay (or a backend a package registers). */
   backend?: string;
   model?: string;
+  /** The plotting library the code must use: matplotlib, seaborn, plotly. */
+  lib?: string;
   retries?: number;
+  /** Candidates sampled when a retry fails the same way again (0: greedy only). */
+  samples?: number;
   timeout?: number;
+  /** The child kernel under bubblewrap: auto, required, off. */
+  sandbox?: string;
 }
 
 export interface IFixRequest {

@@ -5,6 +5,8 @@ import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { FixableOutput, IFixableOutputOptions } from './fixableOutput';
 
 const PNG = 'image/png';
+/** What the buttons under outputs do: open the VisCoder sidebar on their cell. */
+const FIX_BUTTON_LABEL = 'Fix in VisCoder…';
 const STDERR = 'application/vnd.jupyter.stderr';
 
 /** An error output (a traceback), as opposed to text a program wrote to stderr. */
@@ -13,9 +15,10 @@ function isError(model: IRenderMime.IMimeModel): boolean {
 }
 
 /**
- * "Fix this plot" under image outputs and "Fix with VisCoder" under errors: the stock
- * renderers for those types, wrapped (registered ahead of them), each with a button
- * that runs `viscoder:fix-plot` on its cell.
+ * "Fix in VisCoder…" under image outputs and errors: the stock renderers for those types,
+ * wrapped (registered ahead of them), each with a button that runs `viscoder:fix-plot` on its
+ * cell. The button only opens the sidebar on the cell (hence the ellipsis); the fix starts
+ * from the sidebar's own "Fix this plot".
  */
 const fixPlotPlugin: JupyterFrontEndPlugin<void> = {
   id: 'viscoder-jupyter:fix-buttons',
@@ -44,8 +47,8 @@ const fixPlotPlugin: JupyterFrontEndPlugin<void> = {
         rank
       );
     };
-    wrapFactory(PNG, 89, { label: 'Fix this plot', origin: 'image', offer: () => true });
-    wrapFactory(STDERR, 109, { label: 'Fix with VisCoder', origin: 'error', offer: isError });
+    wrapFactory(PNG, 89, { label: FIX_BUTTON_LABEL, origin: 'image', offer: () => true });
+    wrapFactory(STDERR, 109, { label: FIX_BUTTON_LABEL, origin: 'error', offer: isError });
   }
 };
 

@@ -88,9 +88,20 @@ export class SidebarModel implements IDisposable {
   get source(): string {
     return this.cell?.sharedModel.getSource() ?? '';
   }
+  /**
+   * The cell's last error, unless it belongs to code the cell no longer holds: after Accept
+   * the traceback of the replaced code stays in the outputs until the cell runs again.
+   */
   get error(): ICellError | null {
     const cell = this.cell;
-    return cell ? lastError(cell) : null;
+    if (!cell) {
+      return null;
+    }
+    const replaced = this._replaced.get(cell);
+    if (replaced !== undefined && cell.sharedModel.getSource() !== replaced) {
+      return null;
+    }
+    return lastError(cell);
   }
 
   /** The active cell changed (null: not a code cell of a notebook). */
@@ -102,16 +113,32 @@ export class SidebarModel implements IDisposable {
     this._setTarget(panel, cellId);
   }
 
-  /** Show this cell now, even over a pending proposal (the buttons under outputs). */
+  /**
+   * Show this cell now, even over a pending proposal (the buttons under outputs): a fresh
+   * start on it, without what the panel said about an earlier fix.
+   */
   show(panel: NotebookPanel, cellId: string): void {
-    if (this._phase === 'running' && (panel !== this._panel || cellId !== this._cellId)) {
-      this._pending = { panel, cellId };
+    const other = panel !== this._panel || cellId !== this._cellId;
+    if (this._phase === 'running') {
+      if (other) {
+        this._pending = { panel, cellId };
+      }
       return;
     }
-    if (this._phase === 'proposed' && (panel !== this._panel || cellId !== this._cellId)) {
-      this._endProposal('The proposal for the other cell was discarded; nothing was changed.');
+    let notice: string | null = null;
+    if (this._phase === 'proposed') {
+      if (!other) {
+        return; // the proposal for this very cell waits for the user
+      }
+      notice = 'The proposal for the other cell was discarded; nothing was changed.';
+      this._endProposal(notice);
     }
-    this._setTarget(panel, cellId);
+    if (other) {
+      this._setTarget(panel, cellId, notice);
+    } else {
+      this._reset(notice, true);
+      this._changed.emit();
+    }
   }
 
   async fix(): Promise<void> {
@@ -123,6 +150,7 @@ export class SidebarModel implements IDisposable {
     this._problem = this._notice = null;
     this._proposal = null;
     this._phase = 'running';
+    this._pending = null;
     this._log = [{ kind: 'status', text: 'Sending the cell to the kernel…' }];
     this._stream = '';
     this._figures = [];
@@ -132,7 +160,7 @@ export class SidebarModel implements IDisposable {
 
     const bridge = this._bridges.get(panel);
     this._listen(bridge);
-    const error = lastError(cell);
+    const error = this.error;
     try {
       const problem = await bridge.problem();
       if (problem) {
@@ -178,10 +206,21 @@ export class SidebarModel implements IDisposable {
     }
     // Its own undo step: not merged with the user's last keystrokes, nor with later ones.
     const shared = cell.sharedModel;
+    const before = shared.getSource();
     stopCapturing(shared);
     shared.setSource(proposal.code);
     stopCapturing(shared);
+    this._markReplaced(cell, before);
+    // The panel stays on the accepted cell (not on a cell the user clicked while deciding);
+    // the note asked for this fix and is done with.
+    this._pending = null;
+    this._note = '';
     this._endProposal('Accepted: the cell now holds the fix (undo in the cell restores your code). Run it to see the plot.', false);
+    const panel = this._panel;
+    const index = this.cellIndex;
+    if (panel && index >= 0) {
+      void revealCell(panel, index);
+    }
   }
 
   /** Add the proposal as a new cell below, leaving the cell as it was. */
@@ -221,19 +260,32 @@ export class SidebarModel implements IDisposable {
     Signal.clearData(this);
   }
 
-  private _setTarget(panel: NotebookPanel | null, cellId: string | null): void {
+  /**
+   * Move to another cell with a clean slate: no note, log, problem or notice of the cell
+   * before, except `notice`, which says what just happened to the cell before.
+   */
+  private _setTarget(panel: NotebookPanel | null, cellId: string | null, notice: string | null = null): void {
     if (panel === this._panel && cellId === this._cellId) {
       return;
     }
     this._panel = panel;
     this._cellId = cellId;
     this._pending = null;
-    this._note = '';
-    this._log = [];
-    this._stream = '';
-    this._problem = null;
+    this._reset(notice, false);
     this._watch(this.cell);
     this._changed.emit();
+  }
+
+  /** Forget what the panel showed about the last run (idle only). */
+  private _reset(notice: string | null, keepNote: boolean): void {
+    if (!keepNote) {
+      this._note = '';
+    }
+    this._log = [];
+    this._stream = '';
+    this._figures = [];
+    this._problem = null;
+    this._notice = notice;
   }
 
   private _endProposal(notice: string, keepLog = true): void {
@@ -244,36 +296,62 @@ export class SidebarModel implements IDisposable {
       this._stream = '';
     }
     this._changed.emit();
-    this._applyPending();
+    this._applyPending(notice);
   }
 
   private _stop(problem: string | null): void {
     this._phase = 'idle';
     this._problem = problem;
     this._changed.emit();
-    this._applyPending();
+    this._applyPending(null);
   }
 
-  private _applyPending(): void {
+  /** Move on to the cell the user went to meanwhile, saying what happened to this one. */
+  private _applyPending(notice: string | null): void {
     const pending = this._pending;
     if (pending && this._phase === 'idle') {
-      this._setTarget(pending.panel, pending.cellId);
+      this._setTarget(pending.panel, pending.cellId, notice);
     }
+  }
+
+  /**
+   * After Accept the cell's error output belongs to the code it replaced: the panel hides it
+   * (and sends no stale traceback) until the cell's outputs change or its source is restored.
+   */
+  private _markReplaced(cell: ICodeCellModel, before: string): void {
+    if (this._replaced.has(cell)) {
+      this._replaced.set(cell, before);
+      return;
+    }
+    this._replaced.set(cell, before);
+    const forget = () => {
+      this._replaced.delete(cell);
+      cell.outputs.changed.disconnect(forget);
+    };
+    cell.outputs.changed.connect(forget);
   }
 
   /** Keep the view current while the user edits or re-runs the cell. */
   private _watch(cell: ICodeCellModel | null): void {
     if (this._watched && !this._watched.isDisposed) {
       this._watched.contentChanged.disconnect(this._emit, this);
-      this._watched.outputs.changed.disconnect(this._emit, this);
+      this._watched.outputs.changed.disconnect(this._onOutputs, this);
       this._watched.stateChanged.disconnect(this._emit, this);
     }
     this._watched = cell;
     if (cell) {
       cell.contentChanged.connect(this._emit, this);
-      cell.outputs.changed.connect(this._emit, this);
+      cell.outputs.changed.connect(this._onOutputs, this);
       cell.stateChanged.connect(this._emit, this);
     }
+  }
+
+  /** The cell ran again: what the panel said about the last fix (its log, Accepted...) is old news. */
+  private _onOutputs(): void {
+    if (this._phase === 'idle') {
+      this._reset(null, true);
+    }
+    this._changed.emit();
   }
 
   private _listen(bridge: IKernelBridge | null): void {
@@ -374,6 +452,34 @@ export class SidebarModel implements IDisposable {
   private _notice: string | null = null;
   private _runId = '';
   private _clickedAt = 0;
+  /** Cells whose source was replaced by Accept, with the source their error output belongs to. */
+  private _replaced = new WeakMap<ICodeCellModel, string>();
+}
+
+/**
+ * Bring a cell's code into the notebook's view and make it the active cell: after Accept the
+ * notebook is still scrolled to the old traceback, below the new code.
+ */
+async function revealCell(panel: NotebookPanel, index: number): Promise<void> {
+  const notebook = panel.content;
+  if (notebook.activeCellIndex !== index) {
+    notebook.activeCellIndex = index;
+  }
+  await new Promise(resolve => requestAnimationFrame(resolve)); // after any relayout (a figure tab closing)
+  const cell = notebook.widgets[index];
+  if (!cell || notebook.isHidden) {
+    return;
+  }
+  const view = notebook.node.getBoundingClientRect();
+  const input = cell.inputArea?.node.getBoundingClientRect();
+  if (input && input.top >= view.top && input.bottom <= view.bottom) {
+    return; // already in view: no jump
+  }
+  try {
+    await notebook.scrollToItem(index, 'start');
+  } catch {
+    cell.node.scrollIntoView({ block: 'start' });
+  }
 }
 
 /** The Yjs undo manager of a shared cell (YCodeCell has one; the interface does not say so). */

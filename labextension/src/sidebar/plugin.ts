@@ -6,6 +6,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { CommandIDs, IFixPlotArgs } from '../commands';
 import { IKernelBridges, IVisCoderSidebar } from '../tokens';
 import { findCell } from './cellInfo';
+import { FigureViewer } from './figure';
 import { SidebarModel } from './model';
 import { fixSettingsFrom, SETTINGS_ID } from './settings';
 import { SidebarView } from './view';
@@ -30,7 +31,19 @@ const sidebarPlugin: JupyterFrontEndPlugin<IVisCoderSidebar> = {
   ): IVisCoderSidebar => {
     let settings: ISettingRegistry.ISettings | null = null;
     const model = new SidebarModel(bridges, () => fixSettingsFrom(settings));
-    const view = new SidebarView(model);
+    const figures = new FigureViewer(app.shell);
+    const view = new SidebarView(model, {
+      openFigure: (png, index) => {
+        const cell = model.cellIndex >= 0 ? ` (cell #${model.cellIndex + 1})` : '';
+        figures.open(png, `Proposed figure${index ? ` ${index + 1}` : ''}${cell}`);
+      }
+    });
+    // The figure tab belongs to the proposal: once it is decided, back to the notebook.
+    model.changed.connect(() => {
+      if (!model.proposal && figures.widget && figures.close() && model.panel && !model.panel.isDisposed) {
+        app.shell.activateById(model.panel.id);
+      }
+    });
     app.shell.add(view, 'right', { rank: 650 });
     restorer?.add(view, view.id);
     registry
@@ -54,6 +67,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<IVisCoderSidebar> = {
           model.show(panel, cellId);
         }
         app.shell.activateById(view.id);
+        view.focusNote();
       }
     };
 
@@ -62,7 +76,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<IVisCoderSidebar> = {
       execute: () => app.shell.activateById(view.id)
     });
     app.commands.addCommand(CommandIDs.fixPlot, {
-      label: 'Fix This Plot with VisCoder',
+      label: 'Fix in VisCoder…',
       caption: 'Open the VisCoder sidebar on this cell',
       execute: args => {
         const { notebookId, cellId } = args as IFixPlotArgs;

@@ -4,27 +4,31 @@ import { IFixSettings } from '../protocol';
 
 export const SETTINGS_ID = 'viscoder-jupyter:sidebar';
 
+/** Settings chosen from a list (schema: oneOf consts); '' is "the kernel's setting". */
+const CHOICES = ['backend', 'lib', 'sandbox'] as const;
+/** Free text. */
+const TEXTS = ['model'] as const;
+/** Numbers; null is "the kernel's setting". */
+const NUMBERS = ['retries', 'samples', 'timeout'] as const;
+
 /** The fix settings from the registry: empty or null values are left to the kernel's config. */
 export function fixSettingsFrom(settings: ISettingRegistry.ISettings | null): IFixSettings {
   if (!settings) {
     return {};
   }
+  const composite = settings.composite;
   const out: IFixSettings = {};
-  const backend = settings.composite.backend;
-  const model = settings.composite.model;
-  const retries = settings.composite.retries;
-  const timeout = settings.composite.timeout;
-  if (typeof backend === 'string' && backend.trim()) {
-    out.backend = backend.trim();
+  for (const key of [...CHOICES, ...TEXTS]) {
+    const value = composite[key];
+    if (typeof value === 'string' && value.trim()) {
+      out[key] = value.trim();
+    }
   }
-  if (typeof model === 'string' && model.trim()) {
-    out.model = model.trim();
-  }
-  if (typeof retries === 'number') {
-    out.retries = retries;
-  }
-  if (typeof timeout === 'number') {
-    out.timeout = timeout;
+  for (const key of NUMBERS) {
+    const value = composite[key];
+    if (typeof value === 'number' && Number.isFinite(value)) {
+      out[key] = value;
+    }
   }
   return out;
 }

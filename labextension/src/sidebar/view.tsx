@@ -1,17 +1,27 @@
 import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import type { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { diffLines } from './diff';
-import { SidebarModel } from './model';
 import { viscoderIcon } from './icon';
+import { SidebarModel } from './model';
+import { DEFAULT_WIDTH, widenSideArea } from './width';
 
 const NOTE_HINT = 'What is wrong? e.g. "labels overlap", "use a log scale". Empty: just make it run.';
+
+export interface ISidebarViewOptions {
+  /** Show a figure of the proposal at its natural size (index: which figure). */
+  openFigure?: (png: string, index: number) => void;
+}
 
 /**
  * The sidebar's view: re-renders whenever the model changes.
  */
 export class SidebarView extends ReactWidget {
-  constructor(readonly model: SidebarModel) {
+  constructor(
+    readonly model: SidebarModel,
+    private readonly _options: ISidebarViewOptions = {}
+  ) {
     super();
     this.id = 'viscoder-sidebar';
     this.addClass('jp-VisCoder');
@@ -19,12 +29,60 @@ export class SidebarView extends ReactWidget {
     this.title.caption = 'VisCoder: fix this plot';
   }
 
-  protected render(): JSX.Element {
-    return <UseSignal signal={this.model.changed}>{() => <Panel model={this.model} />}</UseSignal>;
+  /** Put the caret in the note box once it is rendered and enabled (a button opened the panel). */
+  focusNote(): void {
+    let frames = 30;
+    const attempt = () => {
+      const note = this.node.querySelector<HTMLTextAreaElement>('textarea.jp-VisCoder-note');
+      if (note && !note.disabled && this.isVisible) {
+        note.focus({ preventScroll: false });
+      } else if (--frames > 0) {
+        requestAnimationFrame(attempt);
+      }
+    };
+    requestAnimationFrame(attempt);
   }
+
+  protected render(): JSX.Element {
+    return (
+      <UseSignal signal={this.model.changed}>
+        {() => <Panel model={this.model} openFigure={this._options.openFigure} />}
+      </UseSignal>
+    );
+  }
+
+  /**
+   * JupyterLab opens side panels at about 230 px, too narrow for a line of code: widen the
+   * right area to DEFAULT_WIDTH when the panel shows, unless the user resized it since.
+   */
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    requestAnimationFrame(() => {
+      if (!this.isVisible || this._userSized) {
+        return;
+      }
+      const width = this.node.getBoundingClientRect().width;
+      if (this._setWidth !== null && Math.abs(width - this._setWidth) > 2) {
+        this._userSized = true; // dragged since we widened it: leave it as the user wants it
+        return;
+      }
+      if (width < DEFAULT_WIDTH - 1) {
+        widenSideArea(this, DEFAULT_WIDTH);
+        requestAnimationFrame(() => (this._setWidth = this.node.getBoundingClientRect().width));
+      }
+    });
+  }
+
+  private _setWidth: number | null = null;
+  private _userSized = false;
 }
 
-function Panel({ model }: { model: SidebarModel }): JSX.Element {
+interface IPanelProps {
+  model: SidebarModel;
+  openFigure?: (png: string, index: number) => void;
+}
+
+function Panel({ model, openFigure }: IPanelProps): JSX.Element {
   const cell = model.cell;
   return (
     <div className="jp-VisCoder-body">
@@ -33,7 +91,8 @@ function Panel({ model }: { model: SidebarModel }): JSX.Element {
       {model.problem && <p className="jp-VisCoder-problem">{model.problem}</p>}
       {model.notice && <p className="jp-VisCoder-notice">{model.notice}</p>}
       <Log model={model} />
-      {model.proposal && <Proposal model={model} />}
+      {model.proposal && <Proposal model={model} openFigure={openFigure} />}
+      {model.proposal && <Decision model={model} />}
     </div>
   );
 }
@@ -42,39 +101,55 @@ function Target({ model }: { model: SidebarModel }): JSX.Element {
   const error = model.error;
   const count = model.cell?.executionCount;
   const running = model.phase === 'running';
+  // While a proposal waits, its diff shows the cell's code: no second copy, no note box.
+  const proposed = model.phase === 'proposed';
   return (
     <section className="jp-VisCoder-target">
       <div className="jp-VisCoder-where">
         Cell {count ? `[${count}]` : `#${model.cellIndex + 1}`} in {model.panel?.context.path.split('/').pop()}
       </div>
-      <pre className="jp-VisCoder-code">{model.source || '(empty cell)'}</pre>
+      {!proposed && <pre className="jp-VisCoder-code">{model.source || '(empty cell)'}</pre>}
       {error && (
         <pre className="jp-VisCoder-error" title={error.traceback}>
           {error.ename}: {error.evalue}
         </pre>
       )}
-      <textarea
-        className="jp-VisCoder-note"
-        placeholder={NOTE_HINT}
-        value={model.note}
-        disabled={model.phase !== 'idle'}
-        rows={3}
-        onChange={event => (model.note = event.target.value)}
-      />
-      <div className="jp-VisCoder-actions">
-        <button
-          className="jp-Button jp-mod-styled jp-mod-accept jp-VisCoder-fix"
-          disabled={model.phase !== 'idle'}
-          onClick={() => void model.fix()}
-        >
-          Fix this plot
-        </button>
-        {running && (
-          <button className="jp-Button jp-mod-styled jp-mod-warn jp-VisCoder-cancel" onClick={() => void model.cancel()}>
-            Cancel
-          </button>
-        )}
-      </div>
+      {proposed ? (
+        model.note.trim() && <p className="jp-VisCoder-noteText">Your note: {model.note.trim()}</p>
+      ) : (
+        <>
+          <textarea
+            className="jp-VisCoder-note"
+            aria-label="What is wrong with the plot"
+            placeholder={NOTE_HINT}
+            value={model.note}
+            disabled={model.phase !== 'idle'}
+            rows={3}
+            onChange={event => (model.note = event.target.value)}
+            onKeyDown={event => {
+              if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+                event.preventDefault();
+                void model.fix();
+              }
+            }}
+          />
+          <div className="jp-VisCoder-actions">
+            <button
+              className="jp-Button jp-mod-styled jp-mod-accept jp-VisCoder-fix"
+              disabled={model.phase !== 'idle'}
+              title="Ask the model for a fix (Ctrl+Enter in the note)"
+              onClick={() => void model.fix()}
+            >
+              Fix this plot
+            </button>
+            {running && (
+              <button className="jp-Button jp-mod-styled jp-mod-warn jp-VisCoder-cancel" onClick={() => void model.cancel()}>
+                Cancel
+              </button>
+            )}
+          </div>
+        </>
+      )}
     </section>
   );
 }
@@ -97,34 +172,51 @@ function Log({ model }: { model: SidebarModel }): JSX.Element | null {
   );
 }
 
-function Proposal({ model }: { model: SidebarModel }): JSX.Element {
+function Proposal({ model, openFigure }: IPanelProps): JSX.Element {
   const proposal = model.proposal!;
   const lines = diffLines(model.source, proposal.code);
   const sign = { same: ' ', added: '+', removed: '-' };
   return (
     <section className="jp-VisCoder-proposal">
       <h3>Proposed fix</h3>
-      <pre className="jp-VisCoder-diff">
-        {lines.map((line, i) => (
-          <div key={i} className={`jp-VisCoder-diff-${line.kind}`}>
-            {sign[line.kind]} {line.text}
-          </div>
-        ))}
-      </pre>
-      {proposal.figures.map((png, i) => (
-        <img key={i} className="jp-VisCoder-figure" alt="The fixed plot" src={`data:image/png;base64,${png}`} />
-      ))}
-      <div className="jp-VisCoder-actions">
-        <button className="jp-Button jp-mod-styled jp-mod-accept jp-VisCoder-accept" onClick={() => model.accept()}>
-          Accept
-        </button>
-        <button className="jp-Button jp-mod-styled jp-VisCoder-insert" onClick={() => model.insertBelow()}>
-          Insert below
-        </button>
-        <button className="jp-Button jp-mod-styled jp-mod-reject jp-VisCoder-discard" onClick={() => model.discard()}>
-          Discard
-        </button>
+      {/* One line of code per line: no wrapping, the box scrolls sideways. */}
+      <div className="jp-VisCoder-diff" role="region" aria-label="Changes to the cell" tabIndex={0}>
+        <div className="jp-VisCoder-diff-lines">
+          {lines.map((line, i) => (
+            <div key={i} className={`jp-VisCoder-diff-line jp-VisCoder-diff-${line.kind}`}>
+              <span className="jp-VisCoder-diff-sign">{sign[line.kind]}</span>
+              {line.text}
+            </div>
+          ))}
+        </div>
       </div>
+      {proposal.figures.map((png, i) => (
+        <button
+          key={i}
+          className="jp-VisCoder-figureButton"
+          title="Open the figure at full size"
+          onClick={() => openFigure?.(png, i)}
+        >
+          <img className="jp-VisCoder-figure" alt="The fixed plot" src={`data:image/png;base64,${png}`} />
+        </button>
+      ))}
     </section>
+  );
+}
+
+/** Accept, Insert below, Discard: pinned to the bottom of the panel while the proposal waits. */
+function Decision({ model }: { model: SidebarModel }): JSX.Element {
+  return (
+    <div className="jp-VisCoder-actions jp-VisCoder-decision">
+      <button className="jp-Button jp-mod-styled jp-mod-accept jp-VisCoder-accept" onClick={() => model.accept()}>
+        Accept
+      </button>
+      <button className="jp-Button jp-mod-styled jp-VisCoder-insert" onClick={() => model.insertBelow()}>
+        Insert below
+      </button>
+      <button className="jp-Button jp-mod-styled jp-mod-reject jp-VisCoder-discard" onClick={() => model.discard()}>
+        Discard
+      </button>
+    </div>
   );
 }

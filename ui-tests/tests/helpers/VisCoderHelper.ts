@@ -5,12 +5,27 @@ import * as path from 'path';
 
 /** Where screenshots of each step go (also attached to the test report). */
 export const SCREENSHOTS = path.join(__dirname, '..', '..', 'test-results', 'screenshots');
+/**
+ * The repository's documentation screenshots: written only with VISCODER_DOCS_SCREENSHOTS=1
+ * (they change on every run, e.g. the seconds a fix took), so a plain test run leaves git clean.
+ */
+export const DOCS_SCREENSHOTS = path.join(__dirname, '..', '..', '..', 'docs', 'screenshots');
+const WRITE_DOCS = process.env.VISCODER_DOCS_SCREENSHOTS === '1';
+
+/** The label of the buttons under error and image outputs: they open the sidebar on the cell. */
+export const OUTPUT_BUTTON = 'Fix in VisCoder…';
+
+/** The sidebar's width when a button opens it (labextension/src/sidebar/width.ts). */
+export const DEFAULT_WIDTH = 420;
 
 export const SETUP = [
   'import pandas as pd',
   'import matplotlib',
   "sales = pd.DataFrame({'region': ['North', 'South', 'West', 'North'], 'revenue': [10.0, 7.5, 3.0, 4.0]})"
 ].join('\n');
+
+/** Plotting code that works: an image output. */
+export const WORKING_PLOT = ['import matplotlib.pyplot as plt', 'plt.plot([1, 3, 2])', 'plt.show()'].join('\n');
 
 /** Plotting code that raises a KeyError: the column is 'region', not 'Region'. */
 export const BROKEN_PLOT = [
@@ -48,6 +63,11 @@ export class VisCoderHelper {
 
   get proposal(): Locator {
     return this.sidebar.locator('.jp-VisCoder-proposal');
+  }
+
+  /** Accept / Insert below / Discard. */
+  get decision(): Locator {
+    return this.sidebar.locator('.jp-VisCoder-decision');
   }
 
   get problem(): Locator {
@@ -97,6 +117,16 @@ export class VisCoderHelper {
     await this.page.notebook.runCell(index, { inplace: true });
   }
 
+  /** The button under a cell's error or plot that opens the sidebar on it. */
+  async outputButton(index: number): Promise<Locator> {
+    return (await this.output(index)).getByRole('button', { name: OUTPUT_BUTTON, exact: true });
+  }
+
+  /** The input (code) of a cell in the active notebook. */
+  async input(index: number): Promise<Locator> {
+    return (await this.page.notebook.getCellLocator(index))!.locator('.jp-Cell-inputArea');
+  }
+
   /** The output area of a cell in the active notebook. */
   async output(index: number): Promise<Locator> {
     const cell = await this.page.notebook.getCellLocator(index);
@@ -118,8 +148,11 @@ export class VisCoderHelper {
     return this.page.notebook.getCellTextInput(index);
   }
 
-  /** Save a screenshot of the sidebar (small PNG) and attach it to the report. */
-  async shot(name: string, target: 'sidebar' | 'page' = 'sidebar'): Promise<void> {
+  /**
+   * Save a screenshot of the sidebar (small PNG) and attach it to the report; with `docs`, also
+   * as docs/screenshots/<docs>.png when VISCODER_DOCS_SCREENSHOTS=1.
+   */
+  async shot(name: string, target: 'sidebar' | 'page' = 'sidebar', docs?: string): Promise<void> {
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
     const file = path.join(SCREENSHOTS, `${name}.png`);
     if (target === 'sidebar') {
@@ -128,6 +161,10 @@ export class VisCoderHelper {
       await this.page.screenshot({ path: file });
     }
     await this.testInfo.attach(name, { path: file, contentType: 'image/png' });
+    if (docs && WRITE_DOCS) {
+      fs.mkdirSync(DOCS_SCREENSHOTS, { recursive: true });
+      fs.copyFileSync(file, path.join(DOCS_SCREENSHOTS, `${docs}.png`));
+    }
   }
 
   /** Click "Fix" and wait for the proposal; returns the milliseconds from click to proposal. */
@@ -142,7 +179,7 @@ export class VisCoderHelper {
   }
 
   async clickProposalButton(name: 'Accept' | 'Insert below' | 'Discard'): Promise<void> {
-    await this.proposal.getByRole('button', { name, exact: true }).click();
+    await this.decision.getByRole('button', { name, exact: true }).click();
     await expect(this.proposal).toBeHidden();
   }
 }
