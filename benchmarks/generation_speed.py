@@ -1,6 +1,7 @@
 """How much the generation speed-ups save, on the offline CPU model, measured side by side.
 
     .venv/bin/python benchmarks/generation_speed.py [--runs 3] [--model DIR] [--concurrent 3]
+        [--engine all|transformers|llamacpp] [--gguf FILE]
 
 The quickstart's request ("bar chart of the revenue of each region" on a 4-row `sales` frame),
 its first turn, and a realistic self-debug turn: the model's code is run as written and its
@@ -14,6 +15,12 @@ machine noise hits every variant alike, and the table prints medians:
 - N different requests through one `viscoder serve`, one after another and all at once.
 
 Every variant's text is compared with the plain run's: the speed-ups must not change it.
+
+The llama.cpp rows (`--engine llamacpp` runs only them) take the same two turns through the
+`llamacpp` backend on the offline model's GGUF, plain and with the kept cache + prompt-lookup
+drafts, next to raw llama-cpp-python (`Llama.create_completion` on the same prompt tokens,
+same file, same threads): decode tokens/s (first streamed token to last), turn seconds, and
+the prompt tokens a retry takes from the cache.
 """
 from __future__ import annotations
 
@@ -127,6 +134,102 @@ def in_process(model: str, runs: int, samples: dict, texts: dict, notes: dict) -
         print(f"  run {run + 1}/{runs} done", file=sys.stderr, flush=True)
 
 
+# --------------------------------------------------------------------------- llama.cpp
+
+LLAMA_VARIANTS = {"plain": (False, 0), "cache + lookup": (True, 10)}  # name: (reuse_cache, prompt_lookup)
+
+
+def timed_stream(backend, messages):
+    """(reply, turn seconds, decode tokens/s from the first streamed text to the last)."""
+    marks: list[float] = []
+    started = time.perf_counter()
+    reply = asyncio.run(backend.async_generate(messages, lambda chunk: marks.append(time.perf_counter())))
+    seconds = time.perf_counter() - started
+    rate = (reply.completion_tokens - 1) / (marks[-1] - marks[0]) if len(marks) > 1 else float("nan")
+    return reply, seconds, rate
+
+
+def raw_completion(llm, ids: list[int], tokens: int):
+    """Raw llama-cpp-python on the same prompt tokens: greedy `create_completion`, streamed,
+    from an empty cache; `tokens` new tokens exactly (no stop strings)."""
+    llm.reset()
+    marks, text = [], []
+    started = time.perf_counter()
+    for chunk in llm.create_completion(ids, max_tokens=tokens, temperature=0.0, top_k=1, top_p=1.0,
+                                       min_p=0.0, repeat_penalty=1.0, stream=True):
+        marks.append(time.perf_counter())
+        text.append(chunk["choices"][0]["text"])
+    seconds = time.perf_counter() - started
+    rate = (tokens - 1) / (marks[-1] - marks[0]) if len(marks) > 1 else float("nan")
+    return "".join(text), seconds, rate
+
+
+def llama_rows(gguf: str, runs: int, samples: dict, texts: dict, notes: dict) -> None:
+    from llama_cpp import Llama
+
+    from viscoder_jupyter.backends.llamacpp import DEFAULT_N_CTX, LlamaCppBackend, load_gguf
+
+    def ours(variant: str, **options) -> LlamaCppBackend:
+        reuse, lookup = LLAMA_VARIANTS[variant]
+        return LlamaCppBackend(gguf, reuse_cache=reuse, prompt_lookup=lookup, **options)
+
+    loaded = load_gguf(gguf)
+    threads = loaded.n_threads
+    raw = Llama(model_path=gguf, n_ctx=DEFAULT_N_CTX, n_threads=threads, n_threads_batch=threads, verbose=False)
+    notes["llama threads"] = threads
+    first = messages_for(REQUEST)
+    reference, _, _ = timed_stream(ours("plain"), first)
+    code, error = realistic_feedback(reference.text)
+    retry = first + feedback_turn(code, error, 1)
+    notes["llama feedback"] = error.one_line()
+    for run in range(runs):
+        order = list(LLAMA_VARIANTS) if run % 2 == 0 else list(reversed(LLAMA_VARIANTS))
+        for variant in order:
+            b = ours(variant)
+            loaded.llm.reset()  # the first turn from an empty cache
+            for turn, messages in (("first", first), ("retry", retry)):
+                reply, seconds, rate = timed_stream(b, messages)
+                samples.setdefault(("llama", turn, variant), []).append((seconds, reply.completion_tokens, rate))
+                texts.setdefault(("llama", turn, variant), set()).add(reply.text)
+                notes[("llama prompt", turn)] = reply.prompt_tokens
+                notes[("llama evaluated", turn, variant)] = b.last_evaluated_prompt_tokens
+                notes[("llama reused", turn, variant)] = b.last_reused_tokens
+        for turn, messages in (("first", first), ("retry", retry)):
+            ids = loaded.prompt_tokens(messages)
+            tokens = samples[("llama", turn, "plain")][-1][1]
+            text, seconds, rate = raw_completion(raw, ids, tokens)
+            samples.setdefault(("llama", turn, "raw create_completion"), []).append((seconds, tokens, rate))
+            texts.setdefault(("llama", turn, "raw create_completion"), set()).add(text)
+        print(f"  llama.cpp run {run + 1}/{runs} done", file=sys.stderr, flush=True)
+    raw.close()
+
+
+def report_llama(samples: dict, texts: dict, notes: dict, runs: int, gguf: str) -> None:
+    print(f"\nllama.cpp ({Path(gguf).name}, {notes['llama threads']} threads), medians of {runs} runs; "
+          f"retry prompt {notes[('llama prompt', 'retry')]} tokens; feedback: {notes['llama feedback']}")
+    print(f"{'':<46}{'time s':>9}{'tokens':>8}{'decode':>9}{'vs raw':>8}{'prompt evaluated':>18}")
+    for turn in ("first", "retry"):
+        raw_rate = median([r for _, _, r in samples[("llama", turn, "raw create_completion")]])
+        for variant in ("raw create_completion", *LLAMA_VARIANTS):
+            triples = samples[("llama", turn, variant)]
+            seconds, tokens = median([s for s, _, _ in triples]), median([t for _, t, _ in triples])
+            rate = median([r for _, _, r in triples])
+            evaluated = notes.get(("llama evaluated", turn, variant))
+            reused = notes.get(("llama reused", turn, variant), 0)
+            prompt = notes[("llama prompt", turn)]
+            where = f"{evaluated} of {prompt}" if evaluated is not None else f"{prompt} of {prompt}"
+            label = f"{turn} turn, {variant}" + (f", {reused} reused" if reused else "")
+            print(f"{label:<46}{seconds:9.2f}{tokens:8.0f}{rate:9.1f}{rate / raw_rate:8.2f}{where:>18}")
+    ours_same = all(len(texts[("llama", turn, v)] | texts[("llama", turn, "plain")]) == 1
+                    for turn in ("first", "retry") for v in LLAMA_VARIANTS)
+    raw_same = all(texts[("llama", turn, "raw create_completion")] == texts[("llama", turn, "plain")]
+                   for turn in ("first", "retry"))
+    print(f"greedy output identical across variants and runs: {'yes' if ours_same else 'NO'}; "
+          f"same text as raw create_completion: {'yes' if raw_same else 'NO'}")
+
+
+# --------------------------------------------------------------------------- viscoder serve
+
 def start_serve(model: str, runtime: str) -> tuple[subprocess.Popen, dict]:
     from viscoder_jupyter.backends.openai import find_servers
 
@@ -227,16 +330,29 @@ def main(argv=None) -> int:
     parser.add_argument("--model", help="model folder (default: the prepared offline model)")
     parser.add_argument("--concurrent", type=int, default=3, help="requests sent at once to viscoder serve")
     parser.add_argument("--no-serve", action="store_true", help="skip the viscoder serve part")
+    parser.add_argument("--engine", choices=("all", "transformers", "llamacpp"), default="all",
+                        help="which rows to measure (llamacpp: skipped with a note when not installed)")
+    parser.add_argument("--gguf", help="GGUF file for the llama.cpp rows (default: the offline model's)")
     args = parser.parse_args(argv)
-    if args.model is None:
-        from viscoder_jupyter import offline_model
+    from viscoder_jupyter import offline_model
 
-        args.model = str(offline_model.prepare(log=None))
     samples, texts, notes = {}, {}, {}
-    in_process(args.model, args.runs, samples, texts, notes)
-    if not args.no_serve:
-        through_serve(args.model, args.runs, min(args.concurrent, len(SERVE_REQUESTS) // 2), samples)
-    report(samples, texts, notes, args.runs, min(args.concurrent, len(SERVE_REQUESTS) // 2))
+    if args.engine in ("all", "transformers"):
+        if args.model is None:
+            args.model = str(offline_model.prepare(log=None))
+        in_process(args.model, args.runs, samples, texts, notes)
+        if not args.no_serve:
+            through_serve(args.model, args.runs, min(args.concurrent, len(SERVE_REQUESTS) // 2), samples)
+        report(samples, texts, notes, args.runs, min(args.concurrent, len(SERVE_REQUESTS) // 2))
+    if args.engine in ("all", "llamacpp"):
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError:
+            print("\nllama.cpp rows skipped: pip install 'viscoder-jupyter[cpu]'")
+            return 0
+        gguf = args.gguf or str(offline_model.gguf_path(log=None))
+        llama_rows(gguf, args.runs, samples, texts, notes)
+        report_llama(samples, texts, notes, args.runs, gguf)
     return 0
 
 

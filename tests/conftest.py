@@ -41,6 +41,25 @@ def offline_model_dir() -> Path:
     return offline_model.prepare()
 
 
+@pytest.fixture(scope="session")
+def offline_gguf() -> Path:
+    """The offline model's GGUF file itself (for llama.cpp), joined and checked on first use.
+
+    Skips when its PyPI parts are not installed, unless VISCODER_REQUIRE_OFFLINE_MODEL=1.
+    """
+    from viscoder_jupyter import offline_model
+
+    if offline_model.gguf_file().is_file():
+        return offline_model.gguf_file()
+    try:
+        offline_model.find_parts()
+    except offline_model.OfflineModelError as exc:
+        if os.environ.get("VISCODER_REQUIRE_OFFLINE_MODEL") == "1":
+            pytest.fail(f"VISCODER_REQUIRE_OFFLINE_MODEL=1 but: {exc}")
+        pytest.skip(f"offline model parts not installed; {offline_model.PIP_INSTALL}")
+    return offline_model.gguf_path(log=None)
+
+
 # --------------------------------------------------------------------------- other fixtures
 
 

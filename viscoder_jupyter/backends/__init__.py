@@ -13,14 +13,18 @@ from typing import Any
 from ..errors import BackendUnavailable, RequestError
 from .base import Backend, Reply
 
-__all__ = ["Backend", "Reply", "backend_names", "get_backend"]
+__all__ = ["Backend", "Reply", "backend_names", "effective_backend_name", "get_backend"]
 
 _BUILT_IN = {
     "transformers": "viscoder_jupyter.backends.transformers:TransformersBackend",
     "replay": "viscoder_jupyter.backends.replay:ReplayBackend",
     "openai": "viscoder_jupyter.backends.openai:OpenAIBackend",
+    "llamacpp": "viscoder_jupyter.backends.llamacpp:LlamaCppBackend",
 }
-_INSTALL_HINT = {"transformers": "pip install 'viscoder-jupyter' torch transformers accelerate bitsandbytes"}
+_INSTALL_HINT = {
+    "transformers": "pip install 'viscoder-jupyter' torch transformers accelerate bitsandbytes",
+    "llamacpp": "pip install 'viscoder-jupyter[cpu]'",
+}
 _instances: dict[tuple, Backend] = {}
 _lock = threading.Lock()
 
@@ -47,9 +51,19 @@ def backend_class(name: str) -> type[Backend]:
         raise BackendUnavailable(f"The {name!r} backend cannot be imported ({exc}). Install: {hint}") from None
 
 
+def effective_backend_name(settings: Any) -> str:
+    """The backend that serves these settings: `settings.backend`, except that a ``.gguf``
+    model (a file, or ``REPO_ID:FILE.gguf`` on the hub) with the default backend runs on llama.cpp."""
+    name = str(getattr(settings, "backend", "") or "transformers")
+    model = str(getattr(settings, "model", "") or "").strip()
+    if name == "transformers" and model.lower().endswith(".gguf"):
+        return "llamacpp"
+    return name
+
+
 def get_backend(settings: Any) -> Backend:
     """The process-wide backend for these settings (a model is loaded once and reused)."""
-    cls = backend_class(settings.backend)
+    cls = backend_class(effective_backend_name(settings))
     key = cls.cache_key(settings)
     with _lock:
         if key not in _instances:
