@@ -158,3 +158,18 @@ def test_unknown_messages_and_a_missing_extension(kernel):
     client.send({"type": "launch", "id": "x"})
     error = client.next()
     assert error["reason"] == "bad_request" and "Unknown message type 'launch'" in error["message"]
+
+
+def test_every_setting_the_sidebar_offers_reaches_the_kernel():
+    import json
+    from pathlib import Path
+
+    from viscoder_jupyter.comm import SETTING_KEYS, overrides_from
+    from viscoder_jupyter.settings import VisCoder
+
+    schema = json.loads((Path(__file__).parents[1] / "labextension" / "schema" / "sidebar.json").read_text())
+    assert set(SETTING_KEYS) == set(schema["properties"])
+    chosen = {"backend": "replay", "model": "", "lib": "seaborn", "retries": 1, "samples": 0, "timeout": 5.0,
+              "sandbox": "off", "unknown": 1}
+    settings = VisCoder().with_overrides(**overrides_from(chosen))
+    assert (settings.lib, settings.samples, settings.sandbox, settings.retries) == ("seaborn", 0, "off", 1)

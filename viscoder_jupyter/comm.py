@@ -3,7 +3,8 @@
 Every message is a dict told apart by "type" (mirrored in labextension/src/protocol.ts).
 
 frontend -> kernel
-    {"type": "fix", "id", "source", "traceback", "note", "settings": {backend, model, retries, timeout}}
+    {"type": "fix", "id", "source", "traceback", "note",
+     "settings": {backend, model, lib, retries, samples, timeout, sandbox}}
     {"type": "cancel", "id"}
 kernel -> frontend
     {"type": "ready", "version"}                          once, when the comm opens
@@ -36,7 +37,7 @@ from .events import AttemptFinished, AttemptStarted, CodeWritten, Done, Notice, 
 
 log = logging.getLogger(__name__)
 TARGET = "viscoder"
-SETTING_KEYS = ("backend", "model", "retries", "timeout")
+SETTING_KEYS = ("backend", "model", "lib", "retries", "samples", "timeout", "sandbox")  # schema/sidebar.json
 _TEXT_FLUSH_SECONDS = 0.1  # streamed text goes out in batches, not one message per token
 _handlers: dict[int, Callable] = {}
 
