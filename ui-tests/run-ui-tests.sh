@@ -19,6 +19,22 @@ export JUPYTER_CONFIG_DIR="$VISCODER_LAB_ROOT/.jupyter-config"  # no user config
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 LOG="$VISCODER_LAB_ROOT/jupyter-lab.log"
 
+# tests/real-engine.spec.ts runs the offline GGUF (Qwen2.5-Coder-0.5B, Q4_K_M) on llama.cpp. Its path,
+# once, when llama-cpp-python and the model's PyPI parts are installed (the first time this joins the
+# ~490 MB file from the parts; later it is at hand). Without it that test is skipped, or fails when
+# VISCODER_REQUIRE_OFFLINE_MODEL=1.
+if [ -z "${VISCODER_OFFLINE_GGUF:-}" ]; then
+  if ! "$PY" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llama_cpp") is None)' 2>/dev/null; then
+    echo "no offline GGUF for the real-engine test: llama_cpp is not installed (pip install llama-cpp-python)"
+  elif VISCODER_OFFLINE_GGUF="$("$PY" -m viscoder_jupyter.offline_model --gguf --print-path 2>"$VISCODER_LAB_ROOT/offline-model.log")"; then
+    echo "offline GGUF for the real-engine test: $VISCODER_OFFLINE_GGUF"
+  else
+    VISCODER_OFFLINE_GGUF=""
+    echo "no offline GGUF for the real-engine test: $(tail -n 3 "$VISCODER_LAB_ROOT/offline-model.log" | tr '\n' ' ')"
+  fi
+fi
+export VISCODER_OFFLINE_GGUF
+
 "$PY" -m jupyterlab --config "$HERE/jupyter_server_test_config.py" >"$LOG" 2>&1 &
 LAB_PID=$!
 cleanup() {

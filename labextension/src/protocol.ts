@@ -93,6 +93,12 @@ export interface IDone {
   attempts: number;
   seconds: number;
   error: string;
+  /**
+   * What was checked of the final attempt's figure, e.g. "ran and drew 1 figure with 3 horizontal
+   * bars; follows the request: horizontal bars" (viscoder_jupyter/request_checks.verified_text);
+   * empty when no attempt drew, absent from kernels older than the field.
+   */
+  verified?: string;
 }
 
 export interface ICancelled {

@@ -7,7 +7,16 @@ import * as path from 'path';
 
 import { BROKEN_PLOT, DEFAULT_WIDTH, OUTPUT_BUTTON, SETUP, VisCoderHelper, WORKING_PLOT } from './helpers/VisCoderHelper';
 
+const HORIZONTAL_REPLIES = path.join(process.env.VISCODER_UI_REPLIES ?? path.join(__dirname, '..', 'replies'), 'horizontal.jsonl');
 const SLOW_REPLIES = path.join(process.env.VISCODER_UI_REPLIES ?? path.join(__dirname, '..', 'replies'), 'slow.jsonl');
+
+/** A working bar chart: vertical bars, one per region. */
+const WORKING_BARS = [
+  'import matplotlib.pyplot as plt',
+  "totals = sales.groupby('region')['revenue'].sum()",
+  'plt.bar(totals.index, totals.values)',
+  'plt.show()'
+].join('\n');
 
 test.describe('VisCoder sidebar', () => {
   test('(a) fix a KeyError from the button under the error, accept, run: a plot', async ({ page, tmpPath }, testInfo) => {
@@ -34,7 +43,11 @@ test.describe('VisCoder sidebar', () => {
     testInfo.annotations.push({ type: 'click-to-proposal-ms', description: String(elapsed) });
     const log = vc.sidebar.locator('.jp-VisCoder-log');
     await expect(log).toContainText('Attempt 1 failed');
-    await expect(log).toContainText('Working plot after 2 attempts');
+    // The done line says what the kernel verified of the figure, not a bare "working plot".
+    await expect(log.locator('.jp-VisCoder-log-done')).toHaveText(
+      /^Checked after 2 attempts \(\d+\.\d s from the click\): ran and drew 1 figure with 3 vertical bars\.$/
+    );
+    await expect(log).not.toContainText('Working plot');
     await expect(vc.proposal.locator('.jp-VisCoder-diff-added').first()).toBeVisible();
     await expect(vc.proposal.locator('img.jp-VisCoder-figure')).toBeVisible();
     // Nothing is written before the user chooses.
@@ -171,6 +184,34 @@ test.describe('VisCoder sidebar', () => {
     await expect(vc.note).toBeFocused();
     await expect(vc.fixButton).toBeEnabled();
     await vc.shot('f1-new-target-clean');
+  });
+
+  test('(g) a note the first figure misses: the second is proposed, with only its own figure', async ({
+    page,
+    tmpPath
+  }, testInfo) => {
+    const vc = new VisCoderHelper(page, tmpPath, testInfo);
+    await vc.openNotebook('horizontal.ipynb', [
+      `${SETUP}\n%load_ext viscoder_jupyter\n%config VisCoder.replay = ${JSON.stringify(HORIZONTAL_REPLIES)}`,
+      WORKING_BARS
+    ]);
+    await vc.runCell(0);
+    await vc.runCell(1);
+    await (await vc.outputButton(1)).click();
+    await vc.note.fill('make the bars horizontal');
+    await vc.fixAndWaitForProposal();
+    const log = vc.sidebar.locator('.jp-VisCoder-log');
+    // Attempt 1 drew vertical bars: a figure, but not the one asked for.
+    await expect(log.locator('.jp-VisCoder-log-failed')).toContainText('Attempt 1 failed');
+    await expect(log.locator('.jp-VisCoder-log-failed')).toContainText('horizontal');
+    await expect(log.locator('.jp-VisCoder-log-done')).toHaveText(
+      /^Checked after 2 attempts \(.* s from the click\): ran and drew 1 figure with 3 horizontal bars; follows the request: horizontal bars\.$/
+    );
+    // The proposal shows the figure of the code it proposes, not attempt 1's as well.
+    await expect(vc.proposal.locator('img.jp-VisCoder-figure')).toHaveCount(1);
+    await expect(vc.proposal.locator('.jp-VisCoder-diff-added', { hasText: 'plt.barh(totals.index, totals.values)' })).toHaveCount(1);
+    await vc.shot('g1-proposal-checked');
+    await vc.clickProposalButton('Discard');
   });
 
   test('(b) %%viscoder inserts the working code in a new cell below', async ({ page, tmpPath }, testInfo) => {

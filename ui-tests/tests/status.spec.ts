@@ -96,7 +96,15 @@ test('the kernel status stays busy for the whole first %%viscoder run, and goes 
     );
   }, SAMPLE_MS);
 
-  await vc.runCell(2);
+  await page.notebook.runCell(2, { inplace: true, wait: false });
+  // Mid-run: the live view writes the first attempt and the status bar says Busy; a picture of the
+  // lab then for the docs (docs/screenshots/status-bar-during-run.png, with VISCODER_DOCS_SCREENSHOTS=1).
+  const bar = page.locator('#jp-main-statusbar .jp-StatusBar-TextItem[title^="Change kernel"]');
+  const output = await vc.output(2);
+  await expect(output.locator('.jupyter-widgets').first()).toContainText(/attempt 1 of 2/, { timeout: 240_000 });
+  await expect(bar).toHaveText(/\| Busy$/);
+  await vc.shot('status-bar-during-run', 'page', 'status-bar-during-run');
+  await expect(bar).toHaveText(/\| Busy$/); // still running when the picture was taken
   // The run's end: the kernel's reply to the cell (model loading and two attempts, under a minute or two).
   await page.waitForFunction(
     () => {

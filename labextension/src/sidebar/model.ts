@@ -4,7 +4,7 @@ import { UUID } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IFixSettings, KernelMessage } from '../protocol';
+import { IDone, IFixSettings, KernelMessage } from '../protocol';
 import { IKernelBridge, IKernelBridges } from '../tokens';
 import { findCell, ICellError, lastError } from './cellInfo';
 
@@ -24,6 +24,8 @@ export interface IProposal {
   seconds: number;
   /** From the click on Fix to the proposal, as the user waited for it. */
   elapsedMs: number;
+  /** What the kernel checked of the figure ('' when it says nothing). */
+  verified: string;
 }
 
 /**
@@ -153,7 +155,8 @@ export class SidebarModel implements IDisposable {
     this._pending = null;
     this._log = [{ kind: 'status', text: 'Sending the cell to the kernel…' }];
     this._stream = '';
-    this._figures = [];
+    this._figures = new Map();
+    this._failedCode = new Map();
     this._runId = UUID.uuid4();
     this._clickedAt = performance.now();
     this._changed.emit();
@@ -283,7 +286,8 @@ export class SidebarModel implements IDisposable {
     }
     this._log = [];
     this._stream = '';
-    this._figures = [];
+    this._figures = new Map();
+    this._failedCode = new Map();
     this._problem = null;
     this._notice = notice;
   }
@@ -392,13 +396,14 @@ export class SidebarModel implements IDisposable {
         this._changed.emit();
         break;
       case 'attempt_failed':
+        this._failedCode.set(message.number, message.code);
         this._add({ kind: 'failed', text: `Attempt ${message.number} failed: ${message.evalue}`, detail: message.error });
         break;
       case 'figure':
-        this._figures = [...this._figures, message.png];
+        this._figures.set(message.number, [...(this._figures.get(message.number) ?? []), message.png]);
         break;
       case 'done':
-        this._onDone(message.ok, message.code, message.attempts, message.seconds, message.error);
+        this._onDone(message);
         break;
       case 'cancelled':
         this._add({ kind: 'done', text: 'Cancelled.' });
@@ -410,20 +415,39 @@ export class SidebarModel implements IDisposable {
     }
   }
 
-  private _onDone(ok: boolean, code: string, attempts: number, seconds: number, error: string): void {
+  private _onDone({ ok, code, attempts, seconds, error, verified }: IDone): void {
     const plural = attempts === 1 ? '' : 's';
+    const checked = (verified ?? '').trim().replace(/\.$/, '');
     if (!ok) {
       this._add({ kind: 'done', text: `No working plot after ${attempts} attempt${plural}.` });
+      // (No attempt drew: `verified` would only say "did not draw a figure".)
       this._stop(`No working plot after ${attempts} attempt${plural}. Last error: ${error}`);
       return;
     }
     const elapsedMs = performance.now() - this._clickedAt;
-    this._proposal = { code, figures: this._figures, attempts, seconds, elapsedMs };
+    const figures = this._finalFigures(code);
+    this._proposal = { code, figures, attempts, seconds, elapsedMs, verified: checked };
     this._phase = 'proposed';
+    const when = `after ${attempts} attempt${plural} (${(elapsedMs / 1000).toFixed(1)} s from the click)`;
+    // Say what the kernel checked of the figure, not just that something ran.
     this._add({
       kind: 'done',
-      text: `Working plot after ${attempts} attempt${plural} (${(elapsedMs / 1000).toFixed(1)} s from the click).`
+      text: checked ? `Checked ${when}: ${checked}.` : `Ran without error ${when}; nothing is known of the figure.`
     });
+  }
+
+  /**
+   * The figures of the attempt the kernel proposes, not of every attempt that drew: the kernel
+   * sends each attempt's figures, and an earlier attempt's (say, vertical bars where the note asked
+   * for horizontal ones) must not pass for the fix's. The kernel's choice (PlotResult.final): the
+   * last attempt that passed, else the last that drew; `code` tells a failed one apart.
+   */
+  private _finalFigures(code: string): string[] {
+    const drew = [...this._figures.keys()].sort((a, b) => a - b);
+    const passed = drew.filter(n => !this._failedCode.has(n));
+    const same = drew.filter(n => this._failedCode.get(n) === code);
+    const chosen = passed.pop() ?? same.pop() ?? drew.pop();
+    return chosen === undefined ? [] : this._figures.get(chosen)!;
   }
 
   private _add(line: ILogLine): void {
@@ -446,7 +470,10 @@ export class SidebarModel implements IDisposable {
   private _note = '';
   private _log: ILogLine[] = [];
   private _stream = '';
-  private _figures: string[] = [];
+  /** The figures of each attempt that drew, by attempt number. */
+  private _figures = new Map<number, string[]>();
+  /** The code of each failed attempt, by attempt number. */
+  private _failedCode = new Map<number, string>();
   private _proposal: IProposal | null = null;
   private _problem: string | null = null;
   private _notice: string | null = null;
