@@ -21,43 +21,41 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
-@pytest.fixture(scope="session")
-def offline_model_dir() -> Path:
-    """The converted Qwen2.5-Coder-0.5B-Instruct folder, prepared on first use (~1 min).
+def _offline_model(ready, prepare) -> Path:
+    """`ready()` if it is there, else `prepare()` from the model's PyPI parts.
 
-    Skips when its PyPI parts are not installed, unless VISCODER_REQUIRE_OFFLINE_MODEL=1
-    (CI installs them), which makes that a failure.
+    Skips when the parts are not installed, unless VISCODER_REQUIRE_OFFLINE_MODEL=1 (CI
+    installs them), which makes that a failure.
     """
     from viscoder_jupyter import offline_model
 
-    if offline_model.is_prepared():
-        return offline_model.model_dir()
+    if ready() is not None:
+        return ready()
     try:
         offline_model.find_parts()
     except offline_model.OfflineModelError as exc:
         if os.environ.get("VISCODER_REQUIRE_OFFLINE_MODEL") == "1":
             pytest.fail(f"VISCODER_REQUIRE_OFFLINE_MODEL=1 but: {exc}")
         pytest.skip(f"offline model parts not installed; {offline_model.PIP_INSTALL}")
-    return offline_model.prepare()
+    return prepare()
+
+
+@pytest.fixture(scope="session")
+def offline_model_dir() -> Path:
+    """The converted Qwen2.5-Coder-0.5B-Instruct folder, prepared on first use (~1 min)."""
+    from viscoder_jupyter import offline_model
+
+    return _offline_model(lambda: offline_model.model_dir() if offline_model.is_prepared() else None,
+                          offline_model.prepare)
 
 
 @pytest.fixture(scope="session")
 def offline_gguf() -> Path:
-    """The offline model's GGUF file itself (for llama.cpp), joined and checked on first use.
-
-    Skips when its PyPI parts are not installed, unless VISCODER_REQUIRE_OFFLINE_MODEL=1.
-    """
+    """The offline model's GGUF file itself (for llama.cpp), joined and checked on first use."""
     from viscoder_jupyter import offline_model
 
-    if offline_model.gguf_file().is_file():
-        return offline_model.gguf_file()
-    try:
-        offline_model.find_parts()
-    except offline_model.OfflineModelError as exc:
-        if os.environ.get("VISCODER_REQUIRE_OFFLINE_MODEL") == "1":
-            pytest.fail(f"VISCODER_REQUIRE_OFFLINE_MODEL=1 but: {exc}")
-        pytest.skip(f"offline model parts not installed; {offline_model.PIP_INSTALL}")
-    return offline_model.gguf_path(log=None)
+    return _offline_model(lambda: offline_model.gguf_file() if offline_model.gguf_file().is_file() else None,
+                          lambda: offline_model.gguf_path(log=None))
 
 
 # --------------------------------------------------------------------------- other fixtures

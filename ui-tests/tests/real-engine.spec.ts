@@ -13,7 +13,7 @@
 import { expect, test } from '@jupyterlab/galata';
 import * as fs from 'fs';
 
-import { DEFAULT_WIDTH, SETUP, VisCoderHelper } from './helpers/VisCoderHelper';
+import { DEFAULT_WIDTH, recordFixRequests, SETUP, VisCoderHelper } from './helpers/VisCoderHelper';
 
 const GGUF = process.env.VISCODER_OFFLINE_GGUF ?? '';
 const REQUIRED = process.env.VISCODER_REQUIRE_OFFLINE_MODEL === '1';
@@ -51,16 +51,7 @@ test('a real model (llama.cpp, offline GGUF): "Fix in VisCoder…" with a note s
   test.skip(!present, 'no offline GGUF model (VISCODER_OFFLINE_GGUF unset or missing): run-ui-tests.sh says why');
   test.setTimeout(600_000);
 
-  // Fix requests the page sends (comm messages travel on the kernel's websocket).
-  const requests: string[] = [];
-  page.on('websocket', socket =>
-    socket.on('framesent', frame => {
-      const text = typeof frame.payload === 'string' ? frame.payload : frame.payload.toString('utf8');
-      if (text.includes('"type":"fix"')) {
-        requests.push(text);
-      }
-    })
-  );
+  const requests = recordFixRequests(page);
 
   const vc = new VisCoderHelper(page, tmpPath, testInfo);
   await vc.openNotebook('real-engine.ipynb', [

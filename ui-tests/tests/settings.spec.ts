@@ -4,7 +4,7 @@
  */
 import { expect, galata, test } from '@jupyterlab/galata';
 
-import { BROKEN_PLOT, SETUP, VisCoderHelper } from './helpers/VisCoderHelper';
+import { BROKEN_PLOT, recordFixRequests, SETUP, VisCoderHelper } from './helpers/VisCoderHelper';
 
 const PLUGIN = 'viscoder-jupyter:sidebar';
 const CHOSEN = { backend: 'replay', lib: 'matplotlib', samples: 2, sandbox: 'auto', retries: 3, model: '' };
@@ -13,16 +13,7 @@ test.use({ mockSettings: { ...galata.DEFAULT_SETTINGS, [PLUGIN]: CHOSEN } });
 
 test.describe('VisCoder settings', () => {
   test('the settings editor offers choices; a fix sends the chosen settings', async ({ page, tmpPath }, testInfo) => {
-    // Every fix request the page sends to a kernel (comm messages travel on the channels websocket).
-    const requests: string[] = [];
-    page.on('websocket', socket =>
-      socket.on('framesent', frame => {
-        const text = typeof frame.payload === 'string' ? frame.payload : frame.payload.toString('utf8');
-        if (text.includes('"type":"fix"')) {
-          requests.push(text);
-        }
-      })
-    );
+    const requests = recordFixRequests(page);
 
     await page.evaluate(() => (window as any).jupyterapp.commands.execute('settingeditor:open', { query: 'VisCoder' }));
     const form = page.locator('.jp-SettingsPanel');

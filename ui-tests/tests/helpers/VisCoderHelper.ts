@@ -1,5 +1,5 @@
 import { IJupyterLabPageFixture } from '@jupyterlab/galata';
-import { expect, Locator, TestInfo } from '@playwright/test';
+import { expect, Locator, Page, TestInfo } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -33,6 +33,21 @@ export const BROKEN_PLOT = [
   "plt.bar(sales['Region'], sales['revenue'])",
   'plt.show()'
 ].join('\n');
+
+/** Every fix request the page sends to a kernel, as sent (comm messages travel on the
+ * kernel's channels websocket); call before the page opens the notebook. */
+export function recordFixRequests(page: Page): string[] {
+  const requests: string[] = [];
+  page.on('websocket', socket =>
+    socket.on('framesent', frame => {
+      const text = typeof frame.payload === 'string' ? frame.payload : frame.payload.toString('utf8');
+      if (text.includes('"type":"fix"')) {
+        requests.push(text);
+      }
+    })
+  );
+  return requests;
+}
 
 export interface INotebookCell {
   source: string;
