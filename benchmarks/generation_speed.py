@@ -165,15 +165,16 @@ def raw_completion(llm, ids: list[int], tokens: int):
 
 
 def llama_rows(gguf: str, runs: int, samples: dict, texts: dict, notes: dict) -> None:
-    from llama_cpp import Llama
+    from viscoder_jupyter.backends.llamacpp import (DEFAULT_N_CTX, LlamaCppBackend, import_llama_cpp,
+                                                    load_gguf, worker)
 
-    from viscoder_jupyter.backends.llamacpp import DEFAULT_N_CTX, LlamaCppBackend, load_gguf
+    Llama = import_llama_cpp().Llama  # imported as the backend imports it: same OpenMP settings
 
     def ours(variant: str, **options) -> LlamaCppBackend:
         reuse, lookup = LLAMA_VARIANTS[variant]
         return LlamaCppBackend(gguf, reuse_cache=reuse, prompt_lookup=lookup, **options)
 
-    loaded = load_gguf(gguf)
+    loaded = worker().submit(load_gguf, gguf).result()
     threads = loaded.n_threads
     raw = Llama(model_path=gguf, n_ctx=DEFAULT_N_CTX, n_threads=threads, n_threads_batch=threads, verbose=False)
     notes["llama threads"] = threads
@@ -197,7 +198,8 @@ def llama_rows(gguf: str, runs: int, samples: dict, texts: dict, notes: dict) ->
         for turn, messages in (("first", first), ("retry", retry)):
             ids = loaded.prompt_tokens(messages)
             tokens = samples[("llama", turn, "plain")][-1][1]
-            text, seconds, rate = raw_completion(raw, ids, tokens)
+            # on the backend's llama.cpp thread: one OpenMP team for both (see llamacpp.worker)
+            text, seconds, rate = worker().submit(raw_completion, raw, ids, tokens).result()
             samples.setdefault(("llama", turn, "raw create_completion"), []).append((seconds, tokens, rate))
             texts.setdefault(("llama", turn, "raw create_completion"), set()).add(text)
         print(f"  llama.cpp run {run + 1}/{runs} done", file=sys.stderr, flush=True)
@@ -345,9 +347,12 @@ def main(argv=None) -> int:
             through_serve(args.model, args.runs, min(args.concurrent, len(SERVE_REQUESTS) // 2), samples)
         report(samples, texts, notes, args.runs, min(args.concurrent, len(SERVE_REQUESTS) // 2))
     if args.engine in ("all", "llamacpp"):
+        from viscoder_jupyter.backends.llamacpp import import_llama_cpp
+        from viscoder_jupyter.errors import BackendUnavailable
+
         try:
-            import llama_cpp  # noqa: F401
-        except ImportError:
+            import_llama_cpp()
+        except BackendUnavailable:
             print("\nllama.cpp rows skipped: pip install 'viscoder-jupyter[cpu]'")
             return 0
         gguf = args.gguf or str(offline_model.gguf_path(log=None))

@@ -5,7 +5,8 @@ Importing this module does not import llama_cpp (nor torch), so ``%load_ext`` st
 hub file given as ``REPO_ID:FILE.gguf`` (downloaded with huggingface_hub, after the same
 refusal of big models on a CPU as the transformers backend, judged on the file's real size).
 
-What `async_generate` does, in a worker thread, one generation at a time per loaded model:
+What `async_generate` does, on the process's one llama.cpp thread (`worker()`), one
+generation at a time:
 
 - renders the conversation with the model's own chat template (``tokenizer.chat_template``
   in the GGUF metadata) and tokenizes it, so the tokens are ours to compare and count;
@@ -31,9 +32,11 @@ import functools
 import json
 import os
 import re
+import sys
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,23 +226,65 @@ def physical_cores(cpuinfo: str | None = None, allowed: set[int] | None = None) 
     return max(1, len(allowed) // 2 if hyperthreads and len(allowed) > 1 else len(allowed))
 
 
-def _llama_cpp():
-    """Import llama_cpp, or say in one line what to install."""
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        from . import _INSTALL_HINT
+#: How long (GOMP_SPINCOUNT, spins) a llama.cpp CPU thread waiting at a barrier spins before it
+#: sleeps, unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set. llama.cpp's threads are an OpenMP
+#: team and meet at a barrier after every graph node (hundreds per token). Measured on 2 cores
+#: (0.5B Q4_K_M, decode tokens/s): libgomp's default (300000, ~3 ms) 32-40 on a quiet machine
+#: but 6-11 while other jobs ran, as threads spin away the time slices the thread they wait for
+#: needs; 1000: 35-40 quiet, ~16 busy; 0 (passive): 21-24 either way.
+GOMP_SPINCOUNT = "1000"
+_IMPORT_LOCK = threading.Lock()
 
-        raise BackendUnavailable(
-            f"The 'llamacpp' backend cannot be imported ({exc}). Install: {_INSTALL_HINT['llamacpp']}"
-        ) from None
+
+def import_llama_cpp():
+    """Import llama_cpp (with `GOMP_SPINCOUNT` in effect for its OpenMP runtime, which reads
+    the environment once, when it loads), or say in one line what to install."""
+    module = sys.modules.get("llama_cpp")
+    if module is not None:
+        return module
+    with _IMPORT_LOCK:
+        ours = not any(name in os.environ for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"))
+        if ours:
+            os.environ["GOMP_SPINCOUNT"] = GOMP_SPINCOUNT
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            from . import _INSTALL_HINT
+
+            raise BackendUnavailable(
+                f"The 'llamacpp' backend cannot be imported ({exc}). Install: {_INSTALL_HINT['llamacpp']}"
+            ) from None
+        finally:
+            if ours:  # child processes (the kernel that runs the code) get the environment unchanged
+                os.environ.pop("GOMP_SPINCOUNT", None)
     return llama_cpp
+
+
+_WORKER: ThreadPoolExecutor | None = None
+_WORKER_LOCK = threading.Lock()
+
+
+def worker() -> ThreadPoolExecutor:
+    """The one thread that runs llama.cpp in this process (loading and generating).
+
+    llama.cpp's CPU threads are an OpenMP team, and libgomp keeps one team per calling thread.
+    Called from whichever thread of the event loop's executor is free, a kernel soon holds
+    several teams; once they count more threads than the CPUs, libgomp stops spinning at
+    barriers and sleeps at once, and every barrier (hundreds per token) pays a futex wake-up:
+    decoding measured ~25% slower than llama-cpp-python called from one thread. One thread
+    keeps one team, as a script calling llama-cpp-python has.
+    """
+    global _WORKER
+    with _WORKER_LOCK:
+        if _WORKER is None:
+            _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="viscoder-llamacpp")
+        return _WORKER
 
 
 def gpu_offload() -> bool:
     """Whether this llama.cpp build can put layers on a GPU."""
     with contextlib.suppress(Exception):
-        return bool(_llama_cpp().llama_supports_gpu_offload())
+        return bool(import_llama_cpp().llama_supports_gpu_offload())
     return False
 
 
@@ -252,7 +297,7 @@ class _Cancelled(Exception):
 @functools.lru_cache(maxsize=None)
 def _classes():
     """The Llama subclass and the draft model, defined once llama_cpp is imported."""
-    llama_cpp = _llama_cpp()
+    llama_cpp = import_llama_cpp()
     from llama_cpp.llama_speculative import LlamaDraftModel
 
     class ViscoderLlama(llama_cpp.Llama):
@@ -309,7 +354,7 @@ def _classes():
 
 
 def _ftype_names() -> dict[int, str]:
-    llama_cpp = _llama_cpp()
+    llama_cpp = import_llama_cpp()
     names = {}
     for attr in dir(llama_cpp):
         if attr.startswith("LLAMA_FTYPE_") and isinstance(getattr(llama_cpp, attr), int):
@@ -361,7 +406,7 @@ class LoadedGGUF:
         if found is None:
             import ctypes
 
-            llama_cpp, vocab = _llama_cpp(), self.vocab
+            llama_cpp, vocab = import_llama_cpp(), self.vocab
             size = 64
             while True:
                 buffer = ctypes.create_string_buffer(size)
@@ -375,11 +420,15 @@ class LoadedGGUF:
 
     @functools.cached_property
     def vocab(self):
-        return _llama_cpp().llama_model_get_vocab(self.llm.model)
+        return import_llama_cpp().llama_model_get_vocab(self.llm.model)
+
+    @functools.cached_property
+    def _is_eog(self):
+        return import_llama_cpp().llama_vocab_is_eog
 
     def is_end(self, token: int) -> bool:
         """End of generation: EOS, <|im_end|>, <|endoftext|>... as the GGUF's vocabulary marks them."""
-        return bool(_llama_cpp().llama_vocab_is_eog(self.vocab, token))
+        return bool(self._is_eog(self.vocab, token))
 
 
 def _compile_template(template: str):
@@ -451,7 +500,7 @@ def load_gguf(path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = Non
             _MODELS.move_to_end(key)
             return loaded
         ViscoderLlama, PromptLookup = _classes()
-        llama_cpp = _llama_cpp()
+        llama_cpp = import_llama_cpp()
         threads = n_threads or physical_cores()
         started = time.perf_counter()
         try:
@@ -547,11 +596,11 @@ class LlamaCppBackend(Backend):
 
     def load(self) -> LoadedGGUF:
         """Load (or reuse) the model; blocking and thread-safe. Raises BackendUnavailable."""
-        _llama_cpp()  # the install hint before anything else
+        import_llama_cpp()  # the install hint before anything else
         return load_gguf(self.model_path(), self.n_ctx, self.n_threads)
 
     async def async_prepare(self) -> None:
-        await asyncio.to_thread(self.load)
+        await asyncio.get_running_loop().run_in_executor(worker(), self.load)
 
     def identity(self) -> str:
         loaded = self.load()
@@ -635,10 +684,10 @@ class LlamaCppBackend(Backend):
 
     async def async_generate(self, messages: Messages, on_text: OnText | None = None, *,
                              sampling: Sampling | None = None) -> Reply:
-        loaded = await asyncio.to_thread(self.load)
-        cancel = threading.Event()
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(None, self._generate_sync, loaded, messages, on_text, cancel, sampling)
+        loaded = await loop.run_in_executor(worker(), self.load)
+        cancel = threading.Event()
+        future = loop.run_in_executor(worker(), self._generate_sync, loaded, messages, on_text, cancel, sampling)
         try:
             reply = await asyncio.shield(future)
         except asyncio.CancelledError:
