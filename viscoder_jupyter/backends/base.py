@@ -1,9 +1,15 @@
 """The contract every model backend keeps."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
+
+#: After a cancellation, wait at most this long for the worker to stop (one token, normally).
+CANCEL_GRACE_S = 5.0
 
 Messages = list[dict[str, str]]
 OnText = Callable[[str], None]
@@ -57,3 +63,25 @@ class Backend(ABC):
     async def async_generate(self, messages: Messages, on_text: OnText | None = None, *,
                              sampling: Sampling | None = None) -> Reply:
         """Greedy unless `sampling` is given (backends that cannot sample may ignore it)."""
+
+
+async def run_cancellable(executor, work: Callable[[threading.Event], Any]) -> Any:
+    """`work(cancel)` on `executor`; cancelling the coroutine sets `cancel`, which the worker
+    checks between tokens, and waits for it to stop, so the model is free for the next request.
+
+    `on_text` callbacks from the worker arrive on its thread: the loop hands events to front
+    ends on the loop's own thread (loop.on_loop_thread).
+    """
+    cancel = threading.Event()
+    future = asyncio.get_running_loop().run_in_executor(executor, work, cancel)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        cancel.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait({future}, timeout=CANCEL_GRACE_S)
+        if future.done() and not future.cancelled():
+            future.exception()  # retrieved: no 'exception was never retrieved' noise
+        else:
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        raise

@@ -42,13 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendFailed, BackendUnavailable
-from .base import Backend, Messages, OnText, Reply, Sampling
+from .base import Backend, Messages, OnText, Reply, Sampling, run_cancellable
 from .decoding import lookup_draft
 from .hf_models import CPU_DOWNLOAD_LIMIT_B, _hub_offline, param_billions
+from .kv_cache import common_prefix
 from .streaming import FenceWatcher
 
-#: After a cancellation, wait at most this long for the worker to stop (one token, normally).
-CANCEL_GRACE_S = 5.0
 #: Draft length for prompt-lookup decoding (0: off); see benchmarks/generation_speed.py.
 PROMPT_LOOKUP_TOKENS = 10
 #: Tokens that must repeat an earlier stretch of the conversation before a draft is copied from it.
@@ -534,15 +533,6 @@ def load_gguf(path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = Non
         return loaded
 
 
-def _common_prefix(a, b) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 # --------------------------------------------------------------------------- the backend
 
 class LlamaCppBackend(Backend):
@@ -625,7 +615,7 @@ class LlamaCppBackend(Backend):
             # evaluated, since its logits choose the first reply token.
             reused = 0
             if self.reuse_cache and llm.n_tokens > 0:
-                reused = min(_common_prefix(llm.input_ids[:llm.n_tokens].tolist(), ids), len(ids) - 1)
+                reused = min(common_prefix(llm.input_ids[:llm.n_tokens].tolist(), ids), len(ids) - 1)
             # (older llama-cpp-python returns None here; False means this model cannot drop a tail)
             if reused > 0 and llm._ctx.kv_cache_seq_rm(-1, reused, -1) is not False:
                 llm.n_tokens = reused
@@ -684,21 +674,8 @@ class LlamaCppBackend(Backend):
 
     async def async_generate(self, messages: Messages, on_text: OnText | None = None, *,
                              sampling: Sampling | None = None) -> Reply:
-        loop = asyncio.get_running_loop()
-        loaded = await loop.run_in_executor(worker(), self.load)
-        cancel = threading.Event()
-        future = loop.run_in_executor(worker(), self._generate_sync, loaded, messages, on_text, cancel, sampling)
-        try:
-            reply = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            cancel.set()
-            # Let the worker finish its current token so the model is free for the next request.
-            with contextlib.suppress(Exception):
-                await asyncio.wait({future}, timeout=CANCEL_GRACE_S)
-            if future.done() and not future.cancelled():
-                future.exception()  # retrieved: no 'exception was never retrieved' noise
-            else:
-                future.add_done_callback(lambda f: f.cancelled() or f.exception())
-            raise
+        loaded = await asyncio.get_running_loop().run_in_executor(worker(), self.load)
+        reply = await run_cancellable(
+            worker(), lambda cancel: self._generate_sync(loaded, messages, on_text, cancel, sampling))
         assert reply is not None
         return reply

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import BackendFailed, BackendUnavailable
-from .base import Backend, Messages, OnText, Reply
+from .base import Backend, Messages, OnText, Reply, Sampling
 from .streaming import FenceWatcher
 
 #: Seconds to open a connection, and to wait for each piece of the stream.

@@ -16,20 +16,17 @@ Two speed-ups keep the greedy output what plain token-by-token decoding gives:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailable
-from .base import Backend, Messages, OnText, Reply
+from .base import Backend, Messages, OnText, Reply, Sampling, run_cancellable
 from .decoding import greedy_decode, sampler
 from .hf_models import LoadedModel, get_or_load, model_key, resolve_model
 from .kv_cache import cached_length
 from .streaming import FenceWatcher, IncrementalDecoder
 
-#: After a cancellation, wait at most this long for the worker to stop (one token, normally).
-CANCEL_GRACE_S = 5.0
 #: Draft length for prompt-lookup decoding (0: off); see benchmarks/generation_speed.py.
 PROMPT_LOOKUP_TOKENS = 10
 
@@ -146,20 +143,7 @@ class TransformersBackend(Backend):
     async def async_generate(self, messages: Messages, on_text: OnText | None = None, *,
                              sampling: Sampling | None = None) -> Reply:
         loaded = await asyncio.to_thread(self.load)
-        cancel = threading.Event()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(None, self._generate_sync, loaded, messages, on_text, cancel, sampling)
-        try:
-            reply = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            cancel.set()
-            # Let the worker finish its current token so the model is free for the next request.
-            with contextlib.suppress(Exception):
-                await asyncio.wait({future}, timeout=CANCEL_GRACE_S)
-            if future.done() and not future.cancelled():
-                future.exception()  # retrieved: no 'exception was never retrieved' noise
-            else:
-                future.add_done_callback(lambda f: f.cancelled() or f.exception())
-            raise
+        reply = await run_cancellable(
+            None, lambda cancel: self._generate_sync(loaded, messages, on_text, cancel, sampling))
         assert reply is not None
         return reply
