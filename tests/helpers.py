@@ -57,3 +57,15 @@ def processes_gone(pids, seconds: float = 30) -> bool:
         time.sleep(0.1)
     return False
 
+
+
+def empty_offline_hub_cache(monkeypatch, tmp_path):
+    """An empty Hugging Face cache under `tmp_path` (returned), with HF_HUB_OFFLINE set."""
+    import huggingface_hub.constants as constants
+
+    hub = tmp_path / "hf" / "hub"
+    hub.mkdir(parents=True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
+    return hub

@@ -128,13 +128,9 @@ def test_a_missing_gguf_file_is_a_clear_error(tmp_path):
 def empty_offline_hub(monkeypatch, tmp_path):
     """An empty Hugging Face cache, HF_HUB_OFFLINE set, no GPU, and downloads that fail the test."""
     import huggingface_hub
-    import huggingface_hub.constants as constants
+    from helpers import empty_offline_hub_cache
 
-    hub = tmp_path / "hf" / "hub"
-    hub.mkdir(parents=True)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
+    empty_offline_hub_cache(monkeypatch, tmp_path)
     monkeypatch.setattr(llamacpp, "gpu_offload", lambda: False)
     calls = []
 

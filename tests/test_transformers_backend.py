@@ -154,14 +154,10 @@ def test_folder_that_is_not_a_model(tmp_path):
 @pytest.fixture
 def no_hub(monkeypatch, tmp_path):
     """An empty HF cache, offline mode, no GPU, and loaders that fail the test if reached."""
-    import huggingface_hub.constants as constants
     import transformers
+    from helpers import empty_offline_hub_cache
 
-    hub = tmp_path / "hf" / "hub"
-    hub.mkdir(parents=True)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
+    hub = empty_offline_hub_cache(monkeypatch, tmp_path)
     monkeypatch.setattr(hf_models, "cuda_available", lambda: False)
     calls = []
 
