@@ -55,7 +55,7 @@ test('the kernel status stays busy for the whole first %%viscoder run, and goes 
       // The server's kernels default to the replay backend: this run uses a real engine.
       "%config VisCoder.backend = 'transformers'",
       `%config VisCoder.model = ${JSON.stringify(MODEL)}`,
-      '%config VisCoder.max_new_tokens = 200',
+      '%config VisCoder.max_new_tokens = 2000', // seconds of writing: an idle machine ran 200 tokens x2 in 0.6 s, before the test looked
       '%config VisCoder.retries = 1'
     ].join('\n'),
     "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3], 'b': [4.0, 5.0, 6.0]})",
