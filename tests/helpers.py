@@ -69,3 +69,29 @@ def empty_offline_hub_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
     return hub
+
+
+async def cancel_while_streaming(backend, messages, chunks: list, stamps: list, after: int, timeout: float) -> float:
+    """Start a generation, cancel it once `after` chunks have streamed (into `chunks`, with
+    their times in `stamps`), and return the seconds from the cancel to the task's end."""
+    import asyncio
+    import time
+
+    import pytest
+
+    streaming = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_text(chunk):  # called on the backend's worker thread
+        chunks.append(chunk)
+        stamps.append(time.perf_counter())
+        if len(chunks) >= after:
+            loop.call_soon_threadsafe(streaming.set)
+
+    task = asyncio.create_task(backend.async_generate(messages, on_text))
+    await asyncio.wait_for(streaming.wait(), timeout=timeout)
+    started = time.perf_counter()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return time.perf_counter() - started

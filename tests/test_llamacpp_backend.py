@@ -370,25 +370,9 @@ def test_cancellation_stops_within_a_token_and_the_next_request_works(gguf):
                  "each with a docstring, then tests for every one of them."}]
     chunks, stamps = [], []
 
-    async def main():
-        streaming = asyncio.Event()
-        loop = asyncio.get_running_loop()
+    from helpers import cancel_while_streaming
 
-        def on_text(chunk):
-            chunks.append(chunk)
-            stamps.append(time.perf_counter())
-            if len(chunks) >= 12:
-                loop.call_soon_threadsafe(streaming.set)
-
-        task = asyncio.create_task(backend.async_generate(messages, on_text))
-        await asyncio.wait_for(streaming.wait(), timeout=300)
-        started = time.perf_counter()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        return time.perf_counter() - started
-
-    elapsed = run(main())
+    elapsed = run(cancel_while_streaming(backend, messages, chunks, stamps, after=12, timeout=300))
     # The worker finishes the llama_decode it is in (one token, or one draft check: ~0.03-0.15 s
     # on 2 quiet cores); on a loaded machine a step takes longer, so the bound follows the
     # slowest step seen while streaming.

@@ -355,23 +355,9 @@ def test_cancellation_stops_generation_promptly(tiny_model_dir):
     loaded = backend.load()
     chunks = []
 
-    async def main():
-        first_text = asyncio.Event()
-        loop = asyncio.get_running_loop()
+    from helpers import cancel_while_streaming
 
-        def on_text(chunk):
-            chunks.append(chunk)
-            loop.call_soon_threadsafe(first_text.set)
-
-        task = asyncio.create_task(backend.async_generate(MESSAGES, on_text))
-        await asyncio.wait_for(first_text.wait(), timeout=30)
-        started = time.perf_counter()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        return time.perf_counter() - started
-
-    elapsed = run(main())
+    elapsed = run(cancel_while_streaming(backend, MESSAGES, chunks, [], after=1, timeout=30))
     assert elapsed < 2.0
     assert not loaded.lock.locked()  # the worker has stopped generating
     count = len(chunks)
