@@ -10,7 +10,7 @@ def test_head_format_matches_the_benchmark():
     df = pd.DataFrame({"region": ["N", "S"], "revenue": [1.5, 2.0]})
     text = describe_frame(df)
     assert text.splitlines()[0] == "DataFrame with 2 columns and 2 rows"
-    assert text.splitlines()[1] == f"Column names and types: region: {df.dtypes['region']}, revenue: float64"
+    assert text.splitlines()[1] == "Column names and types: region: object, revenue: float64"  # as pandas 2 named it
     assert text.splitlines()[2] == "Head:"
     assert json.loads(text.split("Head:\n", 1)[1]) == json.loads(df.head().to_json())
 

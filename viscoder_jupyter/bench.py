@@ -24,8 +24,10 @@ from . import loop, session
 from .backends import get_backend
 from .backends.base import Backend, Reply
 from .checks import figure_problem, is_empty
+from .context import describe_frames
 from .events import PlotResult
 from .paper_protocol import paper_extract, paper_feedback, paper_messages, paper_prepare
+from .prompt import first_turn
 from .settings import VisCoder
 
 # `ours` and its ablations: each switches one of our additions to VisCoder's loop off.
@@ -51,6 +53,10 @@ class Task:
 
     def description(self, instruction: str) -> str:
         return self.fields[INSTRUCTIONS[instruction]].strip()
+
+    def request_parts(self, instruction: str) -> list[str]:
+        """Description and style as the benchmark sends them: labelled, unstripped."""
+        return [self.fields[INSTRUCTIONS[instruction]], self.fields["task__plot_style"] if instruction == "full" else ""]
 
     def style(self, instruction: str) -> str:
         # The short variants stand alone in the benchmark; only the full task has a style part.
@@ -155,8 +161,11 @@ async def run_task(task: Task, protocol: str, settings: VisCoder, instructs: dic
             extract=paper_extract, prepare=paper_prepare, feedback=paper_feedback,
         )
     else:
+        # The product's first turn, with the task's description and style as its numbered parts.
+        messages = first_turn(task.request_parts(instruction), describe_frames({"df": df}, settings.frame_budget),
+                              settings.lib)
         result = await loop.async_run(ours_request(task, instruction), {"df": df}, settings,
-                                      backend=backend, kernel=kernel)
+                                      backend=backend, kernel=kernel, messages=messages)
     return result, time.perf_counter() - started
 
 

@@ -13,9 +13,16 @@ import pandas as pd
 DEFAULT_BUDGET = 4000
 
 
+def dtype_name(dtype) -> str:
+    """The dtype as the benchmark's pandas (2.x) names it: text columns read from a CSV are
+    `object` there, `str` from pandas 3 on. VisCoder only saw `object`."""
+    name = str(dtype)
+    return "object" if name == "str" else name
+
+
 def describe_frame(df: pd.DataFrame, budget: int = DEFAULT_BUDGET) -> str:
     """The benchmark's head descriptor, shrunk to fit `budget` characters."""
-    columns = [f"{_name(c)}: {t}" for c, t in zip(df.columns, df.dtypes)]
+    columns = [f"{_name(c)}: {dtype_name(t)}" for c, t in zip(df.columns, df.dtypes)]
     header = f"DataFrame with {df.shape[1]} columns and {df.shape[0]} rows\n"
     full = header + "Column names and types: " + ", ".join(columns) + "\nHead:\n" + _head_json(df, 5)
     if len(full) <= budget:

@@ -41,9 +41,11 @@ Known deviations (documented, not reproduced):
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from typing import Sequence
 
+from .context import dtype_name
 from .errors import AttemptError, CodeRaised, NoFigure
+from .prompt import library_rule, plotting_request
 
 DATA_PART_LIMIT = 4000  # characters of data instruction plus descriptor
 
@@ -73,19 +75,7 @@ NO_PLOT_ERROR = "Unexpected Error"  # what the harness records for code that dre
 
 def setup_part(setup_instruct: str, lib: str) -> str:
     """The setup text with the library filled in and the harness's extra sentence glued on."""
-    text = setup_instruct.replace("[PLOTLIB]", lib)
-    if "matplotlib" not in lib and "seaborn" not in lib:
-        text += f"DO NOT use matplotlib for plotting. Only {lib} library. "
-    if "matplotlib" in lib:
-        text += "DO NOT use seaborn for plotting. Only pure matplotlib. "
-    return text
-
-
-def dtype_name(dtype) -> str:
-    """The dtype as the harness's pandas (2.x) names it: text columns read from a CSV are
-    `object` there, `str` from pandas 3 on."""
-    name = str(dtype)
-    return "object" if name == "str" else name
+    return setup_instruct.replace("[PLOTLIB]", lib) + library_rule(lib)
 
 
 def head_descriptor(df) -> str:
@@ -100,25 +90,10 @@ def data_part(data_instruct: str, df) -> str:
     return (data_instruct + "\n" + head_descriptor(df))[:DATA_PART_LIMIT]
 
 
-def plotting_request(plot_instruct: str, parts: Iterable[str]) -> str:
-    """The user message: the instruction, then each non-empty part numbered on its own line."""
-    text = plot_instruct + "\n"
-    number = 1
-    for part in parts:
-        part = part.lstrip()
-        if part:
-            text += f"{number}. {part}\n"
-            number += 1
-    return text.replace("\n\n", "\n")
-
-
 def paper_messages(task, df, instructs: dict, lib: str, instruction: str) -> list[dict[str, str]]:
     """System and user messages of the harness for `task` (a bench.Task: its `fields`)."""
-    from .bench import INSTRUCTIONS  # bench imports this module at its top
-
-    style = task.fields["task__plot_style"] if instruction == "full" else ""
-    parts = [task.fields[INSTRUCTIONS[instruction]], style,
-             setup_part(instructs["setup_instruct"], lib), data_part(instructs["data_instruct"], df)]
+    parts = [*task.request_parts(instruction), setup_part(instructs["setup_instruct"], lib),
+             data_part(instructs["data_instruct"], df)]
     return [{"role": "system", "content": instructs["system_prompt"]},
             {"role": "user", "content": plotting_request(instructs["plot_instruct"], parts)}]
 

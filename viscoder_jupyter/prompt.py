@@ -1,12 +1,14 @@
 """Chat messages for the first turn and for each self-debug turn.
 
-The wording follows PandasPlotBench's prompts (VisCoder was trained and evaluated
-on them); only the data instruction changes, since our frames already live in
-variables instead of a CSV file.
+The first turn is PandasPlotBench's prompt, the shape VisCoder was trained and evaluated on,
+byte for byte where the request is the benchmark's: measured on the offline 0.5B model, our
+earlier rewording ("the dataframe is already loaded in `df`") passed fewer first turns (13 of
+29 matplotlib tasks against 15). So the model is asked to load each frame from a CSV file, as
+in training, and the repairs (codeblocks.repair_code) turn that line into the live frame.
 """
 from __future__ import annotations
 
-import re
+from typing import Iterable, Sequence
 
 from .errors import AttemptError
 
@@ -19,7 +21,7 @@ SYSTEM_PROMPT = (
 PLOT_INSTRUCT = (
     "Write a code to build a plot of dataframe according to following instructions. "
     "Write a code that returns plot, not just function declaration.\n"
-    "{frames_sentence} DO NOT alter {them} or add columns. {it_they} should remain intact.\n"
+    "{load}. DO NOT alter {which} columns or add columns. {this} should remain intact.\n"
     "Do not write explanations. Just a code enclosed in codeblock. Important reasoning write in comments to the code.\n"
     "Make sure that all used libraries and functions are imported.\n"
     "Use only visualization libraries listed in the setup section, do not use others."
@@ -31,11 +33,10 @@ SETUP_INSTRUCT = (
     "numpy as np and scipy if they are used in program. DO NOT use or import other visualization libraries. "
     "Use latest, not deprecated modules and packages."
 )
-MATPLOTLIB_ONLY = " DO NOT use seaborn for plotting. Only pure matplotlib. "
 
 DATA_INSTRUCT = (
-    "Data description. The dataframe {name} is already loaded in the variable `{name}`, DO NOT create it or load it. "
-    "The metadata of the dataframe is following:\n{description}"
+    "Data description. Load {name} dataframe by single line {line}, DO NOT create it or load. "
+    "The metadata of the dataframe is following:\n"
 )
 
 FEEDBACK = (
@@ -44,25 +45,56 @@ FEEDBACK = (
 )
 
 
-def first_turn(request: str, descriptions: dict[str, str], lib: str) -> list[dict[str, str]]:
-    """System and user messages for a new request; `descriptions` maps frame name to its descriptor."""
+def library_rule(lib: str) -> str:
+    """The sentence the benchmark glues (no space) after the setup text, per library."""
+    if "matplotlib" in lib:
+        return "DO NOT use seaborn for plotting. Only pure matplotlib. "
+    if "seaborn" in lib:
+        return ""
+    return f"DO NOT use matplotlib for plotting. Only {lib} library. "
+
+
+def plotting_request(instruction: str, parts: Iterable[str]) -> str:
+    """The benchmark's user message: the instruction, then each non-empty part numbered on its
+    own line, then each "\\n\\n" replaced once (three newlines in a row become two)."""
+    text = instruction + "\n"
+    number = 1
+    for part in parts:
+        part = part.lstrip()
+        if part:
+            text += f"{number}. {part}\n"
+            number += 1
+    return text.replace("\n\n", "\n")
+
+
+def load_line(name: str, names: Sequence[str]) -> str:
+    # One frame reads "data.csv", as in training; several need a file each to tell them apart.
+    file = "data.csv" if len(names) == 1 else f"{name}.csv"
+    return f'```{name} = pd.read_csv("{file}")```'
+
+
+def first_turn(request: str | Sequence[str], descriptions: dict[str, str], lib: str) -> list[dict[str, str]]:
+    """System and user messages for a new request; `descriptions` maps frame name to its descriptor.
+
+    A request is one part, "Plot Description: ..."; a benchmark task comes as its own labelled
+    parts (description, style), numbered one by one as the benchmark numbers them.
+    """
     names = list(descriptions)
-    quoted = ", ".join(f"`{n}`" for n in names)
-    if len(names) == 1:
-        sentence = f"The dataframe is already loaded in the variable {quoted}; use it, do not load data from files."
-        them, it_they = f"{quoted} dataframe columns", "It"
+    if isinstance(request, str):
+        parts = [f"Plot Description: {request.strip()}"]
     else:
-        sentence = f"The dataframes are already loaded in the variables {quoted}; use them, do not load data from files."
-        them, it_they = "their columns", "They"
-    setup = SETUP_INSTRUCT.format(lib=lib) + (MATPLOTLIB_ONLY if lib == "matplotlib" else "")
-    parts = [
-        PLOT_INSTRUCT.format(frames_sentence=sentence, them=them, it_they=it_they),
-        f"1. Plot Description: {request.strip()}",
-        f"2. {setup}",
-    ]
-    for i, (name, description) in enumerate(descriptions.items(), start=3):
-        parts.append(f"{i}. " + DATA_INSTRUCT.format(name=name, description=description))
-    user = re.sub(r"\n{3,}", "\n\n", "\n\n".join(parts))
+        parts = list(request)
+    if len(names) == 1:
+        name = names[0]
+        load = f"Load {name} dataframe by single line {load_line(name, names)}"
+        which, this = f"{name} dataframe", f"This {name} dataframe"
+    else:
+        load = "Load the dataframes by the lines " + ", ".join(load_line(n, names) for n in names)
+        which, this = "their", "They"
+    parts.append(SETUP_INSTRUCT.format(lib=lib) + library_rule(lib))
+    for name, description in descriptions.items():
+        parts.append(DATA_INSTRUCT.format(name=name, line=load_line(name, names)) + "\n" + description)
+    user = plotting_request(PLOT_INSTRUCT.format(load=load, which=which, this=this), parts)
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
