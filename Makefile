@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 model: $(VENV)/.installed
-	$(PY) -m viscoder_jupyter.offline_model
+	$(PY) -m viscoder_jupyter.tools.offline_model
 
 # bubblewrap sandboxes the child kernel; without it the kernel runs unsandboxed (and says so).
 bwrap:
@@ -28,8 +28,8 @@ bwrap:
 # The quickstart on the offline model's GGUF through llama.cpp (the fast CPU engine): the parts
 # are joined and checked once, no conversion. `make model` converts it for the transformers tests.
 demo: $(VENV)/.installed bwrap
-	VISCODER_MODEL="$$($(PY) -m viscoder_jupyter.offline_model --gguf --print-path)" \
-		$(PY) -m viscoder_jupyter.run_notebook notebooks/quickstart.ipynb notebooks/quickstart.executed.ipynb
+	VISCODER_MODEL="$$($(PY) -m viscoder_jupyter.tools.offline_model --gguf --print-path)" \
+		$(PY) -m viscoder_jupyter.tools.run_notebook notebooks/quickstart.ipynb notebooks/quickstart.executed.ipynb
 
 test: model bwrap
 	VISCODER_REQUIRE_OFFLINE_MODEL=1 $(PY) -m pytest -q -rs

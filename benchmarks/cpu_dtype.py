@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", help="model folder (default: the prepared offline model)")
     args = parser.parse_args(argv)
     if args.model is None:
-        from viscoder_jupyter.offline_model import prepare
+        from viscoder_jupyter.tools.offline_model import prepare
 
         args.model = str(prepare())
     ref, is_local = hf_models.resolve_model(args.model)

@@ -40,10 +40,10 @@ import pandas as pd
 
 from viscoder_jupyter.backends.openai import OpenAIBackend
 from viscoder_jupyter.backends.transformers import TransformersBackend
-from viscoder_jupyter.codeblocks import extract_code
-from viscoder_jupyter.context import describe_frames
-from viscoder_jupyter.errors import CodeRaised, NoFigure
-from viscoder_jupyter.prompt import feedback_turn, first_turn
+from viscoder_jupyter.core.codeblocks import extract_code
+from viscoder_jupyter.core.context import describe_frames
+from viscoder_jupyter.core.errors import CodeRaised, NoFigure
+from viscoder_jupyter.core.prompt import feedback_turn, first_turn
 
 REQUEST = "bar chart of the revenue of each region"
 SALES = pd.DataFrame({"region": ["North", "South", "East", "West"], "revenue": [405, 295, 340, 212],
@@ -236,7 +236,7 @@ def start_serve(model: str, runtime: str) -> tuple[subprocess.Popen, dict]:
     from viscoder_jupyter.backends.openai import find_servers
 
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=runtime)
-    process = subprocess.Popen([sys.executable, "-m", "viscoder_jupyter.cli", "serve", "--model", model,
+    process = subprocess.Popen([sys.executable, "-m", "viscoder_jupyter.tools.cli", "serve", "--model", model,
                                 "--device", "cpu"], env=env, stdout=subprocess.DEVNULL)
     for _ in range(1200):
         found = [i for i in find_servers(Path(runtime)) if i["pid"] == process.pid]
@@ -336,7 +336,7 @@ def main(argv=None) -> int:
                         help="which rows to measure (llamacpp: skipped with a note when not installed)")
     parser.add_argument("--gguf", help="GGUF file for the llama.cpp rows (default: the offline model's)")
     args = parser.parse_args(argv)
-    from viscoder_jupyter import offline_model
+    from viscoder_jupyter.tools import offline_model
 
     samples, texts, notes = {}, {}, {}
     if args.engine in ("all", "transformers"):
@@ -348,7 +348,7 @@ def main(argv=None) -> int:
         report(samples, texts, notes, args.runs, min(args.concurrent, len(SERVE_REQUESTS) // 2))
     if args.engine in ("all", "llamacpp"):
         from viscoder_jupyter.backends.llamacpp import import_llama_cpp
-        from viscoder_jupyter.errors import BackendUnavailable
+        from viscoder_jupyter.core.errors import BackendUnavailable
 
         try:
             import_llama_cpp()

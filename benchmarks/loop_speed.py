@@ -105,7 +105,7 @@ def nbconvert_times(code: str, csv: str, runs: int) -> list[float]:
 
 
 async def kernel_times(frames: dict, df, runs: int) -> dict[str, list[float]]:
-    from viscoder_jupyter.executor import ChildKernel
+    from viscoder_jupyter.child.executor import ChildKernel
 
     kernel = ChildKernel()
     times: dict[str, list[float]] = {"start": []}

@@ -27,7 +27,7 @@ def _offline_model(ready, prepare) -> Path:
     Skips when the parts are not installed, unless VISCODER_REQUIRE_OFFLINE_MODEL=1 (CI
     installs them), which makes that a failure.
     """
-    from viscoder_jupyter import offline_model
+    from viscoder_jupyter.tools import offline_model
 
     if ready() is not None:
         return ready()
@@ -43,7 +43,7 @@ def _offline_model(ready, prepare) -> Path:
 @pytest.fixture(scope="session")
 def offline_model_dir() -> Path:
     """The converted Qwen2.5-Coder-0.5B-Instruct folder, prepared on first use (~1 min)."""
-    from viscoder_jupyter import offline_model
+    from viscoder_jupyter.tools import offline_model
 
     return _offline_model(lambda: offline_model.model_dir() if offline_model.is_prepared() else None,
                           offline_model.prepare)
@@ -52,7 +52,7 @@ def offline_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def offline_gguf() -> Path:
     """The offline model's GGUF file itself (for llama.cpp), joined and checked on first use."""
-    from viscoder_jupyter import offline_model
+    from viscoder_jupyter.tools import offline_model
 
     return _offline_model(lambda: offline_model.gguf_file() if offline_model.gguf_file().is_file() else None,
                           lambda: offline_model.gguf_path(log=None))

@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from viscoder_jupyter import bench
+from viscoder_jupyter.tools import bench
 
 from helpers import write_replies
 

@@ -1,4 +1,4 @@
-from viscoder_jupyter.codeblocks import extract_code, prepare_code, repair_code
+from viscoder_jupyter.core.codeblocks import extract_code, prepare_code, repair_code
 
 
 def test_takes_the_first_python_block():
@@ -38,7 +38,7 @@ def test_code_with_a_syntax_error_is_left_for_the_kernel_to_report():
 def test_repairs_are_reported_one_by_one_and_leave_blocks_valid():
     import ast
 
-    from viscoder_jupyter.codeblocks import repair_code
+    from viscoder_jupyter.core.codeblocks import repair_code
 
     code = ("import pandas as pd\ndf = pd.read_csv('data.csv')\ndef draw():\n    plt.plot(df['a'])\n"
             "    plt.savefig('out.png')\nif True:\n    plt.close()\nmatplotlib.use('Agg')\ndraw()")

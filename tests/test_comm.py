@@ -164,8 +164,8 @@ def test_every_setting_the_sidebar_offers_reaches_the_kernel():
     import json
     from pathlib import Path
 
-    from viscoder_jupyter.comm import SETTING_KEYS, overrides_from
-    from viscoder_jupyter.settings import VisCoder
+    from viscoder_jupyter.frontends.comm import SETTING_KEYS, overrides_from
+    from viscoder_jupyter.core.settings import VisCoder
 
     schema = json.loads((Path(__file__).parents[1] / "labextension" / "schema" / "sidebar.json").read_text())
     assert set(SETTING_KEYS) == set(schema["properties"])

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from viscoder_jupyter.context import describe_frame, wide_frame_notes
+from viscoder_jupyter.core.context import describe_frame, wide_frame_notes
 
 
 def test_head_format_matches_the_benchmark():

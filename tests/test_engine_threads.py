@@ -17,9 +17,9 @@ from helpers import sales_frame
 from jupyter_client.manager import start_new_kernel
 from test_comm import CommClient, user_value
 
-from viscoder_jupyter import session
-from viscoder_jupyter.events import AttemptFinished, Done, TextStreamed
-from viscoder_jupyter.settings import VisCoder
+from viscoder_jupyter import runtime
+from viscoder_jupyter.core.events import AttemptFinished, Done, TextStreamed
+from viscoder_jupyter.core.settings import VisCoder
 
 SHORT = 48      # tokens: a whole reply in well under a second
 ENDLESS = 8000  # tokens: minutes of writing, to be stopped in the middle
@@ -36,7 +36,7 @@ def test_generate_plot_hears_every_token_on_the_loop_thread(tiny_model_dir):
     seen: list[tuple[object, int]] = []
     result = generate_plot(sales_frame(), "bar chart of revenue by region", settings=tiny_settings(tiny_model_dir),
                            on_event=lambda event: seen.append((event, threading.get_ident())))
-    loop_thread = session.event_loop()._thread_id  # the background loop's thread
+    loop_thread = runtime.event_loop()._thread_id  # the background loop's thread
     assert {thread for _, thread in seen} == {loop_thread}
     events = [event for event, _ in seen]
     streamed = "".join(e.text for e in events if isinstance(e, TextStreamed))
@@ -60,7 +60,7 @@ def test_the_magic_renders_a_real_engines_run(tiny_model_dir, shell, capsys):
 def test_the_bench_runs_on_a_real_engine(tiny_model_dir, tmp_path):
     from pathlib import Path
 
-    from viscoder_jupyter import bench
+    from viscoder_jupyter.tools import bench
 
     data = Path(__file__).parent / "data" / "pandasplotbench-mini"
     out = tmp_path / "bench"

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from viscoder_jupyter.errors import ChildKernelDied, CodeRaised, ExecutionTimeout
-from viscoder_jupyter.executor import ChildKernel, ExecutionOutcome
+from viscoder_jupyter.core.errors import ChildKernelDied, CodeRaised, ExecutionTimeout
+from viscoder_jupyter.child.executor import ChildKernel, ExecutionOutcome
 
 SNIPPETS = Path(__file__).parent / "snippets"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

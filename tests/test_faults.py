@@ -16,12 +16,12 @@ import pytest
 from IPython.core.error import UsageError
 
 from viscoder_jupyter import backends
-from viscoder_jupyter import kernel_process as kp
-from viscoder_jupyter import sandbox as sb
-from viscoder_jupyter import session
+from viscoder_jupyter.child import kernel_process as kp
+from viscoder_jupyter.child import sandbox as sb
+from viscoder_jupyter import runtime
 from viscoder_jupyter.backends import Backend
-from viscoder_jupyter.errors import ChildKernelDied, CodeRaised, ExecutionTimeout
-from viscoder_jupyter.executor import ChildKernel
+from viscoder_jupyter.core.errors import ChildKernelDied, CodeRaised, ExecutionTimeout
+from viscoder_jupyter.child.executor import ChildKernel
 
 from helpers import processes_gone, GOOD_BAR, fingerprint
 
@@ -34,7 +34,7 @@ def snippet(name: str) -> str:
 
 
 def wait(coro, timeout: float = 120):
-    return session.submit(coro).result(timeout)
+    return runtime.submit(coro).result(timeout)
 
 
 def run(kernel, code: str, timeout: float = 30):

@@ -1,11 +1,11 @@
 """Feedback that sees the data: what the model is told after a failure, with real frames."""
 import pandas as pd
 
-from viscoder_jupyter import loop
+from viscoder_jupyter.core import loop
 from viscoder_jupyter.backends.replay import ReplayBackend
-from viscoder_jupyter.errors import CodeRaised, FigureProblem
-from viscoder_jupyter.feedback import data_hints, installed_versions
-from viscoder_jupyter.settings import VisCoder
+from viscoder_jupyter.core.errors import CodeRaised, FigureProblem
+from viscoder_jupyter.core.feedback import data_hints, installed_versions
+from viscoder_jupyter.core.settings import VisCoder
 
 from helpers import write_replies
 

@@ -4,17 +4,17 @@ from helpers import magics_of, GOOD_BAR, key_error, sales_frame, write_replies
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from viscoder_jupyter import session
+from viscoder_jupyter import runtime
 from viscoder_jupyter.backends.replay import ReplayBackend
-from viscoder_jupyter.errors import RequestError
-from viscoder_jupyter.fix import (
+from viscoder_jupyter.core.errors import RequestError
+from viscoder_jupyter.frontends.fix import (
     CellHistory,
     async_fix,
     fix_messages,
     frames_for_code,
     is_plotting,
 )
-from viscoder_jupyter.settings import VisCoder
+from viscoder_jupyter.core.settings import VisCoder
 
 BROKEN = "import matplotlib.pyplot as plt\nplt.bar(sales['Region'], sales['revenue'])\nplt.show()"
 WORKS = "import matplotlib.pyplot as plt\nplt.bar(sales['region'], sales['revenue'])\nplt.show()"
@@ -56,7 +56,7 @@ def test_the_loop_starts_from_the_fix_turn(tmp_path):
 
     backend = Recording(write_replies(tmp_path / "r.jsonl", key_error(), GOOD_BAR))
     settings = VisCoder(backend="replay")
-    result = session.run_sync(async_fix(BROKEN, "KeyError: 'Region'", "", {"sales": sales_frame()}, settings,
+    result = runtime.run_sync(async_fix(BROKEN, "KeyError: 'Region'", "", {"sales": sales_frame()}, settings,
                                         backend=backend))
     assert result.ok and len(result.attempts) == 2
     first, second = backend.seen

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from viscoder_jupyter.errors import RequestError
-from viscoder_jupyter.frames import select_frames
+from viscoder_jupyter.core.errors import RequestError
+from viscoder_jupyter.core.frames import select_frames
 
 A = pd.DataFrame({"x": [1]})
 B = pd.DataFrame({"y": [2]})

@@ -18,8 +18,8 @@ import pytest
 from viscoder_jupyter.backends.decoding import greedy_decode, lookup_draft
 from viscoder_jupyter.backends.kv_cache import PrefixCache, common_prefix
 from viscoder_jupyter.backends.transformers import TransformersBackend
-from viscoder_jupyter.errors import CodeRaised
-from viscoder_jupyter.prompt import feedback_turn, first_turn
+from viscoder_jupyter.core.errors import CodeRaised
+from viscoder_jupyter.core.prompt import feedback_turn, first_turn
 
 FRAMES = {"sales": 'DataFrame with 3 columns and 4 rows\nColumn names and types: region: object, '
                    'revenue: int64, units: int64\nHead:\n{"region":{"0":"North","1":"South"}}'}

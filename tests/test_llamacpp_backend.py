@@ -18,10 +18,10 @@ from viscoder_jupyter.backends import effective_backend_name, get_backend
 from viscoder_jupyter.backends import llamacpp
 from viscoder_jupyter.backends.base import Sampling
 from viscoder_jupyter.backends.llamacpp import LlamaCppBackend, physical_cores
-from viscoder_jupyter.context import describe_frames
-from viscoder_jupyter.errors import BackendUnavailable, CodeRaised
-from viscoder_jupyter.prompt import feedback_turn, first_turn
-from viscoder_jupyter.settings import VisCoder
+from viscoder_jupyter.core.context import describe_frames
+from viscoder_jupyter.core.errors import BackendUnavailable, CodeRaised
+from viscoder_jupyter.core.prompt import feedback_turn, first_turn
+from viscoder_jupyter.core.settings import VisCoder
 
 SALES = pd.DataFrame({"region": ["North", "South", "East", "West"], "revenue": [405, 295, 340, 212],
                       "units": [81, 64, 70, 45]})
@@ -205,7 +205,7 @@ def test_a_failed_hub_lookup_is_one_clear_error(empty_offline_hub, monkeypatch):
 def test_gguf_path_joins_the_parts_once_checked(tmp_path, capsys):
     import hashlib
 
-    from viscoder_jupyter import offline_model
+    from viscoder_jupyter.tools import offline_model
 
     contents = (b"GGUF" + b"a" * 100, b"b" * 50, b"c" * 3)
     parts = []

@@ -21,9 +21,9 @@ import pytest
 
 from viscoder_jupyter.backends import openai as openai_backend
 from viscoder_jupyter.backends.openai import OpenAIBackend
-from viscoder_jupyter.context import describe_frames
-from viscoder_jupyter.errors import BackendFailed
-from viscoder_jupyter.prompt import first_turn
+from viscoder_jupyter.core.context import describe_frames
+from viscoder_jupyter.core.errors import BackendFailed
+from viscoder_jupyter.core.prompt import first_turn
 
 SERVER_MODULES = ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings")
 ALIAS = "qwen2.5-coder-0.5b-instruct"

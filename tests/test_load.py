@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from viscoder_jupyter import kernel_process as kp
-from viscoder_jupyter.run_notebook import execute
+from viscoder_jupyter.child import kernel_process as kp
+from viscoder_jupyter.tools.run_notebook import execute
 
 from helpers import processes_gone, key_error, write_replies
 

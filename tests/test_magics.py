@@ -136,8 +136,8 @@ def test_a_wide_frame_is_said_in_the_live_view(shell, capsys):
 
 
 def test_a_backend_failure_says_how_to_try_again_where_the_user_is():
-    from viscoder_jupyter.comm import _error
-    from viscoder_jupyter.errors import BackendFailed, RequestError, with_retry_hint
+    from viscoder_jupyter.frontends.comm import _error
+    from viscoder_jupyter.core.errors import BackendFailed, RequestError, with_retry_hint
 
     broke = BackendFailed("The server went away. Nothing was inserted.")
     assert with_retry_hint(broke, "Run the cell again to retry.").endswith("inserted. Run the cell again to retry.")

@@ -3,7 +3,7 @@ import json
 
 from nbformat.v4 import new_code_cell, new_notebook
 
-from viscoder_jupyter.run_notebook import execute
+from viscoder_jupyter.tools.run_notebook import execute
 
 from helpers import GOOD_BAR, key_error, write_replies
 

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from viscoder_jupyter import session
-from viscoder_jupyter.context import describe_frame
-from viscoder_jupyter.errors import RequestError
-from viscoder_jupyter.executor import ChildKernel
-from viscoder_jupyter.frames import check_frames
+from viscoder_jupyter import runtime
+from viscoder_jupyter.core.context import describe_frame
+from viscoder_jupyter.core.errors import RequestError
+from viscoder_jupyter.child.executor import ChildKernel
+from viscoder_jupyter.core.frames import check_frames
 
 TIMEZONES = ["UTC", "Asia/Kolkata", "America/St_Johns", "Pacific/Chatham"]
 text = st.text(max_size=12)  # any unicode, empty and whitespace included
@@ -136,14 +136,14 @@ signature = _scope["_signature"]
 @pytest.fixture(scope="module")
 def kernel():
     k = ChildKernel()
-    session.submit(k.async_start()).result(120)
+    runtime.submit(k.async_start()).result(120)
     yield k
-    session.submit(k.async_shutdown()).result(60)
+    runtime.submit(k.async_shutdown()).result(60)
 
 
 def handed_over(kernel, df: pd.DataFrame) -> str:
-    session.submit(kernel.async_load_frames({"df": df})).result(300)
-    out = session.submit(kernel.async_run(SIGNATURE + "print(_signature(df))", 300)).result(600)
+    runtime.submit(kernel.async_load_frames({"df": df})).result(300)
+    out = runtime.submit(kernel.async_run(SIGNATURE + "print(_signature(df))", 300)).result(600)
     assert out.error is None, out.error.feedback_text()
     return out.stdout.strip()
 

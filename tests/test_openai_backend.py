@@ -19,8 +19,8 @@ from viscoder_jupyter.backends.openai import (
     find_servers,
     normalize_base_url,
 )
-from viscoder_jupyter.errors import BackendFailed, BackendUnavailable
-from viscoder_jupyter.settings import VisCoder
+from viscoder_jupyter.core.errors import BackendFailed, BackendUnavailable
+from viscoder_jupyter.core.settings import VisCoder
 
 MESSAGES = [{"role": "user", "content": "bar chart of the revenue of each region"}]
 REPLY = ["Here", ":\n", "```", "python", "\n", "plt.bar(x, y)", "\n", "plt.show()", "\n", "```",

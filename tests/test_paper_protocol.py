@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from viscoder_jupyter import bench, paper_protocol as pp
-from viscoder_jupyter.errors import CodeRaised, ExecutionTimeout, NoFigure
-from viscoder_jupyter.events import Attempt
+from viscoder_jupyter.tools import bench, paper_protocol as pp
+from viscoder_jupyter.core.errors import CodeRaised, ExecutionTimeout, NoFigure
+from viscoder_jupyter.core.events import Attempt
 
 MINI = Path(__file__).parent / "data" / "pandasplotbench-mini"
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandasplotbench"

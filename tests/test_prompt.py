@@ -1,5 +1,5 @@
-from viscoder_jupyter.errors import CodeRaised, NoFigure
-from viscoder_jupyter.prompt import feedback_turn, first_turn
+from viscoder_jupyter.core.errors import CodeRaised, NoFigure
+from viscoder_jupyter.core.prompt import feedback_turn, first_turn
 
 
 def test_first_turn_names_the_frame_variables_and_the_library():
@@ -36,9 +36,9 @@ def test_first_turn_of_each_benchmark_task_is_the_harness_prompt():
     import pandas as pd
     import pytest
 
-    from viscoder_jupyter.bench import load_tasks
-    from viscoder_jupyter.context import describe_frames
-    from viscoder_jupyter.paper_protocol import paper_messages
+    from viscoder_jupyter.tools.bench import load_tasks
+    from viscoder_jupyter.core.context import describe_frames
+    from viscoder_jupyter.tools.paper_protocol import paper_messages
 
     data = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandasplotbench"
     if not (data / "tasks.jsonl").is_file():

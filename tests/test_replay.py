@@ -5,8 +5,8 @@ import pytest
 
 from viscoder_jupyter.backends import backend_names, get_backend
 from viscoder_jupyter.backends.replay import ReplayBackend
-from viscoder_jupyter.errors import BackendUnavailable, ReplayExhausted, RequestError
-from viscoder_jupyter.settings import VisCoder
+from viscoder_jupyter.core.errors import BackendUnavailable, ReplayExhausted, RequestError
+from viscoder_jupyter.core.settings import VisCoder
 
 
 def write_replies(path, *replies):

@@ -1,11 +1,11 @@
 """Request checks: does the figure do what the request asks, where no model is needed to tell?"""
 import pandas as pd
 
-from viscoder_jupyter import loop
+from viscoder_jupyter.core import loop
 from viscoder_jupyter.backends.replay import ReplayBackend
-from viscoder_jupyter.events import Attempt
-from viscoder_jupyter.request_checks import frame_columns, request_problem, verified_text
-from viscoder_jupyter.settings import VisCoder
+from viscoder_jupyter.core.events import Attempt
+from viscoder_jupyter.core.request_checks import frame_columns, request_problem, verified_text
+from viscoder_jupyter.core.settings import VisCoder
 
 from helpers import sales_frame, write_replies
 

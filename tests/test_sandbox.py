@@ -19,12 +19,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from viscoder_jupyter import folders
-from viscoder_jupyter import kernel_process as kp
-from viscoder_jupyter import sandbox as sb
-from viscoder_jupyter import session
-from viscoder_jupyter.errors import ViscoderError
-from viscoder_jupyter.executor import ChildKernel
+from viscoder_jupyter.child import folders
+from viscoder_jupyter.child import kernel_process as kp
+from viscoder_jupyter.child import sandbox as sb
+from viscoder_jupyter import runtime
+from viscoder_jupyter.core.errors import ViscoderError
+from viscoder_jupyter.child.executor import ChildKernel
 
 SNIPPETS = Path(__file__).parent / "snippets"
 needs_bwrap = pytest.mark.skipif(sb.probe() is not None, reason=f"no sandbox here: {sb.probe()}")
@@ -35,7 +35,7 @@ def snippet(name: str) -> str:
 
 
 def wait(coro, timeout: float = 90):
-    return session.submit(coro).result(timeout)
+    return runtime.submit(coro).result(timeout)
 
 
 # ---- units ---------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def test_runs_without_privileges(boxed):
 def test_interrupt_reaches_the_kernel_inside(boxed):
     code = ("import time\nopen('started', 'w').close()\n"
             "try:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    print('interrupted')")
-    running = session.submit(boxed.async_run(code, 120))
+    running = runtime.submit(boxed.async_run(code, 120))
     started = os.path.join(boxed.scratch_dir, "started")
     deadline = time.monotonic() + 60
     while not os.path.exists(started) and time.monotonic() < deadline:

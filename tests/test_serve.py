@@ -17,7 +17,7 @@ import pytest
 
 from viscoder_jupyter.backends.openai import OpenAIBackend
 from viscoder_jupyter.backends.transformers import TransformersBackend
-from viscoder_jupyter.errors import BackendUnavailable
+from viscoder_jupyter.core.errors import BackendUnavailable
 
 TOKEN = "test-token-123"
 CAP = 16000  # the server's --max-new-tokens: a reply that is not cancelled runs for minutes
@@ -53,7 +53,7 @@ def server(tiny_model_dir, tmp_path_factory):
     runtime = tmp_path_factory.mktemp("runtime")
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime))
     process = subprocess.Popen(
-        [sys.executable, "-m", "viscoder_jupyter.cli", "serve", "--model", str(tiny_model_dir),
+        [sys.executable, "-m", "viscoder_jupyter.tools.cli", "serve", "--model", str(tiny_model_dir),
          "--quantization", "none", "--device", "cpu", "--token", TOKEN, "--max-new-tokens", str(CAP)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -182,7 +182,7 @@ def test_auto_starts_one_server_that_every_kernel_shares(tiny_model_dir, tmp_pat
 
 
 def test_serve_help_documents_its_options():
-    done = subprocess.run([sys.executable, "-m", "viscoder_jupyter.cli", "serve", "--help"],
+    done = subprocess.run([sys.executable, "-m", "viscoder_jupyter.tools.cli", "serve", "--help"],
                           capture_output=True, text=True, timeout=60, check=True)
     for option in ("--host", "--port", "--model", "--device", "--quantization", "--token", "127.0.0.1"):
         assert option in done.stdout

@@ -1,7 +1,7 @@
 import pytest
 
-from viscoder_jupyter.errors import RequestError
-from viscoder_jupyter.settings import VisCoder
+from viscoder_jupyter.core.errors import RequestError
+from viscoder_jupyter.core.settings import VisCoder
 
 
 def test_defaults_follow_vis_coders_protocol():

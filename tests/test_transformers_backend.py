@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from viscoder_jupyter import offline_model
+from viscoder_jupyter.tools import offline_model
 from viscoder_jupyter.backends import hf_models
 from viscoder_jupyter.backends.hf_models import load_options, param_billions
 from viscoder_jupyter.backends.streaming import FenceWatcher, IncrementalDecoder
 from viscoder_jupyter.backends.transformers import TransformersBackend
-from viscoder_jupyter.errors import BackendUnavailable
-from viscoder_jupyter.settings import VisCoder
+from viscoder_jupyter.core.errors import BackendUnavailable
+from viscoder_jupyter.core.settings import VisCoder
 
 MESSAGES = [
     {"role": "system", "content": "You write Python plotting code."},
@@ -47,7 +47,7 @@ def tiny_backend(tiny_model_dir, **overrides) -> TransformersBackend:
 # --------------------------------------------------------------------------- no heavy imports
 
 def test_importing_does_not_import_torch_or_transformers():
-    code = ("import sys, viscoder_jupyter.backends.transformers, viscoder_jupyter.offline_model; "
+    code = ("import sys, viscoder_jupyter.backends.transformers, viscoder_jupyter.tools.offline_model; "
             "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -138,7 +138,7 @@ def test_missing_local_folder_is_a_clear_error(tmp_path):
     message = str(info.value)
     assert str(missing) in message and "does not exist" in message
     assert "VISCODER_MODEL" in message and "--model" in message
-    assert "python -m viscoder_jupyter.offline_model" in message
+    assert "python -m viscoder_jupyter.tools.offline_model" in message
     for relative in ("./models/mine", "~/no-such-viscoder-model", "../x"):
         with pytest.raises(BackendUnavailable, match="does not exist"):
             TransformersBackend(relative)
@@ -411,7 +411,7 @@ def test_offline_model_writes_a_bar_chart(offline_model_dir):
 
 @pytest.mark.slow
 def test_offline_model_cli_prints_only_the_path(offline_model_dir):
-    done = subprocess.run([sys.executable, "-m", "viscoder_jupyter.offline_model", "--print-path"],
+    done = subprocess.run([sys.executable, "-m", "viscoder_jupyter.tools.offline_model", "--print-path"],
                           capture_output=True, text=True, timeout=600, check=True)
     assert done.stdout == f"{offline_model_dir}\n"
     assert (Path(offline_model_dir) / "config.json").is_file()

@@ -1,6 +1,6 @@
 """The live view under the cell: what it shows between events (stock widgets, no kernel needed)."""
-from viscoder_jupyter.events import AttemptStarted, CodeWritten, Notice, Status, TextStreamed
-from viscoder_jupyter.progress import WidgetProgress
+from viscoder_jupyter.core.events import AttemptStarted, CodeWritten, Notice, Status, TextStreamed
+from viscoder_jupyter.frontends.progress import WidgetProgress
 
 
 def test_the_whole_reply_is_on_screen_before_the_code_runs(shell):

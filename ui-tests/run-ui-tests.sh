@@ -26,7 +26,7 @@ LOG="$VISCODER_LAB_ROOT/jupyter-lab.log"
 if [ -z "${VISCODER_OFFLINE_GGUF:-}" ]; then
   if ! "$PY" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llama_cpp") is None)' 2>/dev/null; then
     echo "no offline GGUF for the real-engine test: llama_cpp is not installed (pip install llama-cpp-python)"
-  elif VISCODER_OFFLINE_GGUF="$("$PY" -m viscoder_jupyter.offline_model --gguf --print-path 2>"$VISCODER_LAB_ROOT/offline-model.log")"; then
+  elif VISCODER_OFFLINE_GGUF="$("$PY" -m viscoder_jupyter.tools.offline_model --gguf --print-path 2>"$VISCODER_LAB_ROOT/offline-model.log")"; then
     echo "offline GGUF for the real-engine test: $VISCODER_OFFLINE_GGUF"
   else
     VISCODER_OFFLINE_GGUF=""

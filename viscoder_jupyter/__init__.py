@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401 (the package's version, re-exported)
 __all__ = ["generate_plot", "async_generate_plot", "PlotResult", "VisCoder"]
 
 if TYPE_CHECKING:
-    from .api import async_generate_plot, generate_plot
-    from .events import PlotResult
-    from .settings import VisCoder
+    from .frontends.api import async_generate_plot, generate_plot
+    from .core.events import PlotResult
+    from .core.settings import VisCoder
 
 _LAZY = {
-    "generate_plot": "api",
-    "async_generate_plot": "api",
-    "PlotResult": "events",
-    "VisCoder": "settings",
+    "generate_plot": "frontends.api",
+    "async_generate_plot": "frontends.api",
+    "PlotResult": "core.events",
+    "VisCoder": "core.settings",
 }
 
 
@@ -38,12 +38,12 @@ def _jupyter_labextension_paths():
 
 
 def load_ipython_extension(ipython) -> None:
-    from .magics import register
+    from .frontends.magics import register
 
     register(ipython)
 
 
 def unload_ipython_extension(ipython) -> None:
-    from .magics import unregister
+    from .frontends.magics import unregister
 
     unregister(ipython)

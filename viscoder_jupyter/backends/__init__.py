@@ -10,7 +10,7 @@ import threading
 from importlib.metadata import entry_points
 from typing import Any
 
-from ..errors import BackendUnavailable, RequestError
+from ..core.errors import BackendUnavailable, RequestError
 from .base import Backend, Reply
 
 __all__ = ["Backend", "Reply", "backend_names", "effective_backend_name", "get_backend"]

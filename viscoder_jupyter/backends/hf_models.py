@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendUnavailable
+from ..core.errors import BackendUnavailable
 from .kv_cache import PrefixCache
 
 CPU_DOWNLOAD_LIMIT_B = 3.0

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendFailed, BackendUnavailable
+from ..core.errors import BackendFailed, BackendUnavailable
 from .base import Backend, Messages, OnText, Reply, Sampling, run_cancellable
 from .decoding import lookup_draft
 from .hf_models import CPU_DOWNLOAD_LIMIT_B, _hub_offline, param_billions

@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import BackendFailed, BackendUnavailable
+from ..core.errors import BackendFailed, BackendUnavailable
 from .base import Backend, Messages, OnText, Reply, Sampling
 from .streaming import FenceWatcher
 
@@ -256,7 +256,7 @@ def _healthy(url: str, timeout: float = 2.0) -> bool:
 
 def find_servers(directory: Path | None = None) -> list[dict]:
     """Running servers announced in the runtime dir; files of dead ones are removed."""
-    from ..serve import PREFIX, runtime_dir
+    from ..tools.serve import PREFIX, runtime_dir
 
     found = []
     for path in sorted((directory or runtime_dir()).glob(PREFIX + "*.json")):
@@ -304,7 +304,7 @@ def start_server(model: str, quantization: str = "auto", *, wait_s: float = 900.
     It outlives the kernel that started it (every notebook shares it) and exits after
     `idle_exit_s` without requests. Its output goes to a log file in the runtime dir.
     """
-    from ..serve import PREFIX, TOKEN_ENV, runtime_dir
+    from ..tools.serve import PREFIX, TOKEN_ENV, runtime_dir
     from .hf_models import resolve_model
 
     ref, _ = resolve_model(model)
@@ -315,7 +315,7 @@ def start_server(model: str, quantization: str = "auto", *, wait_s: float = 900.
             return info
         log_path = directory / f"{PREFIX}{uuid.uuid4().hex[:8]}.log"
         env = dict(os.environ, **{TOKEN_ENV: secrets.token_urlsafe(24)})
-        command = [sys.executable, "-m", "viscoder_jupyter.cli", "serve", "--model", model,
+        command = [sys.executable, "-m", "viscoder_jupyter.tools.cli", "serve", "--model", model,
                    "--quantization", quantization, "--idle-exit", str(idle_exit_s)]
         with open(log_path, "w") as log:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,

@@ -7,7 +7,7 @@ import os
 import threading
 from typing import ClassVar
 
-from ..errors import BackendUnavailable, ReplayExhausted
+from ..core.errors import BackendUnavailable, ReplayExhausted
 from .base import Backend, Messages, OnText, Reply, Sampling
 
 _SETTING_HINT = "set it with %config VisCoder.replay = 'replies.jsonl' or the VISCODER_REPLAY variable"

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendUnavailable
+from ..core.errors import BackendUnavailable
 from .base import Backend, Messages, OnText, Reply, Sampling, run_cancellable
 from .decoding import greedy_decode, sampler
 from .hf_models import LoadedModel, get_or_load, model_key, resolve_model

@@ -14,7 +14,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Coroutine
 
 if TYPE_CHECKING:
-    from .executor import ChildKernel
+    from .child.executor import ChildKernel
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -64,7 +64,7 @@ def child_kernel(settings: Any = None) -> "ChildKernel":
     global _kernel
     with _lock:
         if _kernel is None:
-            from .executor import ChildKernel
+            from .child.executor import ChildKernel
 
             _kernel = ChildKernel(**_limits(settings)) if settings is not None else ChildKernel()
             atexit.register(_kernel.shutdown_now)

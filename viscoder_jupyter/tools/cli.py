@@ -6,9 +6,9 @@ import sys
 
 # subcommand -> (module with a `main(argv) -> int`, one-line help)
 COMMANDS = {
-    "bench": ("viscoder_jupyter.bench", "run PandasPlotBench tasks through the loop"),
-    "serve": ("viscoder_jupyter.serve", "serve one model to every notebook (OpenAI-compatible API)"),
-    "prepare-model": ("viscoder_jupyter.offline_model", "join, verify and convert the offline CPU model"),
+    "bench": ("viscoder_jupyter.tools.bench", "run PandasPlotBench tasks through the loop"),
+    "serve": ("viscoder_jupyter.tools.serve", "serve one model to every notebook (OpenAI-compatible API)"),
+    "prepare-model": ("viscoder_jupyter.tools.offline_model", "join, verify and convert the offline CPU model"),
 }
 
 

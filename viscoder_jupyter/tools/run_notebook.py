@@ -1,6 +1,6 @@
 """Execute a notebook headless and apply `%%viscoder`'s inserted cells, as JupyterLab would.
 
-    python -m viscoder_jupyter.run_notebook IN.ipynb OUT.ipynb [--timeout S]
+    python -m viscoder_jupyter.tools.run_notebook IN.ipynb OUT.ipynb [--timeout S]
 
 nbclient runs every cell in a real kernel; a cell that asked for a new cell below
 (IPython's set_next_input payload) gets it in the written notebook, unexecuted.

@@ -8,10 +8,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .errors import ViscoderError, with_retry_hint
+from ..core.errors import ViscoderError, with_retry_hint
 
 _RETRY = "Run the cell again to retry."
-from .settings import VisCoder
+from ..core.settings import VisCoder
 
 
 @dataclass
@@ -79,10 +79,10 @@ class VisCoderMagics(Magics):
             raise UsageError(with_retry_hint(exc, _RETRY)) from None
 
     def handle_request(self, args: ViscoderArgs, request: str) -> None:
-        from . import loop
-        from .backends import backend_class
-        from .errors import RequestError
-        from .frames import select_frames
+        from ..core import loop
+        from ..backends import backend_class
+        from ..core.errors import RequestError
+        from ..core.frames import select_frames
 
         if not request.strip():
             raise RequestError("The request is empty: write what to plot in the cell, below the %%viscoder line.")
@@ -109,7 +109,7 @@ class VisCoderMagics(Magics):
             raise UsageError(with_retry_hint(exc, _RETRY)) from None
 
     def handle_fix(self, note: str) -> None:
-        from .backends import backend_class
+        from ..backends import backend_class
         from .fix import async_fix, frames_for_code, request_text
 
         record = self.history.target(note)
@@ -134,13 +134,13 @@ class VisCoderMagics(Magics):
             return self._drive_view(settings, start)
 
     def _drive_view(self, settings: VisCoder, start):
-        from . import session
+        from .. import runtime
         from .progress import make_view, summary
-        from .sandbox import take_notice
+        from ..child.sandbox import take_notice
 
         view = make_view(settings.retries + 1, in_kernel=getattr(self.shell, "kernel", None) is not None)
         events: queue.Queue = queue.Queue()
-        future = session.submit(start(events.put))
+        future = runtime.submit(start(events.put))
         try:
             while not (future.done() and events.empty()):
                 try:
@@ -148,7 +148,7 @@ class VisCoderMagics(Magics):
                 except queue.Empty:
                     pass
         except KeyboardInterrupt:
-            session.cancel_and_wait(future)
+            runtime.cancel_and_wait(future)
             view.finish("VisCoder: interrupted; the model and the child kernel were stopped, nothing was inserted.")
             return None
         try:
@@ -187,14 +187,16 @@ def register(shell) -> None:
     shell.register_magics(magics)
     shell.configurables.append(magics.settings)
     shell.events.register("post_run_cell", magics.history.post_run_cell)
-    from . import comm, session
+    from . import comm
+    from .. import runtime
 
     comm.register_target(shell, lambda: magics.settings)  # the sidebar's channel (no-op outside a kernel)
-    session.warm_up(magics.settings)  # the child kernel starts while the user types
+    runtime.warm_up(magics.settings)  # the child kernel starts while the user types
 
 
 def unregister(shell) -> None:
-    from . import comm, session
+    from . import comm
+    from .. import runtime
 
     magics = shell.magics_manager.registry.get("VisCoderMagics")
     if magics is not None:
@@ -205,4 +207,4 @@ def unregister(shell) -> None:
     comm.unregister_target(shell)
     for magics in [m for m in shell.configurables if isinstance(m, VisCoder)]:
         shell.configurables.remove(magics)
-    session.shutdown()
+    runtime.shutdown()

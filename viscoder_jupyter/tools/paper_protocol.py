@@ -43,9 +43,9 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from .context import dtype_name
-from .errors import AttemptError, CodeRaised, NoFigure
-from .prompt import library_rule, plotting_request
+from ..core.context import dtype_name
+from ..core.errors import AttemptError, CodeRaised, NoFigure
+from ..core.prompt import library_rule, plotting_request
 
 DATA_PART_LIMIT = 4000  # characters of data instruction plus descriptor
 

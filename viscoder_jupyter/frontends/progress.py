@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import time
 
-from .events import AttemptFinished, AttemptStarted, CodeWritten, Done, Event, Notice, Status, TextStreamed
+from ..core.events import AttemptFinished, AttemptStarted, CodeWritten, Done, Event, Notice, Status, TextStreamed
 
 _STREAM_TAIL = 3000  # characters of the streaming reply kept on screen
 _REFRESH_SECONDS = 0.15  # batch token updates: one comm message per refresh, not per token
@@ -17,7 +17,7 @@ _REFRESH_SECONDS = 0.15  # batch token updates: one comm message per refresh, no
 def summary(result) -> str:
     """One line: what was verified of the answer ("ran and drew 1 figure with 3 bars"), not a
     claim that it is the plot asked for; what the request checks saw follows."""
-    from .request_checks import verified_text
+    from ..core.request_checks import verified_text
 
     n = len(result.attempts)
     seconds = sum(a.seconds for a in result.attempts)

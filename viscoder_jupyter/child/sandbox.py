@@ -33,7 +33,7 @@ import tempfile
 import threading
 from typing import Mapping
 
-from .errors import ViscoderError
+from ..core.errors import ViscoderError
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())

@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import BackendUnavailable, RequestError, ViscoderError, with_retry_hint
-from .events import AttemptFinished, AttemptStarted, CodeWritten, Done, Notice, Status, TextStreamed
+from ..core.errors import BackendUnavailable, RequestError, ViscoderError, with_retry_hint
+from ..core.events import AttemptFinished, AttemptStarted, CodeWritten, Done, Notice, Status, TextStreamed
 
 log = logging.getLogger(__name__)
 TARGET = "viscoder"
@@ -96,7 +96,7 @@ class FixChannel:
         self._lock = threading.Lock()  # messages may arrive on a subshell thread
         comm.on_msg(self.on_msg)
         comm.on_close(self.on_close)
-        from . import __version__
+        from .._version import __version__
 
         self.send({"type": "ready", "version": __version__})
 
@@ -115,13 +115,13 @@ class FixChannel:
     def on_close(self, msg: dict) -> None:
         run = self._run
         if run is not None and run.future is not None and not run.future.done():
-            from . import session
+            from .. import runtime
 
-            session.cancel_and_wait(run.future)
+            runtime.cancel_and_wait(run.future)
 
     def start(self, data: dict) -> None:
-        from . import session
-        from .backends import backend_class
+        from .. import runtime
+        from ..backends import backend_class
         from .fix import async_fix, frames_for_code
 
         run_id = str(data.get("id", ""))
@@ -147,18 +147,18 @@ class FixChannel:
                 self.send(_error(run_id, exc))
                 return
             run = self._run = _Run(run_id)
-            run.future = session.submit(
+            run.future = runtime.submit(
                 self._main(run, async_fix(source, traceback, note, frames, settings, lambda e: self._event(run, e)))
             )
 
     def cancel(self, run_id: str) -> None:
-        from . import session
+        from .. import runtime
 
         run = self._run
         if run is None or run.finished or (run_id and run.id != run_id):
             return
         run.cancelling = True
-        session.cancel_and_wait(run.future)  # interrupts the child kernel, stops generation
+        runtime.cancel_and_wait(run.future)  # interrupts the child kernel, stops generation
         self._finish(run, {"type": "cancelled", "id": run.id})
 
     # ------------------------------------------------------------------ outgoing
@@ -207,7 +207,7 @@ class FixChannel:
                            "code": attempt.code or attempt.reply, "ename": error.ename,
                            "evalue": error.one_line(), "error": error.feedback_text()[-4000:]})
         elif isinstance(event, Done):
-            from .request_checks import verified_text
+            from ..core.request_checks import verified_text
 
             result = event.result
             self._finish(run, {

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import RequestError, strip_ansi
-from .frames import check_frames, frames_in
+from ..core.errors import RequestError, strip_ansi
+from ..core.frames import check_frames, frames_in
 
 TRACEBACK_CAP = 6000  # characters of a traceback the model reads (the end: where the error is)
 
@@ -44,7 +44,7 @@ def clean_traceback(text: str) -> str:
 
 def fix_messages(source: str, traceback: str, note: str, descriptions: dict[str, str], lib: str) -> list[dict]:
     """First turn of a fix: the request, the user's code as the earlier reply, then the problem."""
-    from .prompt import FEEDBACK, first_turn
+    from ..core.prompt import FEEDBACK, first_turn
 
     note = (note or "").strip()
     traceback = clean_traceback(traceback)
@@ -91,8 +91,8 @@ def request_text(source: str, note: str) -> str:
 
 async def async_fix(source: str, traceback: str, note: str, frames: dict[str, Any], settings, on_event=None, **kw):
     """Run the self-debug loop from the user's code and its traceback (or a note)."""
-    from . import loop
-    from .context import describe_frames
+    from ..core import loop
+    from ..core.context import describe_frames
 
     if not source.strip():
         raise RequestError("The cell is empty: there is no code to fix.")

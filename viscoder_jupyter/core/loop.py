@@ -10,9 +10,9 @@ import threading
 import time
 from typing import Any, Callable
 
-from . import session
-from .backends import Backend, get_backend
-from .backends.base import Sampling
+from .. import runtime
+from ..backends import Backend, get_backend
+from ..backends.base import Sampling
 from .checks import figure_problem
 from .request_checks import check_request
 from .codeblocks import extract_code, repair_code
@@ -54,7 +54,7 @@ async def async_run(
     frames = check_frames(frames)
     emit = on_loop_thread(on_event) if on_event else (lambda event: None)
     backend = backend or get_backend(settings)
-    kernel = kernel or session.child_kernel(settings)  # its sandbox and limits
+    kernel = kernel or runtime.child_kernel(settings)  # its sandbox and limits
     if messages is None:
         messages = first_turn(request, describe_frames(frames, settings.frame_budget), settings.lib)
     messages = list(messages)
@@ -69,7 +69,7 @@ async def async_run(
     started = time.perf_counter()
     await asyncio.gather(backend.async_prepare(), kernel.async_start())
     prepare_seconds = time.perf_counter() - started
-    async with session.kernel_lock(kernel):
+    async with runtime.kernel_lock(kernel):
         await kernel.async_load_frames(frames)
         for number in range(1, total + 1):
             emit(AttemptStarted(number, total))
@@ -206,4 +206,4 @@ async def _attempt(number, request, messages, frames, settings, backend, kernel,
 
 def run(request: str, frames: dict[str, Any], settings: VisCoder, on_event: OnEvent | None = None, **kw) -> PlotResult:
     """Synchronous `async_run`, safe to call inside a running kernel."""
-    return session.run_sync(async_run(request, frames, settings, on_event, **kw))
+    return runtime.run_sync(async_run(request, frames, settings, on_event, **kw))

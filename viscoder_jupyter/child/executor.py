@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from . import kernel_process as kp
 from . import sandbox as sb
 from .folders import Folders, seed_matplotlib_cache
-from .errors import (AttemptError, ChildKernelDied, CodeRaised, ExecutionTimeout,
+from ..core.errors import (AttemptError, ChildKernelDied, CodeRaised, ExecutionTimeout,
                      RequestError, ViscoderError)
 
 if TYPE_CHECKING:  # pragma: no cover

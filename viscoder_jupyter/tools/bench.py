@@ -20,15 +20,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import loop, session
-from .backends import get_backend
-from .backends.base import Backend, Reply
-from .checks import figure_problem, is_empty
-from .context import describe_frames
-from .events import PlotResult
+from ..core import loop
+from .. import runtime
+from ..backends import get_backend
+from ..backends.base import Backend, Reply
+from ..core.checks import figure_problem, is_empty
+from ..core.context import describe_frames
+from ..core.events import PlotResult
 from .paper_protocol import paper_extract, paper_feedback, paper_messages, paper_prepare
-from .prompt import first_turn
-from .settings import VisCoder
+from ..core.prompt import first_turn
+from ..core.settings import VisCoder
 
 # `ours` and its ablations: each switches one of our additions to VisCoder's loop off.
 VARIANTS = {
@@ -194,7 +195,7 @@ async def run_bench(tasks: list[Task], protocols: list[str], settings: VisCoder,
     backend = get_backend(settings)
     if settings.backend != "replay":  # recorded replies come in order, whatever was asked
         backend = SharedReplies(backend, reply_cache)
-    kernel = session.child_kernel(settings)
+    kernel = runtime.child_kernel(settings)
     outcomes: dict[str, list] = {p: [] for p in protocols}
     files = {p: (out / p / "results.jsonl").open("w", encoding="utf-8") for p in protocols}
     replies = {p: (out / p / "replies.jsonl").open("w", encoding="utf-8") for p in protocols}
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     reply_cache = args.reply_cache or args.out / "reply-cache.jsonl"
-    outcomes = session.run_sync(run_bench(tasks, protocols, settings, instructs, args.instruction, args.out,
+    outcomes = runtime.run_sync(run_bench(tasks, protocols, settings, instructs, args.instruction, args.out,
                                           reply_cache))
     summaries = {}
     for protocol, rows in outcomes.items():

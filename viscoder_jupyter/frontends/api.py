@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from . import loop
-from .errors import RequestError
-from .events import PlotResult
-from .settings import VisCoder
+from ..core import loop
+from ..core.errors import RequestError
+from ..core.events import PlotResult
+from ..core.settings import VisCoder
 
 
 def _as_named_frames(frames: Any) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def _as_named_frames(frames: Any) -> dict[str, Any]:
 
 async def async_generate_plot(frames, request: str, *, on_event=None, settings: VisCoder | None = None,
                               **options) -> PlotResult:
-    """Async twin of `generate_plot`; must run on `session.event_loop()` when using the shared kernel."""
+    """Async twin of `generate_plot`; must run on `runtime.event_loop()` when using the shared kernel."""
     settings = (settings or VisCoder()).with_overrides(**options)
     return await loop.async_run(request, _as_named_frames(frames), settings, on_event)
 

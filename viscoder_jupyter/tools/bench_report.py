@@ -52,7 +52,7 @@ def request_covered(attempt, request: str, task=None) -> bool:
     """The figure passes the request check (request_checks.py), judged for every protocol with
     checks on or off: the request with the task's style part (the paper's protocol sends it
     apart from the description), against the columns of the task's CSV when there is one."""
-    from .request_checks import follows_request
+    from ..core.request_checks import follows_request
 
     fields = getattr(task, "fields", None) or {}
     style = str(fields.get("task__plot_style") or "").strip()
@@ -72,7 +72,7 @@ def _task_columns(task):
     if csv not in _COLUMNS:
         import pandas as pd
 
-        from .request_checks import frame_columns
+        from ..core.request_checks import frame_columns
 
         try:
             frame = pd.read_csv(csv)

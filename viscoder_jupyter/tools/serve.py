@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import BackendUnavailable
+from ..core.errors import BackendUnavailable
 
 TOKEN_ENV = "VISCODER_SERVE_TOKEN"
 PREFIX = "viscoder-serve-"
@@ -68,7 +68,7 @@ class Server:
 
     def __init__(self, model: str, quantization: str, token: str, max_new_tokens: int,
                  idle_exit_s: float = 0.0):
-        from .backends.hf_models import resolve_model
+        from ..backends.hf_models import resolve_model
 
         self.model, self.quantization = model, quantization
         self.ref, _ = resolve_model(model)
@@ -80,7 +80,7 @@ class Server:
                       "queued": 0, "active": 0, "max_active": 0}
 
     def backend(self, max_tokens: int):
-        from .backends.transformers import TransformersBackend
+        from ..backends.transformers import TransformersBackend
 
         # Thin per-request instance: the model (and its prefix cache) is shared in hf_models.
         return TransformersBackend(self.ref, self.quantization, max_new_tokens=max_tokens)
@@ -126,7 +126,7 @@ def _error(kind: str, message: str, code: str | None = None) -> dict:
 
 def _sampling(body: dict):
     """A Sampling for `temperature` > 0, else None (greedy)."""
-    from .backends.base import Sampling
+    from ..backends.base import Sampling
 
     temperature = float(body.get("temperature") or 0)
     if temperature <= 0:
@@ -275,7 +275,7 @@ def _usage(reply) -> dict:
 # --------------------------------------------------------------------------- command line
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from .settings import DEFAULT_MODEL
+    from ..core.settings import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(
         prog="viscoder serve",
