@@ -1,7 +1,7 @@
 """Feedback that sees the data: what the model is told after a failure, with real frames."""
 import pandas as pd
 
-from viscoder_jupyter.core import loop
+from viscoder_jupyter import runtime
 from viscoder_jupyter.backends.replay import ReplayBackend
 from viscoder_jupyter.core.errors import CodeRaised, FigureProblem
 from viscoder_jupyter.core.feedback import data_hints, installed_versions
@@ -64,7 +64,7 @@ def test_the_loop_sends_the_hints_in_the_feedback_turn_only_when_switched_on(tmp
     for switched_on in (True, False):
         backend = RecordingReplay(write_replies(tmp_path / f"{switched_on}.jsonl", wrong, right))
         settings = VisCoder().with_overrides(backend="replay", data_feedback=switched_on)
-        result = loop.run("bar of year by country", {"df": FRAME}, settings, backend=backend)
+        result = runtime.run("bar of year by country", {"df": FRAME}, settings, backend=backend)
         assert result.ok and len(backend.asked) == 2
         feedback = backend.asked[1][-1]["content"]
         assert "KeyError" in feedback
@@ -76,7 +76,7 @@ def test_sampled_candidates_start_from_the_request_without_the_failed_code(tmp_p
     right = "```python\nimport matplotlib.pyplot as plt\nplt.bar(df['Country Name'], df['Year'])\n```"
     backend = RecordingReplay(write_replies(tmp_path / "r.jsonl", broken, broken, right))
     settings = VisCoder().with_overrides(backend="replay", retries=2, samples=2)
-    result = loop.run("bar of year by country", {"df": FRAME}, settings, backend=backend)
+    result = runtime.run("bar of year by country", {"df": FRAME}, settings, backend=backend)
     assert result.ok and result.final.candidates == 1
     opening, stuck, sampled = backend.asked
     assert len(stuck) == 4 and len(sampled) == len(opening) == 2  # no failed code in view

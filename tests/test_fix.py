@@ -7,13 +7,10 @@ from IPython.core.interactiveshell import InteractiveShell
 from viscoder_jupyter import runtime
 from viscoder_jupyter.backends.replay import ReplayBackend
 from viscoder_jupyter.core.errors import RequestError
-from viscoder_jupyter.frontends.fix import (
-    CellHistory,
-    async_fix,
-    fix_messages,
-    frames_for_code,
-    is_plotting,
-)
+from viscoder_jupyter.core.fix import fix_messages
+from viscoder_jupyter.core.frames import frames_for_code
+from viscoder_jupyter.frontends.cell_history import CellHistory, is_plotting
+from viscoder_jupyter.runtime import async_fix
 from viscoder_jupyter.core.settings import VisCoder
 
 BROKEN = "import matplotlib.pyplot as plt\nplt.bar(sales['Region'], sales['revenue'])\nplt.show()"

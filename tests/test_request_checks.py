@@ -1,7 +1,7 @@
 """Request checks: does the figure do what the request asks, where no model is needed to tell?"""
 import pandas as pd
 
-from viscoder_jupyter.core import loop
+from viscoder_jupyter import runtime
 from viscoder_jupyter.backends.replay import ReplayBackend
 from viscoder_jupyter.core.events import Attempt
 from viscoder_jupyter.core.request_checks import frame_columns, request_problem, verified_text
@@ -259,7 +259,7 @@ HORIZONTAL = VERTICAL.replace("plt.bar(", "plt.barh(")
 def test_vertical_bars_for_a_horizontal_request_are_fed_back_and_barh_passes(tmp_path):
     backend = RecordingReplay(write_replies(tmp_path / "r.jsonl", VERTICAL, HORIZONTAL))
     settings = VisCoder().with_overrides(backend="replay", retries=1)
-    result = loop.run("horizontal bars of revenue by region", {"sales": sales_frame()}, settings, backend=backend)
+    result = runtime.run("horizontal bars of revenue by region", {"sales": sales_frame()}, settings, backend=backend)
     first, second = result.attempts
     assert first.error.ename == "NotAsRequested" and "bars are vertical" in str(first.error)
     (axes,) = first.figure_facts[0]["axes"]
@@ -272,6 +272,6 @@ def test_vertical_bars_for_a_horizontal_request_are_fed_back_and_barh_passes(tmp
     assert verified_text(second) == "ran and drew 1 figure with 3 horizontal bars"
     # Switched off, the vertical bars are the answer.
     backend = RecordingReplay(write_replies(tmp_path / "off.jsonl", VERTICAL))
-    off = loop.run("horizontal bars of revenue by region", {"sales": sales_frame()},
-                   settings.with_overrides(request_checks=False), backend=backend)
+    off = runtime.run("horizontal bars of revenue by region", {"sales": sales_frame()},
+                      settings.with_overrides(request_checks=False), backend=backend)
     assert off.ok and off.final.error is None and len(off.attempts) == 1

@@ -1,4 +1,9 @@
-"""Process-wide pieces: a background event loop, and the warm child kernel on it.
+"""The one request seam: every front end validates and runs its request here.
+
+It checks a request once (the text, the frames, the settings' overrides, the backend)
+and owns what the process shares: a background event loop, the warm child kernel on
+it, and the lock that gives that kernel to one request at a time. `core.loop` gets the
+kernel and the backend as arguments.
 
 Everything async runs on one loop in a daemon thread, so the child kernel's
 sockets always live on the loop that made them, and callers in a busy kernel
@@ -11,10 +16,20 @@ import atexit
 import concurrent.futures
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Coroutine
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Coroutine, Sequence
+
+from .core.errors import NoFrames, RequestError
+from .core.frames import check_frames, frames_for_code, select_frames
 
 if TYPE_CHECKING:
     from .child.executor import ChildKernel
+    from .core.events import PlotResult
+    from .core.settings import VisCoder
+
+EMPTY_REQUEST = "The request is empty: describe the plot you want, e.g. 'bar chart of sales by region'."
+EMPTY_CELL = "The cell is empty: there is no code to fix."
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -100,3 +115,108 @@ def shutdown() -> None:
             submit(kernel.async_shutdown()).result(timeout=10)
         except Exception:
             kernel.shutdown_now()
+
+
+def sandbox_notice() -> str | None:
+    """Once a session: the code ran without the sandbox, and why (None otherwise)."""
+    from .child.sandbox import take_notice
+
+    return take_notice()
+
+
+# ---- requests: checked once, then run by the loop --------------------------------------------
+@dataclass
+class Job:
+    """A checked request, ready for the loop: what is asked, on which frames, with which settings.
+
+    `fix` (source, traceback, note) makes the user's code and its error the first turn.
+    """
+
+    request: str
+    frames: dict[str, Any]
+    settings: "VisCoder"
+    fix: tuple[str, str, str] | None = None
+
+
+def settings_for(settings: "VisCoder", overrides: Mapping[str, Any] | None = None) -> "VisCoder":
+    """The settings with a front end's overrides applied; an unknown backend is refused here,
+    before any view."""
+    from .backends import backend_class
+
+    if overrides:
+        settings = settings.with_overrides(**overrides)
+    backend_class(settings.backend)
+    return settings
+
+
+def plot_job(request: str, settings: "VisCoder", *, frames: Mapping[str, Any] | None = None,
+             namespace: Mapping[str, Any] | None = None, names: Sequence[str] = (),
+             overrides: Mapping[str, Any] | None = None, empty: str = EMPTY_REQUEST) -> Job:
+    """A plot from words: the request, then its frames (given, or chosen from `namespace` by
+    `names` and the request's words), then the settings. `empty` says what to write instead."""
+    if not request or not request.strip():
+        raise RequestError(empty)
+    chosen = select_frames(namespace, list(names), request) if namespace is not None else check_frames(frames or {})
+    return Job(request, chosen, settings_for(settings, overrides))
+
+
+def fix_job(source: str, traceback: str, note: str, settings: "VisCoder", *,
+            frames: Mapping[str, Any] | None = None, namespace: Mapping[str, Any] | None = None,
+            overrides: Mapping[str, Any] | None = None) -> Job:
+    """A fix of the user's code: the settings, the code, something to fix (an error or a note),
+    then the frames the code names (from `namespace`), whose absence is `NoFrames`."""
+    from .core.fix import check_fixable, request_text
+
+    settings = settings_for(settings, overrides)
+    if not source.strip():
+        raise RequestError(EMPTY_CELL)
+    check_fixable(traceback, note)
+    if namespace is not None:
+        try:
+            frames = frames_for_code(namespace, source)
+        except RequestError as exc:
+            raise NoFrames(str(exc)) from None
+    return Job(request_text(source, note), check_frames(frames or {}), settings, fix=(source, traceback, note))
+
+
+async def async_run_job(job: Job, on_event=None, *, backend=None, kernel=None, **kw) -> "PlotResult":
+    """Run a checked request on this loop: the process's backend and warm kernel unless given."""
+    from .backends import get_backend
+    from .core import loop
+
+    backend = backend or get_backend(job.settings)
+    kernel = kernel or child_kernel(job.settings)  # its sandbox and limits
+    if job.fix is not None and kw.get("messages") is None:
+        from .core.context import describe_frames
+        from .core.fix import fix_messages
+
+        source, traceback, note = job.fix
+        kw["messages"] = fix_messages(source, traceback, note, describe_frames(job.frames, job.settings.frame_budget),
+                                      job.settings.lib)
+    return await loop.async_run(job.request, job.frames, job.settings, on_event, backend=backend, kernel=kernel,
+                                lock=kernel_lock(kernel), **kw)
+
+
+def start(job: Job, on_event=None) -> concurrent.futures.Future:
+    """Run a checked request on the background loop; the future holds its `PlotResult`."""
+    return submit(async_run_job(job, on_event))
+
+
+async def async_run(request: str, frames: dict[str, Any], settings: "VisCoder", on_event=None, **kw) -> "PlotResult":
+    """Check and run a request on this loop (the background loop when the shared kernel is used).
+
+    `kw` reaches `core.loop.async_run`: `backend`, `kernel`, and another harness's
+    `messages`, `prepare`, `extract` or `feedback`.
+    """
+    return await async_run_job(plot_job(request, settings, frames=frames), on_event, **kw)
+
+
+def run(request: str, frames: dict[str, Any], settings: "VisCoder", on_event=None, **kw) -> "PlotResult":
+    """Synchronous `async_run`, safe to call inside a running kernel."""
+    return run_sync(async_run(request, frames, settings, on_event, **kw))
+
+
+async def async_fix(source: str, traceback: str, note: str, frames: dict[str, Any], settings: "VisCoder",
+                    on_event=None, **kw) -> "PlotResult":
+    """Run the self-debug loop from the user's code and its traceback (or a note)."""
+    return await async_run_job(fix_job(source, traceback, note, settings, frames=frames), on_event, **kw)

@@ -23,6 +23,10 @@ class RequestError(ViscoderError, ValueError):
     """The request cannot be served as given: bad flag, unknown frame, empty text."""
 
 
+class NoFrames(RequestError):
+    """No DataFrame to work on could be found for the code to fix (the sidebar says so apart)."""
+
+
 class BackendUnavailable(ViscoderError):
     """The model backend cannot run here; the message says what to install or set."""
 
@@ -41,10 +45,6 @@ def with_retry_hint(exc: ViscoderError, hint: str) -> str:
 
 class ReplayExhausted(BackendUnavailable):
     """A replay file has served all its recorded replies."""
-
-
-class GenerationCancelled(ViscoderError):
-    """The user interrupted the request while the model was writing."""
 
 
 class AttemptError(ViscoderError):
@@ -143,15 +143,3 @@ class FigureProblem(AttemptError):
 
     def __reduce__(self):
         return (type(self), (self.ename, str(self)))
-
-
-class NoWorkingPlot(ViscoderError):
-    """Every attempt failed; carries them all."""
-
-    def __init__(self, attempts: list):
-        last = attempts[-1].error if attempts else None
-        super().__init__(
-            f"No working plot after {len(attempts)} attempt(s)"
-            + (f"; last error: {last.one_line()}" if last else "")
-        )
-        self.attempts = attempts

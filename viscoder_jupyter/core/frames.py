@@ -88,3 +88,22 @@ def check_frames(frames: Mapping[str, Any]) -> dict[str, Any]:
                 f"DataFrame {name!r} is empty ({df.shape[0]} rows, {df.shape[1]} columns): nothing to plot."
             )
     return dict(frames)
+
+
+def frames_for_code(namespace: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The DataFrames the code names; else the only one in the namespace."""
+    candidates = frames_in(namespace)
+    if not candidates:
+        raise RequestError(
+            "No DataFrame in this notebook's kernel: VisCoder fixes plots of pandas DataFrames. "
+            "Run the cell that loads your data first."
+        )
+    named = {k: v for k, v in candidates.items() if re.search(rf"(?<!\w){re.escape(k)}(?!\w)", source)}
+    if named:
+        return check_frames(named)
+    if len(candidates) == 1:
+        return check_frames(candidates)
+    raise RequestError(
+        f"The code names none of the DataFrames in the kernel ({', '.join(sorted(candidates))}); "
+        "mention the one it plots."
+    )

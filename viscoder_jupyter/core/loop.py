@@ -1,27 +1,26 @@
 """The self-debug loop: prompt, generate, run in the child kernel, feed errors back.
 
 Front ends pass `on_event` to render progress; this module knows nothing of
-IPython or the browser.
+IPython or the browser, nor which kernel and backend are shared: `runtime` validates
+the request and passes them in.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, AsyncContextManager, Callable
 
-from .. import runtime
-from ..backends import Backend, get_backend
-from ..backends.base import Sampling
+from ..backends.base import Backend, Sampling
 from .checks import figure_problem
 from .request_checks import check_request
 from .codeblocks import extract_code, repair_code
 from .context import describe_frames, wide_frame_notes
-from .errors import BackendFailed, NoCodeInReply, NoFigure, RequestError, ViscoderError
+from .errors import BackendFailed, NoCodeInReply, NoFigure, ViscoderError
 from .feedback import data_hints
 from .events import (Attempt, AttemptFinished, AttemptStarted, CodeWritten, Done, Event, Notice, PlotResult,
                      Status, TextStreamed)
-from .frames import check_frames
 from .prompt import feedback_turn, first_turn, fresh_start
 from .settings import VisCoder
 
@@ -34,8 +33,9 @@ async def async_run(
     settings: VisCoder,
     on_event: OnEvent | None = None,
     *,
-    backend: Backend | None = None,
-    kernel=None,
+    backend: Backend,
+    kernel,
+    lock: AsyncContextManager | None = None,
     messages: list[dict[str, str]] | None = None,
     prepare: Callable[[str, list[str]], str] | None = None,
     extract: Callable[[str], str | None] | None = None,
@@ -43,18 +43,15 @@ async def async_run(
 ) -> PlotResult:
     """Turn a request into working plotting code, or report every failed attempt.
 
-    `messages` replaces the default first turn (a fix request, the benchmark's own
+    The request and frames come checked (`runtime` does it); `kernel` runs the code
+    (a `child.executor.ChildKernel`), held through `lock` while the frames are loaded and
+    the attempts run. `messages` replaces the default first turn (a fix request, the benchmark's own
     prompt); `extract` replaces finding the code in a reply (None: no code), `prepare` the
     repairs (settings.repairs) that turn extracted code into what runs, and `feedback` the
     whole conversation sent after failed attempts (opening, attempts so far): another
     harness's protocol, reproduced exactly.
     """
-    if not request or not request.strip():
-        raise RequestError("The request is empty: describe the plot you want, e.g. 'bar chart of sales by region'.")
-    frames = check_frames(frames)
     emit = on_loop_thread(on_event) if on_event else (lambda event: None)
-    backend = backend or get_backend(settings)
-    kernel = kernel or runtime.child_kernel(settings)  # its sandbox and limits
     if messages is None:
         messages = first_turn(request, describe_frames(frames, settings.frame_budget), settings.lib)
     messages = list(messages)
@@ -69,7 +66,7 @@ async def async_run(
     started = time.perf_counter()
     await asyncio.gather(backend.async_prepare(), kernel.async_start())
     prepare_seconds = time.perf_counter() - started
-    async with runtime.kernel_lock(kernel):
+    async with lock or contextlib.nullcontext():
         await kernel.async_load_frames(frames)
         for number in range(1, total + 1):
             emit(AttemptStarted(number, total))
@@ -202,8 +199,3 @@ async def _attempt(number, request, messages, frames, settings, backend, kernel,
         if attempt.error is None and settings.request_checks:
             attempt.error = check_request(request, attempt.code, frames, outcome.figure_facts, outcome.plotly_json)
     return attempt
-
-
-def run(request: str, frames: dict[str, Any], settings: VisCoder, on_event: OnEvent | None = None, **kw) -> PlotResult:
-    """Synchronous `async_run`, safe to call inside a running kernel."""
-    return runtime.run_sync(async_run(request, frames, settings, on_event, **kw))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..core import loop
+from .. import runtime
 from ..core.errors import RequestError
 from ..core.events import PlotResult
 from ..core.settings import VisCoder
@@ -22,8 +22,8 @@ def _as_named_frames(frames: Any) -> dict[str, Any]:
 async def async_generate_plot(frames, request: str, *, on_event=None, settings: VisCoder | None = None,
                               **options) -> PlotResult:
     """Async twin of `generate_plot`; must run on `runtime.event_loop()` when using the shared kernel."""
-    settings = (settings or VisCoder()).with_overrides(**options)
-    return await loop.async_run(request, _as_named_frames(frames), settings, on_event)
+    job = runtime.plot_job(request, settings or VisCoder(), frames=_as_named_frames(frames), overrides=options)
+    return await runtime.async_run_job(job, on_event)
 
 
 def generate_plot(frames, request: str, *, on_event=None, settings: VisCoder | None = None,
@@ -34,5 +34,5 @@ def generate_plot(frames, request: str, *, on_event=None, settings: VisCoder | N
     options: any `VisCoder` setting, e.g. lib="seaborn", retries=1, backend="replay", model="path".
     The result has `.ok`, `.code`, `.images` (PNG bytes) and `.attempts`.
     """
-    settings = (settings or VisCoder()).with_overrides(**options)
-    return loop.run(request, _as_named_frames(frames), settings, on_event)
+    job = runtime.plot_job(request, settings or VisCoder(), frames=_as_named_frames(frames), overrides=options)
+    return runtime.run_sync(runtime.async_run_job(job, on_event))

@@ -18,8 +18,8 @@ kernel -> frontend
     {"type": "cancelled", "id"}                           the model and the child were stopped
     {"type": "error", "id", "reason", "message"}          reason: no_frames | busy | bad_request | backend | internal
 
-The loop is `loop.async_run` (through `fix.async_fix`) on the session's background
-loop, so a fix never blocks the kernel: the user can keep running cells meanwhile.
+The request is checked and run by `runtime` (`fix_job`, then the loop on its background
+loop), so a fix never blocks the kernel: the user can keep running cells meanwhile.
 """
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import BackendUnavailable, RequestError, ViscoderError, with_retry_hint
+from .. import runtime
+from ..core.errors import BackendUnavailable, NoFrames, ViscoderError, with_retry_hint
 from ..core.events import AttemptFinished, AttemptStarted, CodeWritten, Done, Notice, Status, TextStreamed
 
 log = logging.getLogger(__name__)
@@ -115,15 +116,9 @@ class FixChannel:
     def on_close(self, msg: dict) -> None:
         run = self._run
         if run is not None and run.future is not None and not run.future.done():
-            from .. import runtime
-
             runtime.cancel_and_wait(run.future)
 
     def start(self, data: dict) -> None:
-        from .. import runtime
-        from ..backends import backend_class
-        from .fix import async_fix, frames_for_code
-
         run_id = str(data.get("id", ""))
         source = str(data.get("source") or "")
         traceback = str(data.get("traceback") or "")
@@ -134,26 +129,18 @@ class FixChannel:
                            "message": "A fix is already running for this notebook: wait for it or cancel it."})
                 return
             try:
-                settings = self.settings_of().with_overrides(**overrides_from(data.get("settings")))
-                backend_class(settings.backend)
-                if not source.strip():
-                    raise RequestError("The cell is empty: there is no code to fix.")
-                try:
-                    frames = frames_for_code(self.shell.user_ns, source)
-                except RequestError as exc:
-                    self.send({"type": "error", "id": run_id, "reason": "no_frames", "message": str(exc)})
-                    return
+                job = runtime.fix_job(source, traceback, note, self.settings_of(), namespace=self.shell.user_ns,
+                                      overrides=overrides_from(data.get("settings")))
+            except NoFrames as exc:
+                self.send({"type": "error", "id": run_id, "reason": "no_frames", "message": str(exc)})
+                return
             except ViscoderError as exc:
                 self.send(_error(run_id, exc))
                 return
             run = self._run = _Run(run_id)
-            run.future = runtime.submit(
-                self._main(run, async_fix(source, traceback, note, frames, settings, lambda e: self._event(run, e)))
-            )
+            run.future = runtime.submit(self._main(run, runtime.async_run_job(job, lambda e: self._event(run, e))))
 
     def cancel(self, run_id: str) -> None:
-        from .. import runtime
-
         run = self._run
         if run is None or run.finished or (run_id and run.id != run_id):
             return

@@ -8,10 +8,12 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from .. import runtime
 from ..core.errors import ViscoderError, with_retry_hint
+from ..core.settings import VisCoder
 
 _RETRY = "Run the cell again to retry."
-from ..core.settings import VisCoder
+_EMPTY_CELL = "The request is empty: write what to plot in the cell, below the %%viscoder line."
 
 
 @dataclass
@@ -44,7 +46,7 @@ class VisCoderMagics(Magics):
         # Registered with the shell so `%config VisCoder.backend = ...` and ipython_config reach it.
         self.settings = VisCoder(parent=shell)
         self.last_result = None
-        from .fix import CellHistory
+        from .cell_history import CellHistory
 
         self.history = CellHistory(shell)  # fed by a post_run_cell hook (see register)
 
@@ -79,19 +81,11 @@ class VisCoderMagics(Magics):
             raise UsageError(with_retry_hint(exc, _RETRY)) from None
 
     def handle_request(self, args: ViscoderArgs, request: str) -> None:
-        from ..core import loop
-        from ..backends import backend_class
-        from ..core.errors import RequestError
-        from ..core.frames import select_frames
-
-        if not request.strip():
-            raise RequestError("The request is empty: write what to plot in the cell, below the %%viscoder line.")
-        frames = select_frames(self.shell.user_ns, args.frames, request)
-        settings = self.settings.with_overrides(**args.overrides())
-        backend_class(settings.backend)  # an unknown backend is a usage error, before any view
-        result = self._run_with_view(settings, lambda on_event: loop.async_run(request, frames, settings, on_event))
+        job = runtime.plot_job(request, self.settings, namespace=self.shell.user_ns, names=args.frames,
+                               overrides=args.overrides(), empty=_EMPTY_CELL)
+        result = self._run_with_view(job)
         if result is not None:
-            self.show_result(result, request, settings)
+            self.show_result(result, request, job.settings)
 
     @line_magic
     def viscoder_fix(self, line: str):
@@ -109,38 +103,29 @@ class VisCoderMagics(Magics):
             raise UsageError(with_retry_hint(exc, _RETRY)) from None
 
     def handle_fix(self, note: str) -> None:
-        from ..backends import backend_class
-        from .fix import async_fix, frames_for_code, request_text
-
         record = self.history.target(note)
-        frames = frames_for_code(self.shell.user_ns, record.source)
-        settings = self.settings
-        backend_class(settings.backend)
+        job = runtime.fix_job(record.source, record.traceback, note, self.settings, namespace=self.shell.user_ns)
         print(f"VisCoder: fixing {record.label}" + (f" ({record.ename}: {record.evalue})" if record.failed else ""))
-        result = self._run_with_view(
-            settings, lambda on_event: async_fix(record.source, record.traceback, note, frames, settings, on_event)
-        )
+        result = self._run_with_view(job)
         if result is not None:
-            self.show_result(result, request_text(record.source, note), settings, magic="%viscoder_fix")
+            self.show_result(result, job.request, job.settings, magic="%viscoder_fix")
 
-    def _run_with_view(self, settings: VisCoder, start):
-        """Run `start(on_event)` on the background loop, rendering its events under the cell.
+    def _run_with_view(self, job: runtime.Job):
+        """Run the job on the background loop, rendering its events under the cell.
 
         Returns the result, or None when the user interrupted (everything was stopped).
         """
         from .kernel_status import subshell_requests_wait
 
         with subshell_requests_wait(self.shell):  # the kernel status stays busy through the run
-            return self._drive_view(settings, start)
+            return self._drive_view(job)
 
-    def _drive_view(self, settings: VisCoder, start):
-        from .. import runtime
+    def _drive_view(self, job: runtime.Job):
         from .progress import make_view, summary
-        from ..child.sandbox import take_notice
 
-        view = make_view(settings.retries + 1, in_kernel=getattr(self.shell, "kernel", None) is not None)
+        view = make_view(job.settings.retries + 1, in_kernel=getattr(self.shell, "kernel", None) is not None)
         events: queue.Queue = queue.Queue()
-        future = runtime.submit(start(events.put))
+        future = runtime.start(job, events.put)
         try:
             while not (future.done() and events.empty()):
                 try:
@@ -158,7 +143,7 @@ class VisCoderMagics(Magics):
             raise
         self.last_result = result
         view.finish(summary(result))
-        notice = take_notice()  # once a session: the code ran without the sandbox, and why
+        notice = runtime.sandbox_notice()  # once a session: the code ran without the sandbox, and why
         if notice:
             print(notice)
         return result
@@ -188,7 +173,6 @@ def register(shell) -> None:
     shell.configurables.append(magics.settings)
     shell.events.register("post_run_cell", magics.history.post_run_cell)
     from . import comm
-    from .. import runtime
 
     comm.register_target(shell, lambda: magics.settings)  # the sidebar's channel (no-op outside a kernel)
     runtime.warm_up(magics.settings)  # the child kernel starts while the user types
@@ -196,7 +180,6 @@ def register(shell) -> None:
 
 def unregister(shell) -> None:
     from . import comm
-    from .. import runtime
 
     magics = shell.magics_manager.registry.get("VisCoderMagics")
     if magics is not None:

@@ -20,16 +20,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..core import loop
 from .. import runtime
 from ..backends import get_backend
 from ..backends.base import Backend, Reply
 from ..core.checks import figure_problem, is_empty
 from ..core.context import describe_frames
 from ..core.events import PlotResult
-from .paper_protocol import paper_extract, paper_feedback, paper_messages, paper_prepare
 from ..core.prompt import first_turn
 from ..core.settings import VisCoder
+from .paper_protocol import paper_extract, paper_feedback, paper_messages, paper_prepare
 
 # `ours` and its ablations: each switches one of our additions to VisCoder's loop off.
 VARIANTS = {
@@ -156,7 +155,7 @@ async def run_task(task: Task, protocol: str, settings: VisCoder, instructs: dic
     started = time.perf_counter()
     settings = protocol_settings(protocol, settings)
     if protocol == "paper":
-        result = await loop.async_run(
+        result = await runtime.async_run(
             task.description(instruction), {"df": df}, settings, backend=backend, kernel=kernel,
             messages=paper_messages(task, df, instructs, settings.lib, instruction),
             extract=paper_extract, prepare=paper_prepare, feedback=paper_feedback,
@@ -165,8 +164,8 @@ async def run_task(task: Task, protocol: str, settings: VisCoder, instructs: dic
         # The product's first turn, with the task's description and style as its numbered parts.
         messages = first_turn(task.request_parts(instruction), describe_frames({"df": df}, settings.frame_budget),
                               settings.lib)
-        result = await loop.async_run(ours_request(task, instruction), {"df": df}, settings,
-                                      backend=backend, kernel=kernel, messages=messages)
+        result = await runtime.async_run(ours_request(task, instruction), {"df": df}, settings,
+                                         backend=backend, kernel=kernel, messages=messages)
     return result, time.perf_counter() - started
 
 
