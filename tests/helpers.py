@@ -48,7 +48,7 @@ def processes_gone(pids, seconds: float = 30) -> bool:
     """Whether every process in `pids` has ended within `seconds`."""
     import time
 
-    from viscoder_jupyter.child.kernel_process import alive
+    from viscoder_jupyter.child.processes import alive
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -16,7 +16,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from viscoder_jupyter import backends
-from viscoder_jupyter.child import kernel_process as kp
+from viscoder_jupyter.child import outputs, processes
 from viscoder_jupyter.child import sandbox as sb
 from viscoder_jupyter import runtime
 from viscoder_jupyter.backends import Backend
@@ -77,7 +77,7 @@ def recovers(kernel) -> None:
 def no_strays(kernel, seconds: float = 30) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not kp.strays(kernel.pid, kernel.kernel_pid):
+        if not processes.strays(kernel.pid, kernel.kernel_pid):
             return True
         time.sleep(0.2)
     return False
@@ -116,7 +116,7 @@ def test_fork_bomb_is_contained_and_cleaned_up(kernel, unchanged):
 def test_thread_bomb_is_stopped_and_the_threads_go(kernel, unchanged):
     out = run(kernel, snippet("thread_bomb"))
     assert isinstance(out.error, CodeRaised) and "thread" in out.error.evalue
-    assert (kp.threads(kernel.kernel_pid) or 0) < 100  # replaced by a fresh kernel
+    assert (processes.threads(kernel.kernel_pid) or 0) < 100  # replaced by a fresh kernel
     recovers(kernel)
 
 
@@ -124,14 +124,14 @@ def test_thread_bomb_is_stopped_and_the_threads_go(kernel, unchanged):
 def test_output_flood_is_capped(kernel, unchanged):
     out = run(kernel, snippet("output_flood"), timeout=3)
     assert isinstance(out.error, ExecutionTimeout)
-    assert out.truncated and out.stdout.endswith(kp.TRUNCATED)
-    assert out.stdout.startswith("flood flood") and len(out.stdout) <= kp.STDOUT_CAP + len(kp.TRUNCATED)
+    assert out.truncated and out.stdout.endswith(outputs.TRUNCATED)
+    assert out.stdout.startswith("flood flood") and len(out.stdout) <= outputs.STDOUT_CAP + len(outputs.TRUNCATED)
     recovers(kernel)
 
 
 @pytest.mark.timeout(120)
 def test_rich_output_is_capped_as_it_arrives(kernel, unchanged, monkeypatch):
-    monkeypatch.setattr(kp, "DISPLAY_CAP", 2 * 2**20)
+    monkeypatch.setattr(outputs, "DISPLAY_CAP", 2 * 2**20)
     out = run(kernel, "import os\nfrom IPython.display import Image, display\n"
                       "png = b'\\x89PNG\\r\\n\\x1a\\n' + os.urandom(200_000)\n"
                       "for _ in range(40):\n    display(Image(data=png, format='png'))")
@@ -172,7 +172,7 @@ def test_cpu_limit_then_a_kernel_that_hangs_on_shutdown(frames, unchanged):
 
     out = run(kernel, snippet("hangs_on_shutdown"))
     assert out.error is None and out.stdout.strip() == "ready"
-    processes = [kernel.pid, kernel.kernel_pid, *kp.descendants(kernel.pid)]
+    processes = [kernel.pid, kernel.kernel_pid, *processes.descendants(kernel.pid)]
     wait(kernel.async_shutdown(), timeout=60)  # returns: the grace period ends in a kill
     assert not kernel.is_alive
     assert processes_gone(processes)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from viscoder_jupyter.child import kernel_process as kp
+from viscoder_jupyter.child import processes
 from viscoder_jupyter.tools.run_notebook import execute
 
 from helpers import processes_gone, key_error, write_replies
@@ -62,8 +62,8 @@ def notebook(tmp_path, nb: str):
 def child_kernels() -> set[int]:
     """Child kernel processes (the python inside any bwrap) under this test process."""
     found = set()
-    for pid in kp.descendants(os.getpid()):
-        if not kp.alive(pid):
+    for pid in processes.descendants(os.getpid()):
+        if not processes.alive(pid):
             continue
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from viscoder_jupyter.child import folders
-from viscoder_jupyter.child import kernel_process as kp
+from viscoder_jupyter.child import processes
 from viscoder_jupyter.child import sandbox as sb
 from viscoder_jupyter import runtime
 from viscoder_jupyter.core.errors import ViscoderError
@@ -125,7 +125,7 @@ def test_a_killed_sessions_folders_are_swept(tmp_path, monkeypatch):
     (128 + 24, True, "SIGXCPU, the CPU time limit"), (-9, False, "out of memory"), (139, False, "exit code 139"),
 ])
 def test_death_details(code, sandboxed, words):
-    assert words in kp.death_detail(code, sandboxed)
+    assert words in processes.death_detail(code, sandboxed)
 
 
 # ---- a sandboxed kernel --------------------------------------------------------------------
@@ -273,7 +273,7 @@ def test_the_sandbox_dies_with_its_parent(boxed):
     kernel = ChildKernel(sandbox="required")
     wait(kernel.async_start())
     outer, inner = kernel.pid, kernel.kernel_pid
-    assert outer != inner and kp.threads(inner)
+    assert outer != inner and processes.threads(inner)
     os.kill(outer, 9)  # as if the user's kernel were killed
     assert _gone(inner, seconds=30)
     wait(kernel.async_shutdown())
@@ -282,7 +282,7 @@ def test_the_sandbox_dies_with_its_parent(boxed):
 def _gone(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not kp.alive(pid):
+        if not processes.alive(pid):
             return True
         time.sleep(0.1)
     return False

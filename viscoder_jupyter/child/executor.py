@@ -7,7 +7,7 @@ the timeout (`interrupt_on_timeout` + a sentinel `error_on_timeout` reply).
 On top of it: a namespace reset before every attempt (a hook in the child), a
 recovery check after an interrupt, a restart (warm-up + frames) after a death, and
 the guard rails of untrusted code: the sandbox and limits (sandbox.py), output capped
-as it arrives, and what an attempt left running killed (kernel_process.py).
+as it arrives (outputs.py), and what an attempt left running killed (processes.py).
 
 All coroutines must run on one event loop (the zmq sockets belong to it).
 nbclient and nbformat are imported lazily: importing them costs about a second.
@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import kernel_process as kp
+from . import boot, outputs, processes
 from . import sandbox as sb
 from .folders import Folders, seed_matplotlib_cache
 from ..core.errors import (AttemptError, ChildKernelDied, CodeRaised, ExecutionTimeout,
-                     RequestError, ViscoderError)
+                           RequestError, ViscoderError)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -81,7 +81,7 @@ class ChildKernel:
         self.sandboxed: bool | None = None     # decided at each start
         self.sandbox_notice: str | None = None  # one line saying why it runs without the sandbox
         self._km: Any = None                   # AsyncKernelManager, one per kernel process
-        self._nb: Any = None                   # kernel_process.capped_client_class() instance
+        self._nb: Any = None                   # outputs.capped_client_class() instance
         self._start_lock = asyncio.Lock()
         self._run_lock = asyncio.Lock()
         self._folders = Folders()              # ours (private), and the kernel's (rw, scratch)
@@ -91,7 +91,7 @@ class ChildKernel:
         self._stale = False                    # settings changed: restart before the next attempt
         self._cancelled = False                # an attempt was cancelled: check the child is idle
         self._copy_seconds = 0.0               # extra time per attempt for copying the frames
-        self._vitals = kp.Vitals(None, 0)     # the kernel's pid, threads and CPU after warm-up
+        self._vitals = processes.Vitals(None, 0)     # the kernel's pid, threads and CPU after warm-up
 
     def configure(self, *, sandbox: str, memory_limit_mb: int, cpu_time_limit_s: int) -> None:
         """New settings take effect at the next (re)start; a running kernel is replaced
@@ -189,7 +189,7 @@ class ChildKernel:
             if self._stale or not self.is_alive or not await self._settled():
                 await self._restart()  # loads the new frames
             else:
-                await self._quiet(kp.load_code(self._folders.kernel_frames), LOAD_TIMEOUT, "loading the frames")
+                await self._quiet(boot.load_code(self._folders.kernel_frames), LOAD_TIMEOUT, "loading the frames")
 
     async def async_run(self, code: str, timeout: float) -> ExecutionOutcome:
         started = time.monotonic()
@@ -221,7 +221,7 @@ class ChildKernel:
             await self._restart()
             reply = None
         truncated = bool(self._nb and self._nb.truncated)
-        got = kp.collect(cell.outputs, truncated)
+        got = outputs.collect(cell.outputs, truncated)
         await self._kill_leftovers()  # first: a fork bomb's copies would starve the recovery check
         if error is None and reply is not None:
             if reply.get("status") == "error" and reply.get("ename") == _TIMEOUT_ENAME:
@@ -263,7 +263,7 @@ class ChildKernel:
             # bwrap does not pass SIGINT on; ipykernel interrupts itself on a control message.
             km.kernel_spec.interrupt_mode = "message"
             seed_matplotlib_cache(rw)
-        nb = kp.capped_client_class()(
+        nb = outputs.capped_client_class()(
             nbformat.v4.new_notebook(), km=km, kernel_name=self.kernel_name,
             allow_errors=True, record_timing=False, coalesce_streams=False,
             interrupt_on_timeout=True,
@@ -281,20 +281,20 @@ class ChildKernel:
                 stdout=self._log_file, stderr=self._log_file,
             )
             await nb.async_start_new_kernel_client()
-            await self._quiet(kp.warmup_code(self.cpu_time_limit_s), self.startup_timeout, "warm-up")
+            await self._quiet(boot.warmup_code(self.cpu_time_limit_s), self.startup_timeout, "warm-up")
             if self._folders.has_frames:
-                await self._quiet(kp.load_code(self._folders.kernel_frames), LOAD_TIMEOUT, "loading the frames")
+                await self._quiet(boot.load_code(self._folders.kernel_frames), LOAD_TIMEOUT, "loading the frames")
         except BaseException:
             await self._teardown()
             raise
-        pid = kp.find_kernel(self.pid, bool(self.sandboxed)) if self.pid else None
-        self._vitals = kp.Vitals(pid, self.cpu_time_limit_s)
+        pid = processes.find_kernel(self.pid, bool(self.sandboxed)) if self.pid else None
+        self._vitals = processes.Vitals(pid, self.cpu_time_limit_s)
 
     async def _kill_leftovers(self) -> None:
         """Kill the processes the code left running (the kernel itself stays)."""
         pid, root = self._vitals.pid, self.pid
         if pid and root and self.is_alive:
-            killed = await asyncio.to_thread(kp.kill_strays, root, pid)
+            killed = await asyncio.to_thread(processes.kill_strays, root, pid)
             if killed:
                 log.info("killed %d process(es) the generated code left running", killed)
 
@@ -314,7 +314,7 @@ class ChildKernel:
                     log.warning("child kernel did not stop in %g s; killed it", SHUTDOWN_GRACE)
                     self._kill_processes(km)
         finally:
-            self._vitals = kp.Vitals(None, 0)
+            self._vitals = processes.Vitals(None, 0)
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
@@ -324,7 +324,7 @@ class ChildKernel:
         provisioner = getattr(km or self._km, "provisioner", None)
         proc = getattr(provisioner, "process", None)
         if proc is not None:
-            kp.kill_all(proc, getattr(provisioner, "pgid", None), self._vitals.pid)
+            processes.kill_all(proc, getattr(provisioner, "pgid", None), self._vitals.pid)
 
     async def _restart(self) -> None:
         await self._teardown()
@@ -333,7 +333,7 @@ class ChildKernel:
 
     def _death_detail(self) -> str:
         proc = self._process()
-        return kp.death_detail(proc.poll() if proc is not None else None, bool(self.sandboxed),
+        return processes.death_detail(proc.poll() if proc is not None else None, bool(self.sandboxed),
                                self.cpu_time_limit_s)
 
     @staticmethod

@@ -1,7 +1,7 @@
 """Checks on code that ran: is the figure it drew the one that was asked for?
 
 The child kernel reports facts about each matplotlib figure (marks drawn per axes,
-colliding tick labels; kernel_process.py); plotly figures arrive as JSON. A failed
+colliding tick labels; child/_viscoder_child.py); plotly figures arrive as JSON. A failed
 check becomes a `FigureProblem`, fed back to the model like an error.
 """
 from __future__ import annotations

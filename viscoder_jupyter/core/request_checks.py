@@ -12,7 +12,7 @@ Four rules, each applied only when the request's words call for it:
 - "sorted", "ascending", "descending", "ranked"...: the bar lengths are monotonic along the axis.
 
 A miss becomes a `FigureProblem` fed back to the model like the other checks (checks.py).
-Pure functions: the child kernel's figure facts (kernel_process.py) and plotly's JSON come in
+Pure functions: the child kernel's figure facts (child/_viscoder_child.py) and plotly's JSON come in
 as data.
 """
 from __future__ import annotations
