@@ -117,15 +117,7 @@ export interface IKernelError {
 
 /** Kernel to frontend. */
 export type KernelMessage =
-  | IReady
-  | IStatus
-  | IAttemptStarted
-  | ITextStreamed
-  | IAttemptFailed
-  | IFigure
-  | IDone
-  | ICancelled
-  | IKernelError;
+  IReady | IStatus | IAttemptStarted | ITextStreamed | IAttemptFailed | IFigure | IDone | ICancelled | IKernelError;
 
 /** Messages that end a run. */
 export function isFinal(message: KernelMessage): boolean {

@@ -29,7 +29,8 @@ const BAR_CHART = [
 ].join('\n');
 
 /** Which engines the kernel has loaded (viscoder_jupyter.backends keeps one per model). */
-const ENGINES = "import viscoder_jupyter.backends as b\nprint('engines:', sorted({type(v).__name__ for v in b._instances.values()}))";
+const ENGINES =
+  "import viscoder_jupyter.backends as b\nprint('engines:', sorted({type(v).__name__ for v in b._instances.values()}))";
 
 interface ISample {
   t: number;
@@ -94,7 +95,9 @@ test('a real model (llama.cpp, offline GGUF): "Fix in VisCoder…" with a note s
   // The reply appears while the model writes it, under "Attempt 1 of 2".
   const cancel = vc.sidebar.getByRole('button', { name: 'Cancel' });
   const stream = vc.sidebar.locator('.jp-VisCoder-stream');
-  await expect(vc.sidebar.locator('.jp-VisCoder-log')).toContainText('Attempt 1 of 2: writing code', { timeout: 240_000 });
+  await expect(vc.sidebar.locator('.jp-VisCoder-log')).toContainText('Attempt 1 of 2: writing code', {
+    timeout: 240_000
+  });
   await expect(stream).toContainText(/\S/, { timeout: 240_000 });
   const firstText = Date.now() - clicked;
   await expect(cancel).toBeVisible();
@@ -150,7 +153,9 @@ test('a real model (llama.cpp, offline GGUF): "Fix in VisCoder…" with a note s
     // Each attempt is listed, each with the reason it failed.
     expect(attempts).toBe(tried);
     await expect(log.locator('.jp-VisCoder-log-failed')).toHaveCount(tried);
-    await expect(log.locator('.jp-VisCoder-log-done')).toHaveText(`No working plot after ${tried} attempt${tried === 1 ? '' : 's'}.`);
+    await expect(log.locator('.jp-VisCoder-log-done')).toHaveText(
+      `No working plot after ${tried} attempt${tried === 1 ? '' : 's'}.`
+    );
     outcome = `no working plot: ${await vc.problem.textContent()}`;
     await vc.shot('m2-no-working-plot', 'sidebar');
   }

@@ -82,8 +82,13 @@ test.describe('the kernel goes away during a %%viscoder run', () => {
 
     // SIGKILL the notebook's kernel (its command line names its connection file, kernel-<id>.json);
     // the server notices and starts a new one.
-    const id: string = await page.evaluate(() => (window as any).jupyterapp.shell.currentWidget.sessionContext.session.kernel.id);
-    const pids = execFileSync('pgrep', ['-f', `kernel-${id}.json`], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    const id: string = await page.evaluate(
+      () => (window as any).jupyterapp.shell.currentWidget.sessionContext.session.kernel.id
+    );
+    const pids = execFileSync('pgrep', ['-f', `kernel-${id}.json`], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
     expect(pids.length).toBeGreaterThan(0);
     for (const pid of pids) {
       process.kill(pid, 'SIGKILL');

@@ -20,11 +20,19 @@ test.describe('VisCoder settings', () => {
     await page.locator('.jp-PluginList-entry', { hasText: 'VisCoder' }).first().click();
     const select = (key: string) => form.locator(`select[id$="sidebar_${key}"]`);
     const options = (key: string) =>
-      select(key).evaluate((node: HTMLSelectElement) => [...node.options].map(option => option.text.split(':')[0].trim()));
+      select(key).evaluate((node: HTMLSelectElement) =>
+        [...node.options].map(option => option.text.split(':')[0].trim())
+      );
     const chosen = (key: string) =>
       select(key).evaluate((node: HTMLSelectElement) => node.options[node.selectedIndex].text.split(':')[0].trim());
     await expect(select('backend')).toBeVisible();
-    expect(await options('backend')).toEqual(["(the kernel's setting)", 'transformers', 'llamacpp', 'openai', 'replay']);
+    expect(await options('backend')).toEqual([
+      "(the kernel's setting)",
+      'transformers',
+      'llamacpp',
+      'openai',
+      'replay'
+    ]);
     expect(await options('lib')).toEqual(["(the kernel's setting)", 'matplotlib', 'seaborn', 'plotly']);
     expect(await options('sandbox')).toEqual(["(the kernel's setting)", 'auto', 'required', 'off']);
     expect(await chosen('backend')).toBe('replay');

@@ -5,9 +5,19 @@
 import { expect, test } from '@jupyterlab/galata';
 import * as path from 'path';
 
-import { BROKEN_PLOT, DEFAULT_WIDTH, OUTPUT_BUTTON, SETUP, VisCoderHelper, WORKING_PLOT } from './helpers/VisCoderHelper';
+import {
+  BROKEN_PLOT,
+  DEFAULT_WIDTH,
+  OUTPUT_BUTTON,
+  SETUP,
+  VisCoderHelper,
+  WORKING_PLOT
+} from './helpers/VisCoderHelper';
 
-const HORIZONTAL_REPLIES = path.join(process.env.VISCODER_UI_REPLIES ?? path.join(__dirname, '..', 'replies'), 'horizontal.jsonl');
+const HORIZONTAL_REPLIES = path.join(
+  process.env.VISCODER_UI_REPLIES ?? path.join(__dirname, '..', 'replies'),
+  'horizontal.jsonl'
+);
 const SLOW_REPLIES = path.join(process.env.VISCODER_UI_REPLIES ?? path.join(__dirname, '..', 'replies'), 'slow.jsonl');
 
 /** A working bar chart: vertical bars, one per region. */
@@ -19,13 +29,18 @@ const WORKING_BARS = [
 ].join('\n');
 
 test.describe('VisCoder sidebar', () => {
-  test('(a) fix a KeyError from the button under the error, accept, run: a plot', async ({ page, tmpPath }, testInfo) => {
+  test('(a) fix a KeyError from the button under the error, accept, run: a plot', async ({
+    page,
+    tmpPath
+  }, testInfo) => {
     const vc = new VisCoderHelper(page, tmpPath, testInfo);
     await vc.openNotebook('fix-keyerror.ipynb', [SETUP, BROKEN_PLOT, '']);
     await vc.runCell(0);
     await vc.runCell(1);
     const output = await vc.output(1);
-    await expect(output.locator('.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]')).toContainText('KeyError');
+    await expect(output.locator('.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]')).toContainText(
+      'KeyError'
+    );
 
     // The button under the error opens the sidebar on that cell (the extension is not loaded yet),
     // at a width where a line of code fits, with the caret in the note box.
@@ -140,7 +155,10 @@ test.describe('VisCoder sidebar', () => {
     await vc.shot('a4-fixed-cell-ran', 'page', 'notebook-after-accept-and-run');
   });
 
-  test('(f) a new target starts clean: after Accept, the buttons under outputs', async ({ page, tmpPath }, testInfo) => {
+  test('(f) a new target starts clean: after Accept, the buttons under outputs', async ({
+    page,
+    tmpPath
+  }, testInfo) => {
     const vc = new VisCoderHelper(page, tmpPath, testInfo);
     await vc.openNotebook('two-plots.ipynb', [SETUP, BROKEN_PLOT, WORKING_PLOT]);
     await vc.runCell(0);
@@ -209,7 +227,9 @@ test.describe('VisCoder sidebar', () => {
     );
     // The proposal shows the figure of the code it proposes, not attempt 1's as well.
     await expect(vc.proposal.locator('img.jp-VisCoder-figure')).toHaveCount(1);
-    await expect(vc.proposal.locator('.jp-VisCoder-diff-added', { hasText: 'plt.barh(totals.index, totals.values)' })).toHaveCount(1);
+    await expect(
+      vc.proposal.locator('.jp-VisCoder-diff-added', { hasText: 'plt.barh(totals.index, totals.values)' })
+    ).toHaveCount(1);
     await vc.shot('g1-proposal-checked');
     await vc.clickProposalButton('Discard');
   });
@@ -239,7 +259,6 @@ test.describe('VisCoder sidebar', () => {
     await vc.openNotebook('discard.ipynb', [SETUP, BROKEN_PLOT]);
     await vc.runCell(0);
     await vc.runCell(1);
-    const output = await vc.output(1);
     await (await vc.outputButton(1)).click();
     const before = await vc.snapshot('discard.ipynb');
 

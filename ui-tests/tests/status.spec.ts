@@ -121,7 +121,10 @@ test('the kernel status stays busy for the whole first %%viscoder run, and goes 
     clearInterval(w.__viscoderStatusTimer);
     return w.__viscoderStatus as { samples: ISample[]; messages: IMessage[] };
   });
-  await testInfo.attach('status-log', { body: JSON.stringify({ samples, messages }, null, 1), contentType: 'application/json' });
+  await testInfo.attach('status-log', {
+    body: JSON.stringify({ samples, messages }, null, 1),
+    contentType: 'application/json'
+  });
 
   const request = messages.find(m => m.type === 'execute_request' && m.code?.startsWith('%%viscoder'))!;
   const ofRequest = (state: string) =>
@@ -138,7 +141,9 @@ test('the kernel status stays busy for the whole first %%viscoder run, and goes 
   const during = samples.filter(s => s.t > busyAt && s.t < idleAt);
   expect(during.length).toBeGreaterThan(8); // the run lasted a few seconds at least
   const notBusy = during.filter(s => s.status !== 'busy');
-  expect(notBusy, `not busy during the run; statuses of other requests meanwhile: ${JSON.stringify(strays)}`).toEqual([]);
+  expect(notBusy, `not busy during the run; statuses of other requests meanwhile: ${JSON.stringify(strays)}`).toEqual(
+    []
+  );
   // The status bar says so too (it redraws a moment after the status changes).
   expect(during.filter(s => s.t > busyAt + 1000 && !s.bar.endsWith('| Busy'))).toEqual([]);
 

@@ -1,6 +1,7 @@
 import { ICodeCellModel } from '@jupyterlab/cells';
 import { NotebookPanel } from '@jupyterlab/notebook';
 
+// eslint-disable-next-line no-control-regex -- ANSI escapes start with ESC (\x1b)
 const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]/g;
 
 export function stripAnsi(text: string): string {
@@ -31,10 +32,7 @@ export function lastError(model: ICodeCellModel): ICellError | null {
 }
 
 /** The code cell with this id in a notebook, and its index. */
-export function findCell(
-  panel: NotebookPanel,
-  cellId: string
-): { model: ICodeCellModel; index: number } | null {
+export function findCell(panel: NotebookPanel, cellId: string): { model: ICodeCellModel; index: number } | null {
   const cells = panel.content.model?.cells;
   if (!cells) {
     return null;

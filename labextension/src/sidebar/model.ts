@@ -82,10 +82,10 @@ export class SidebarModel implements IDisposable {
   }
   /** The cell's model, while it is still in its notebook. */
   get cell(): ICodeCellModel | null {
-    return this._panel && this._cellId ? findCell(this._panel, this._cellId)?.model ?? null : null;
+    return this._panel && this._cellId ? (findCell(this._panel, this._cellId)?.model ?? null) : null;
   }
   get cellIndex(): number {
-    return this._panel && this._cellId ? findCell(this._panel, this._cellId)?.index ?? -1 : -1;
+    return this._panel && this._cellId ? (findCell(this._panel, this._cellId)?.index ?? -1) : -1;
   }
   get source(): string {
     return this.cell?.sharedModel.getSource() ?? '';
@@ -218,7 +218,10 @@ export class SidebarModel implements IDisposable {
     // the note asked for this fix and is done with.
     this._pending = null;
     this._note = '';
-    this._endProposal('Accepted: the cell now holds the fix (undo in the cell restores your code). Run it to see the plot.', false);
+    this._endProposal(
+      'Accepted: the cell now holds the fix (undo in the cell restores your code). Run it to see the plot.',
+      false
+    );
     const panel = this._panel;
     const index = this.cellIndex;
     if (panel && index >= 0) {
@@ -397,7 +400,11 @@ export class SidebarModel implements IDisposable {
         break;
       case 'attempt_failed':
         this._failedCode.set(message.number, message.code);
-        this._add({ kind: 'failed', text: `Attempt ${message.number} failed: ${message.evalue}`, detail: message.error });
+        this._add({
+          kind: 'failed',
+          text: `Attempt ${message.number} failed: ${message.evalue}`,
+          detail: message.error
+        });
         break;
       case 'figure':
         this._figures.set(message.number, [...(this._figures.get(message.number) ?? []), message.png]);

@@ -87,7 +87,11 @@ function Panel({ model, openFigure }: IPanelProps): JSX.Element {
   return (
     <div className="jp-VisCoder-body">
       <h2 className="jp-VisCoder-title">VisCoder</h2>
-      {cell ? <Target model={model} /> : <p className="jp-VisCoder-empty">Select a code cell in a notebook to fix its plot.</p>}
+      {cell ? (
+        <Target model={model} />
+      ) : (
+        <p className="jp-VisCoder-empty">Select a code cell in a notebook to fix its plot.</p>
+      )}
       {model.problem && <p className="jp-VisCoder-problem">{model.problem}</p>}
       {model.notice && <p className="jp-VisCoder-notice">{model.notice}</p>}
       <Log model={model} />
@@ -143,7 +147,10 @@ function Target({ model }: { model: SidebarModel }): JSX.Element {
               Fix this plot
             </button>
             {running && (
-              <button className="jp-Button jp-mod-styled jp-mod-warn jp-VisCoder-cancel" onClick={() => void model.cancel()}>
+              <button
+                className="jp-Button jp-mod-styled jp-mod-warn jp-VisCoder-cancel"
+                onClick={() => void model.cancel()}
+              >
                 Cancel
               </button>
             )}
@@ -167,7 +174,9 @@ function Log({ model }: { model: SidebarModel }): JSX.Element | null {
           </li>
         ))}
       </ol>
-      {model.phase === 'running' && model.stream && <pre className="jp-VisCoder-stream">{model.stream.slice(-3000)}</pre>}
+      {model.phase === 'running' && model.stream && (
+        <pre className="jp-VisCoder-stream">{model.stream.slice(-3000)}</pre>
+      )}
     </section>
   );
 }
