@@ -16,7 +16,7 @@ import time
 
 from generation_speed import REQUEST, messages_for  # the quickstart's request, as generation_speed sends it
 
-from viscoder_jupyter.backends import hf_models
+from viscoder_jupyter.backends import hf_hub, hf_models
 from viscoder_jupyter.backends.decoding import greedy_decode
 
 DTYPES = ("bfloat16", "float32")
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         from viscoder_jupyter.tools.offline_model import prepare
 
         args.model = str(prepare())
-    ref, is_local = hf_models.resolve_model(args.model)
+    ref, is_local = hf_hub.resolve_model(args.model)
     loaded = {dtype: hf_models.get_or_load(ref, is_local, "none", False, dtype) for dtype in DTYPES}
     ids = quickstart_ids(loaded["float32"].tokenizer)
     for dtype in DTYPES:  # first pass of each: allocator and kernel warm-up, not timed

@@ -165,8 +165,8 @@ def raw_completion(llm, ids: list[int], tokens: int):
 
 
 def llama_rows(gguf: str, runs: int, samples: dict, texts: dict, notes: dict) -> None:
-    from viscoder_jupyter.backends.llamacpp import (DEFAULT_N_CTX, LlamaCppBackend, import_llama_cpp,
-                                                    load_gguf, worker)
+    from viscoder_jupyter.backends.llamacpp import LlamaCppBackend
+    from viscoder_jupyter.backends.llamacpp_engine import DEFAULT_N_CTX, import_llama_cpp, load_gguf, worker
 
     Llama = import_llama_cpp().Llama  # imported as the backend imports it: same OpenMP settings
 
@@ -198,7 +198,7 @@ def llama_rows(gguf: str, runs: int, samples: dict, texts: dict, notes: dict) ->
         for turn, messages in (("first", first), ("retry", retry)):
             ids = loaded.prompt_tokens(messages)
             tokens = samples[("llama", turn, "plain")][-1][1]
-            # on the backend's llama.cpp thread: one OpenMP team for both (see llamacpp.worker)
+            # on the backend's llama.cpp thread: one OpenMP team for both (see llamacpp_engine.worker)
             text, seconds, rate = worker().submit(raw_completion, raw, ids, tokens).result()
             samples.setdefault(("llama", turn, "raw create_completion"), []).append((seconds, tokens, rate))
             texts.setdefault(("llama", turn, "raw create_completion"), set()).add(text)
@@ -233,7 +233,7 @@ def report_llama(samples: dict, texts: dict, notes: dict, runs: int, gguf: str) 
 # --------------------------------------------------------------------------- viscoder serve
 
 def start_serve(model: str, runtime: str) -> tuple[subprocess.Popen, dict]:
-    from viscoder_jupyter.backends.openai import find_servers
+    from viscoder_jupyter.backends.discovery import find_servers
 
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=runtime)
     process = subprocess.Popen([sys.executable, "-m", "viscoder_jupyter.tools.cli", "serve", "--model", model,
@@ -347,7 +347,7 @@ def main(argv=None) -> int:
             through_serve(args.model, args.runs, min(args.concurrent, len(SERVE_REQUESTS) // 2), samples)
         report(samples, texts, notes, args.runs, min(args.concurrent, len(SERVE_REQUESTS) // 2))
     if args.engine in ("all", "llamacpp"):
-        from viscoder_jupyter.backends.llamacpp import import_llama_cpp
+        from viscoder_jupyter.backends.llamacpp_engine import import_llama_cpp
         from viscoder_jupyter.core.errors import BackendUnavailable
 
         try:

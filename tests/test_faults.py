@@ -16,7 +16,8 @@ import pytest
 from IPython.core.error import UsageError
 
 from viscoder_jupyter import backends
-from viscoder_jupyter.child import outputs, processes
+from viscoder_jupyter.child import outputs
+from viscoder_jupyter.child import processes as proc
 from viscoder_jupyter.child import sandbox as sb
 from viscoder_jupyter import runtime
 from viscoder_jupyter.backends import Backend
@@ -77,7 +78,7 @@ def recovers(kernel) -> None:
 def no_strays(kernel, seconds: float = 30) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not processes.strays(kernel.pid, kernel.kernel_pid):
+        if not proc.strays(kernel.pid, kernel.kernel_pid):
             return True
         time.sleep(0.2)
     return False
@@ -116,7 +117,7 @@ def test_fork_bomb_is_contained_and_cleaned_up(kernel, unchanged):
 def test_thread_bomb_is_stopped_and_the_threads_go(kernel, unchanged):
     out = run(kernel, snippet("thread_bomb"))
     assert isinstance(out.error, CodeRaised) and "thread" in out.error.evalue
-    assert (processes.threads(kernel.kernel_pid) or 0) < 100  # replaced by a fresh kernel
+    assert (proc.threads(kernel.kernel_pid) or 0) < 100  # replaced by a fresh kernel
     recovers(kernel)
 
 
@@ -172,7 +173,7 @@ def test_cpu_limit_then_a_kernel_that_hangs_on_shutdown(frames, unchanged):
 
     out = run(kernel, snippet("hangs_on_shutdown"))
     assert out.error is None and out.stdout.strip() == "ready"
-    processes = [kernel.pid, kernel.kernel_pid, *processes.descendants(kernel.pid)]
+    processes = [kernel.pid, kernel.kernel_pid, *proc.descendants(kernel.pid)]
     wait(kernel.async_shutdown(), timeout=60)  # returns: the grace period ends in a kill
     assert not kernel.is_alive
     assert processes_gone(processes)

@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 
 from viscoder_jupyter.backends import effective_backend_name, get_backend
-from viscoder_jupyter.backends import llamacpp
+from viscoder_jupyter.backends import gguf_files, llamacpp, llamacpp_engine
 from viscoder_jupyter.backends.base import Sampling
-from viscoder_jupyter.backends.llamacpp import LlamaCppBackend, physical_cores
+from viscoder_jupyter.backends.llamacpp import LlamaCppBackend
+from viscoder_jupyter.backends.llamacpp_engine import physical_cores
 from viscoder_jupyter.core.context import describe_frames
 from viscoder_jupyter.core.errors import BackendUnavailable, CodeRaised
 from viscoder_jupyter.core.prompt import feedback_turn, first_turn
@@ -45,7 +46,7 @@ def no_traceback_of_ours(exc: BaseException) -> bool:
 
 def have_llama_cpp() -> bool:
     try:
-        llamacpp.import_llama_cpp()  # as the backend imports it (see GOMP_SPINCOUNT)
+        llamacpp_engine.import_llama_cpp()  # as the backend imports it (see GOMP_SPINCOUNT)
     except BackendUnavailable:
         return False
     return True
@@ -90,7 +91,7 @@ def test_the_llamacpp_backend_is_registered():
 def test_llama_cpp_is_imported_with_a_short_openmp_spin_and_the_environment_left_as_it_was():
     if not have_llama_cpp():
         pytest.skip("llama-cpp-python is not installed: pip install 'viscoder-jupyter[cpu]'")
-    code = ("import os; from viscoder_jupyter.backends.llamacpp import import_llama_cpp; "
+    code = ("import os; from viscoder_jupyter.backends.llamacpp_engine import import_llama_cpp; "
             "import_llama_cpp(); print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
@@ -169,7 +170,7 @@ def test_big_hub_gguf_is_refused_on_a_cpu_before_any_download(empty_offline_hub,
     assert "~7B" in str(info.value) and "allow_cpu_download" in str(info.value)
     import huggingface_hub
 
-    monkeypatch.setattr(llamacpp, "_hub_offline", lambda: False)
+    monkeypatch.setattr(gguf_files, "_hub_offline", lambda: False)
     monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda url: SimpleNamespace(size=4_683_073_184))
     with pytest.raises(BackendUnavailable) as info:  # online: the file's real size from the hub
         LlamaCppBackend(HUB_7B).model_path()
@@ -195,7 +196,7 @@ def test_a_failed_hub_lookup_is_one_clear_error(empty_offline_hub, monkeypatch):
     def unreachable(url):
         raise OSError("We couldn't connect to 'https://huggingface.co'.")
 
-    monkeypatch.setattr(llamacpp, "_hub_offline", lambda: False)
+    monkeypatch.setattr(gguf_files, "_hub_offline", lambda: False)
     monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", unreachable)
     with pytest.raises(BackendUnavailable) as info:
         LlamaCppBackend(HUB_SMALL).model_path()
@@ -242,13 +243,13 @@ def test_threads_are_physical_cores():
 
 
 def test_quantization_from_metadata_or_name():
-    assert llamacpp.quantization_of({}, "qwen2.5-coder-7b-instruct-q4_k_m.gguf") == "Q4_K_M"
-    assert llamacpp.quantization_of({}, "model-f16.gguf") == "F16"
-    assert llamacpp.quantization_of({}, "model.gguf") == "gguf"
+    assert llamacpp_engine.quantization_of({}, "qwen2.5-coder-7b-instruct-q4_k_m.gguf") == "Q4_K_M"
+    assert llamacpp_engine.quantization_of({}, "model-f16.gguf") == "F16"
+    assert llamacpp_engine.quantization_of({}, "model.gguf") == "gguf"
     if not have_llama_cpp():
         return
-    assert llamacpp.quantization_of({"general.file_type": "15"}, "model.gguf") == "Q4_K_M"
-    assert llamacpp.quantization_of({"general.file_type": "1"}, "model.gguf") == "F16"
+    assert llamacpp_engine.quantization_of({"general.file_type": "15"}, "model.gguf") == "Q4_K_M"
+    assert llamacpp_engine.quantization_of({"general.file_type": "1"}, "model.gguf") == "F16"
 
 
 # --------------------------------------------------------------------------- the real offline GGUF

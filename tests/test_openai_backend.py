@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from viscoder_jupyter.backends import backend_class
+from viscoder_jupyter.backends.discovery import find_servers
 from viscoder_jupyter.backends.openai import (
     OpenAIBackend,
-    find_servers,
     normalize_base_url,
 )
 from viscoder_jupyter.core.errors import BackendFailed, BackendUnavailable

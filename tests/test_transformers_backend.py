@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from viscoder_jupyter.tools import offline_model
-from viscoder_jupyter.backends import hf_models
-from viscoder_jupyter.backends.hf_models import load_options, param_billions
+from viscoder_jupyter.backends import hf_hub, hf_models
+from viscoder_jupyter.backends.hf_hub import param_billions
+from viscoder_jupyter.backends.hf_models import load_options
 from viscoder_jupyter.backends.streaming import FenceWatcher, IncrementalDecoder
 from viscoder_jupyter.backends.transformers import TransformersBackend
 from viscoder_jupyter.core.errors import BackendUnavailable
@@ -138,7 +139,7 @@ def test_missing_local_folder_is_a_clear_error(tmp_path):
     message = str(info.value)
     assert str(missing) in message and "does not exist" in message
     assert "VISCODER_MODEL" in message and "--model" in message
-    assert "python -m viscoder_jupyter.tools.offline_model" in message
+    assert "python -m viscoder_jupyter.offline_model" in message
     for relative in ("./models/mine", "~/no-such-viscoder-model", "../x"):
         with pytest.raises(BackendUnavailable, match="does not exist"):
             TransformersBackend(relative)
@@ -204,7 +205,7 @@ def test_cached_hub_model_is_not_refused(no_hub, monkeypatch):
     (snapshot / "model.safetensors.index.json").write_text("{}")
     (hub / "models--TIGER-Lab--VisCoder-7B" / "refs").mkdir()
     (hub / "models--TIGER-Lab--VisCoder-7B" / "refs" / "main").write_text("a" * 40)
-    assert hf_models._hub_cached("TIGER-Lab/VisCoder-7B")
+    assert hf_hub._hub_cached("TIGER-Lab/VisCoder-7B")
     hub, calls = no_hub
     with pytest.raises(BackendUnavailable, match="from_pretrained called"):
         TransformersBackend("TIGER-Lab/VisCoder-7B").load()
@@ -217,8 +218,8 @@ def test_failed_hub_download_is_one_clear_error(monkeypatch):
     def unreachable(*args, **kwargs):
         raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.")
 
-    monkeypatch.setattr(hf_models, "_hub_offline", lambda: False)
-    monkeypatch.setattr(hf_models, "_hub_cached", lambda repo: False)
+    monkeypatch.setattr(hf_hub, "_hub_offline", lambda: False)
+    monkeypatch.setattr(hf_hub, "_hub_cached", lambda repo: False)
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", unreachable)
     with pytest.raises(BackendUnavailable) as info:
         TransformersBackend("someone/VisCoder-tiny").load()

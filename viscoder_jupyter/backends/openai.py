@@ -17,20 +17,13 @@ the same model (found through the Jupyter runtime dir), and starts one if there 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import secrets
-import subprocess
-import sys
 import threading
-import time
-import uuid
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ..core.errors import BackendFailed, BackendUnavailable
 from .base import Backend, Messages, OnText, Reply, Sampling
+from .discovery import start_server
 from .streaming import FenceWatcher
 
 #: Seconds to open a connection, and to wait for each piece of the stream.
@@ -230,111 +223,6 @@ class _Stream:
                 # The reply is complete; a usage chunk and [DONE] may follow, but need not.
                 self.finished = True
         return False
-
-
-# --------------------------------------------------------------------------- finding `viscoder serve`
-
-def _alive(pid: int) -> bool:
-    if os.name != "posix":
-        return True  # os.kill(pid, 0) would terminate it on Windows; /health decides there
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _healthy(url: str, timeout: float = 2.0) -> bool:
-    httpx = _httpx()
-    try:
-        return httpx.get(url.rsplit("/v1", 1)[0] + "/health", timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def find_servers(directory: Path | None = None) -> list[dict]:
-    """Running servers announced in the runtime dir; files of dead ones are removed."""
-    from ..tools.serve import PREFIX, runtime_dir
-
-    found = []
-    for path in sorted((directory or runtime_dir()).glob(PREFIX + "*.json")):
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if not _alive(int(info.get("pid", -1))):
-            with contextlib.suppress(OSError):
-                path.unlink()
-            continue
-        found.append(info)
-    return found
-
-
-def find_server(model_ref: str, directory: Path | None = None) -> dict | None:
-    """The running server for this model (resolved path or hub id) that answers, if any."""
-    for info in find_servers(directory):
-        if info.get("model_ref") == model_ref and _healthy(info["url"]):
-            return info
-    return None
-
-
-@contextlib.contextmanager
-def _start_lock(directory: Path):
-    """Kernels starting at once start one server: the second waits, then finds the first's."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / "viscoder-serve-start.lock", "a") as f:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no lock, at worst two servers
-            yield
-            return
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def start_server(model: str, quantization: str = "auto", *, wait_s: float = 900.0,
-                 idle_exit_s: float = 3600.0) -> dict:
-    """The running `viscoder serve` for `model`, started in the background if there is none.
-
-    It outlives the kernel that started it (every notebook shares it) and exits after
-    `idle_exit_s` without requests. Its output goes to a log file in the runtime dir.
-    """
-    from ..tools.serve import PREFIX, TOKEN_ENV, runtime_dir
-    from .hf_models import resolve_model
-
-    ref, _ = resolve_model(model)
-    directory = runtime_dir()
-    with _start_lock(directory):
-        info = find_server(ref, directory)
-        if info is not None:
-            return info
-        log_path = directory / f"{PREFIX}{uuid.uuid4().hex[:8]}.log"
-        env = dict(os.environ, **{TOKEN_ENV: secrets.token_urlsafe(24)})
-        command = [sys.executable, "-m", "viscoder_jupyter.tools.cli", "serve", "--model", model,
-                   "--quantization", quantization, "--idle-exit", str(idle_exit_s)]
-        with open(log_path, "w") as log:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-                raise BackendUnavailable(
-                    f"`viscoder serve` for {model!r} exited while starting (code {process.returncode}):"
-                    f" {' | '.join(tail)} (log: {log_path})")
-            info = next((i for i in find_servers(directory) if i.get("pid") == process.pid), None)
-            if info is not None:
-                return info
-            time.sleep(0.2)
-        process.terminate()
-        raise BackendUnavailable(f"`viscoder serve` for {model!r} did not start within {wait_s:g} s "
-                                 f"(log: {log_path}).")
-
 
 
 # --------------------------------------------------------------------------- helpers

@@ -23,7 +23,8 @@ from typing import Any
 from ..core.errors import BackendUnavailable
 from .base import Backend, Messages, OnText, Reply, Sampling, run_cancellable
 from .decoding import greedy_decode, sampler
-from .hf_models import LoadedModel, get_or_load, model_key, resolve_model
+from .hf_hub import resolve_model
+from .hf_models import LoadedModel, get_or_load, model_key
 from .kv_cache import cached_length
 from .streaming import FenceWatcher, IncrementalDecoder
 

@@ -80,19 +80,6 @@ def repair_code(code: str, frame_names: list[str]) -> tuple[str, list[str]]:
     return code, notes
 
 
-def replace_data_loading(code: str, frame_names: list[str]) -> str:
-    """Drop `df = pd.read_csv(...)`; with one frame, `data = pd.read_csv(...)` becomes `data = df`."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return code
-    lines = code.splitlines()
-    for node in sorted(_statements(tree), key=lambda n: n.lineno, reverse=True):
-        if isinstance(node, ast.Assign) and (found := _data_loading(node, lines, frame_names)):
-            lines[node.lineno - 1 : node.end_lineno] = found[0]
-    return "\n".join(lines)
-
-
 def _statements(tree: ast.AST):
     """Every statement, nested ones too (a read_csv inside `main()` counts)."""
     return [n for n in ast.walk(tree) if isinstance(n, ast.stmt)]
@@ -152,11 +139,6 @@ def _is_reader_call(value: ast.AST) -> bool:
         and isinstance(value.func, ast.Attribute)
         and value.func.attr in _READERS
     )
-
-
-def add_missing_imports(code: str) -> str:
-    missing = missing_imports(code)
-    return "\n".join(missing + [code]) if missing else code
 
 
 def missing_imports(code: str) -> list[str]:

@@ -14,7 +14,7 @@ over the in-process transformers backend, so a model loads once instead of once 
   ``seed`` apply too: the self-debug loop samples when greedy retries repeat themselves).
 - A discovery file in the Jupyter runtime dir (``viscoder-serve-<pid>.json``, mode 0600: it
   holds the token) lets every kernel find the running server: the openai backend's
-  ``base_url = "auto"`` (backends/openai.py) finds it, or starts one on demand.
+  ``base_url = "auto"`` (backends/discovery.py) finds it, or starts one on demand.
 
 Importing this module imports neither torch nor tornado.
 """
@@ -33,32 +33,11 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..backends.discovery import TOKEN_ENV, write_discovery
 from ..core.errors import BackendUnavailable
 
-TOKEN_ENV = "VISCODER_SERVE_TOKEN"
-PREFIX = "viscoder-serve-"
 #: While a request waits in the queue, an SSE comment goes out this often (client read timeouts).
 KEEPALIVE_S = 5.0
-
-
-# --------------------------------------------------------------------------- discovery
-
-def runtime_dir() -> Path:
-    from jupyter_core.paths import jupyter_runtime_dir
-
-    return Path(jupyter_runtime_dir())
-
-
-def _write_discovery(info: dict) -> Path:
-    directory = runtime_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{PREFIX}{os.getpid()}.json"
-    temp = path.with_suffix(".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(info, f)
-    os.replace(temp, path)  # readers never see half a file
-    return path
 
 
 # --------------------------------------------------------------------------- the server
@@ -68,7 +47,7 @@ class Server:
 
     def __init__(self, model: str, quantization: str, token: str, max_new_tokens: int,
                  idle_exit_s: float = 0.0):
-        from ..backends.hf_models import resolve_model
+        from ..backends.hf_hub import resolve_model
 
         self.model, self.quantization = model, quantization
         self.ref, _ = resolve_model(model)
@@ -316,7 +295,7 @@ async def serve(args: argparse.Namespace) -> int:
     port = sockets[0].getsockname()[1]
     host = "127.0.0.1" if args.host in ("0.0.0.0", "", "::", "localhost") else args.host
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/v1"
-    discovery = _write_discovery({"url": url, "model": args.model, "model_ref": server.ref,
+    discovery = write_discovery({"url": url, "model": args.model, "model_ref": server.ref,
                                   "pid": os.getpid(), "token": args.token, "started": time.time()})
     where = loaded.options["device"] + (" 4-bit" if loaded.options["load_in_4bit"] else f" {loaded.options['dtype']}")
     print(f"viscoder serve: {args.model} ({where}, loaded in {time.perf_counter() - started:.1f} s) "
