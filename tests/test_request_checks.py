@@ -4,7 +4,8 @@ import pandas as pd
 from viscoder_jupyter import runtime
 from viscoder_jupyter.backends.replay import ReplayBackend
 from viscoder_jupyter.core.events import Attempt
-from viscoder_jupyter.core.request_checks import frame_columns, request_problem, verified_text
+from viscoder_jupyter.core.request_checks import frame_columns, request_problem
+from viscoder_jupyter.core.verified import verified_text
 from viscoder_jupyter.core.settings import VisCoder
 
 from helpers import sales_frame, write_replies

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._version import __version__  # noqa: F401 (the package's version, re-exported)
-__all__ = ["generate_plot", "async_generate_plot", "PlotResult", "VisCoder"]
+from ._version import __version__
+__all__ = ["__version__", "generate_plot", "async_generate_plot", "PlotResult", "VisCoder"]
 
 if TYPE_CHECKING:
     from .frontends.api import async_generate_plot, generate_plot

@@ -194,7 +194,7 @@ class FixChannel:
                            "code": attempt.code or attempt.reply, "ename": error.ename,
                            "evalue": error.one_line(), "error": error.feedback_text()[-4000:]})
         elif isinstance(event, Done):
-            from ..core.request_checks import verified_text
+            from ..core.verified import verified_text
 
             result = event.result
             self._finish(run, {

@@ -17,7 +17,7 @@ _REFRESH_SECONDS = 0.15  # batch token updates: one comm message per refresh, no
 def summary(result) -> str:
     """One line: what was verified of the answer ("ran and drew 1 figure with 3 bars"), not a
     claim that it is the plot asked for; what the request checks saw follows."""
-    from ..core.request_checks import verified_text
+    from ..core.verified import verified_text
 
     n = len(result.attempts)
     seconds = sum(a.seconds for a in result.attempts)
