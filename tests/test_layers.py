@@ -2,7 +2,8 @@
 
 `core` (the loop and its stages) knows nothing of IPython, the kernel, comms, widgets, the
 child kernel or the process-wide `runtime`; `child` and `backends` serve every front end and
-import none of them. Every import counts, module-level or inside a function.
+import none of them; the front ends reach the child kernel and the backends only through
+`runtime`. Every import counts, module-level or inside a function.
 """
 import ast
 from pathlib import Path
@@ -16,6 +17,7 @@ FORBIDDEN = {
     "core": ("IPython", "ipykernel", "comm", "ipywidgets", f"{NAME}.child", *FRONT),
     "child": FRONT,
     "backends": FRONT,
+    "frontends": (f"{NAME}.child", f"{NAME}.backends", f"{NAME}.tools"),
 }
 
 
@@ -68,6 +70,7 @@ def test_layer_imports_nothing_above_it(layer):
     ("from ..child.executor import ChildKernel", "core"),
     ("from ..tools import bench", "backends"),
     ("from ..runtime import child_kernel", "child"),
+    ("from ..backends import backend_class", "frontends"),
 ])
 def test_the_check_sees_a_forbidden_import(tmp_path, line, layer):
     """The rule holds for imports written at any depth (here: inside a function)."""

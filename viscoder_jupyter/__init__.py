@@ -38,12 +38,20 @@ def _jupyter_labextension_paths():
 
 
 def load_ipython_extension(ipython) -> None:
-    from .frontends.magics import register
+    """`%load_ext viscoder_jupyter`: the magics and the sidebar's channel, side by side over
+    `runtime`, whose child kernel starts while the user types."""
+    from . import runtime
+    from .frontends import comm, magics
 
-    register(ipython)
+    registered = magics.register(ipython)
+    comm.register_target(ipython, lambda: registered.settings)  # the sidebar's channel (no-op outside a kernel)
+    runtime.warm_up(registered.settings)
 
 
 def unload_ipython_extension(ipython) -> None:
-    from .frontends.magics import unregister
+    from . import runtime
+    from .frontends import comm, magics
 
-    unregister(ipython)
+    magics.unregister(ipython)
+    comm.unregister_target(ipython)
+    runtime.shutdown()

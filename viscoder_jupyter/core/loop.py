@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from typing import Any, AsyncContextManager, Callable
+from typing import Any, Callable
 
 from ..backends.base import Backend, Sampling
 from .checks import figure_problem
@@ -35,7 +35,7 @@ async def async_run(
     *,
     backend: Backend,
     kernel,
-    lock: AsyncContextManager | None = None,
+    lock: contextlib.AbstractAsyncContextManager | None = None,
     messages: list[dict[str, str]] | None = None,
     prepare: Callable[[str, list[str]], str] | None = None,
     extract: Callable[[str], str | None] | None = None,

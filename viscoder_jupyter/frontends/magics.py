@@ -167,27 +167,21 @@ class VisCoderMagics(Magics):
         print("\n" + attempt.error.feedback_text())
 
 
-def register(shell) -> None:
+def register(shell) -> VisCoderMagics:
+    """Register the magics, their settings (`%config VisCoder`) and the cell-history hook."""
     magics = VisCoderMagics(shell)
     shell.register_magics(magics)
     shell.configurables.append(magics.settings)
     shell.events.register("post_run_cell", magics.history.post_run_cell)
-    from . import comm
-
-    comm.register_target(shell, lambda: magics.settings)  # the sidebar's channel (no-op outside a kernel)
-    runtime.warm_up(magics.settings)  # the child kernel starts while the user types
+    return magics
 
 
 def unregister(shell) -> None:
-    from . import comm
-
     magics = shell.magics_manager.registry.get("VisCoderMagics")
     if magics is not None:
         try:
             shell.events.unregister("post_run_cell", magics.history.post_run_cell)
         except ValueError:
             pass
-    comm.unregister_target(shell)
     for magics in [m for m in shell.configurables if isinstance(m, VisCoder)]:
         shell.configurables.remove(magics)
-    runtime.shutdown()
