@@ -1,16 +1,16 @@
 """Runs inside the child kernel as module `_viscoder_child`, outside the user namespace.
 
 Not imported here: `boot.py` sends this file's text to the kernel, which executes it as a
-module after setting OUTPUT_CAP and FACTS_MIME on it. It takes a baseline of the kernel,
+module and then sets OUTPUT_CAP and FACTS_MIME on it. It takes a baseline of the kernel,
 resets it before every attempt, caps what the code prints, reports the facts of the
 attempt's figures (for the checks), loads the request's frames and limits CPU time.
 """
 import copy, os, pickle, resource, sys, warnings
 import matplotlib, matplotlib.pyplot as plt, pandas as pd
 
-# Set by the boot code (boot.py) before this module runs.
-OUTPUT_CAP: int
-FACTS_MIME: str
+# Set by the boot code (boot.py) once this module has run.
+OUTPUT_CAP = 0
+FACTS_MIME = ""
 state = {"baseline": {}, "rc": {}, "frames": {}, "cwd": os.getcwd(), "written": {}, "figures": []}
 
 def take_baseline(ip):

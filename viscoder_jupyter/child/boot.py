@@ -20,9 +20,9 @@ import matplotlib.pyplot as plt
 def __viscoder_boot(src):
     import sys, types
     mod = types.ModuleType("_viscoder_child")
+    exec(compile(src, "<viscoder_child>", "exec"), mod.__dict__)
     mod.OUTPUT_CAP = {2 * STDOUT_CAP}
     mod.FACTS_MIME = {FACTS_MIME!r}
-    exec(compile(src, "<viscoder_child>", "exec"), mod.__dict__)
     sys.modules["_viscoder_child"] = mod
     mod.take_baseline(get_ipython())
 __viscoder_boot({CHILD_SRC!r})
