@@ -398,3 +398,32 @@ def test_seeded_sampling_is_reproducible_and_leaves_greedy_alone(gguf, first_rep
     assert len(set(drawn.values())) > 1  # other seeds, other candidates (usually: 3 seeds)
     greedy = run(backend.async_generate(FIRST)).text
     assert first_reply.reply.text.startswith(greedy)
+
+
+@pytest.mark.slow
+def test_self_debug_that_outgrows_the_context_ends_the_rounds_with_the_attempts_kept(gguf, first_reply):
+    """A retry conversation longer than the loaded context (the paper protocol's repeated
+    exchanges reached 8926 tokens on a benchmark task) ends the self-debug rounds with a notice;
+    the first turn's attempt is kept, not lost to a BackendFailed for the whole request."""
+    from viscoder_jupyter import runtime
+    from viscoder_jupyter.core import loop
+    from viscoder_jupyter.core.errors import ContextFull
+    from viscoder_jupyter.core.events import Notice
+
+    first_prompt = len(first_reply.backend.load().prompt_tokens(FIRST))
+    # Room for a 30-token first reply, none for the retry that adds it and the feedback turn.
+    backend = backend_for(gguf, n_ctx=first_prompt + 40, max_new_tokens=30)
+    with pytest.raises(ContextFull, match="more than the"):
+        run(backend.async_generate(FIRST + FIRST[1:]))  # too long from the start: the request's fault
+
+    events = []
+    kernel = runtime.child_kernel()
+    result = runtime.run_sync(loop.async_run(
+        "bar chart of the revenue of each region", {"sales": SALES}, VisCoder().with_overrides(retries=3),
+        events.append, backend=backend, kernel=kernel, lock=runtime.kernel_lock(kernel), messages=FIRST,
+        extract=lambda reply: reply, prepare=lambda code, names: "raise ValueError('made to fail')"))
+    assert [a.error.ename for a in result.attempts] == ["ValueError"]
+    assert not result.ok
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    assert notices == ["self-debug stopped after attempt 1: the conversation with the failed attempts no "
+                       "longer fits the model's context"]

@@ -30,7 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import BackendFailed
+from ..core.errors import BackendFailed, ContextFull
 from .base import Backend, Messages, OnText, Reply, Sampling, run_cancellable
 from .gguf_files import _first_line, fetch_hub_gguf, parse_model
 from .kv_cache import common_prefix
@@ -116,7 +116,7 @@ class LlamaCppBackend(Backend):
             ids = loaded.prompt_tokens(messages)
             room = loaded.n_ctx - len(ids)
             if room < 2:
-                raise BackendFailed(
+                raise ContextFull(
                     f"The conversation is {len(ids)} tokens, more than the {loaded.n_ctx}-token "
                     "context the model was loaded with: ask with fewer or smaller frames.")
             max_new = min(self.max_new_tokens, room)

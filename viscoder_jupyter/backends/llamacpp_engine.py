@@ -242,7 +242,9 @@ class LoadedGGUF:
 
     @property
     def n_ctx(self) -> int:
-        return int(self.llm.n_ctx())
+        # llama.cpp pads the context it allocates (to a multiple of 256), llama-cpp-python's token
+        # buffer keeps the size asked for: the smaller one is what fits.
+        return min(int(self.llm.n_ctx()), len(self.llm.input_ids))
 
     def prompt_tokens(self, messages: Messages) -> list[int]:
         prompt = self.template.render(messages=messages, add_generation_prompt=True,

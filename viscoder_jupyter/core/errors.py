@@ -38,6 +38,12 @@ class BackendFailed(BackendUnavailable):
     (`retry_hint`), since that action differs (run the cell, press Fix)."""
 
 
+class ContextFull(BackendFailed):
+    """The conversation no longer fits the context the model was loaded with. On a first turn
+    that is the request's fault (too many or too wide frames); after failed attempts it only
+    ends the self-debug rounds."""
+
+
 def with_retry_hint(exc: ViscoderError, hint: str) -> str:
     """The error's message, plus `hint` where trying again is the way out."""
     return f"{exc} {hint}" if isinstance(exc, BackendFailed) else str(exc)

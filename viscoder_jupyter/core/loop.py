@@ -17,7 +17,7 @@ from .checks import figure_problem
 from .request_checks import check_request
 from .codeblocks import extract_code, repair_code
 from .context import describe_frames, wide_frame_notes
-from .errors import BackendFailed, NoCodeInReply, NoFigure, ViscoderError
+from .errors import BackendFailed, ContextFull, NoCodeInReply, NoFigure, ViscoderError
 from .feedback import data_hints
 from .events import (Attempt, AttemptFinished, AttemptStarted, CodeWritten, Done, Event, Notice, PlotResult,
                      Status, TextStreamed)
@@ -70,14 +70,21 @@ async def async_run(
         await kernel.async_load_frames(frames)
         for number in range(1, total + 1):
             emit(AttemptStarted(number, total))
-            if settings.samples and len(attempts) >= 2 and _same_failure(*attempts[-2:]):
-                # Sampled from the opening, not the history: with its failed code in view the model
-                # copies it, sampled or not; the error is named so it is not walked into again.
-                attempt = await _sampled_attempt(number, request, fresh_start(opening, attempts[-1].error),
-                                                 frames, settings, backend, kernel, emit, prepare)
-            else:
-                attempt = await _attempt(number, request, messages, frames, settings, backend, kernel,
-                                         emit, prepare, extract)
+            try:
+                if settings.samples and len(attempts) >= 2 and _same_failure(*attempts[-2:]):
+                    # Sampled from the opening, not the history: with its failed code in view the model
+                    # copies it, sampled or not; the error is named so it is not walked into again.
+                    attempt = await _sampled_attempt(number, request, fresh_start(opening, attempts[-1].error),
+                                                     frames, settings, backend, kernel, emit, prepare)
+                else:
+                    attempt = await _attempt(number, request, messages, frames, settings, backend, kernel,
+                                             emit, prepare, extract)
+            except ContextFull:
+                if not attempts:
+                    raise
+                emit(Notice(f"self-debug stopped after attempt {len(attempts)}: the conversation with the "
+                            "failed attempts no longer fits the model's context"))
+                break
             attempts.append(attempt)
             emit(AttemptFinished(attempt))
             if attempt.ok:
