@@ -58,6 +58,12 @@ def test_both_protocols_in_one_run_write_the_three_outputs(tmp_path):
     assert paper["pass_rate_by_round"] == {"normal": 50.0, "round_1": 100.0}
     assert ours["pass_rate_by_round"] == {"normal": 50.0, "round_1": 50.0}
     assert ours["errors_by_name"] == {"KeyError": 2} and paper["first_errors_by_name"] == {"KeyError": 1}
+    # Cost and like-for-like time: both solved only task 5; each attempt is one generation.
+    assert paper["generations"] == 3 and ours["generations"] == 3
+    assert paper["tasks_every_protocol_solved"] == ours["tasks_every_protocol_solved"] == 1
+    paper_rows = [json.loads(line) for line in (out / "paper" / "results.jsonl").read_text().splitlines()]
+    task5 = sum(r["generate_s"] + r["execute_s"] for r in paper_rows if r["task"] == 5)
+    assert abs(paper["median_time_to_plot_shared_s"] - task5) < 0.01
     rows = [json.loads(line) for line in (out / "paper" / "results.jsonl").read_text().splitlines()]
     assert [(r["task"], r["attempt"], r["ok"], r["error"]) for r in rows] == [
         (5, 1, False, "KeyError"), (5, 2, True, None), (42, 1, True, None)]

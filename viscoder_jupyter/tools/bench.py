@@ -220,7 +220,7 @@ async def run_bench(tasks: list[Task], protocols: list[str], settings: VisCoder,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .bench_report import print_table, summarize, write_html
+    from .bench_report import add_shared_times, print_table, summarize, write_html
 
     parser = argparse.ArgumentParser(prog="viscoder bench", description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="folder with tasks.jsonl, csv/ and instructs.json")
@@ -263,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     summaries = {}
     for protocol, rows in outcomes.items():
         summaries[protocol] = summarize(rows, settings.retries, empty_figure)
+    add_shared_times(outcomes, summaries)
+    for protocol in outcomes:
         (args.out / protocol / "summary.json").write_text(json.dumps(summaries[protocol], indent=2))
     write_html(args.out / "report.html", outcomes, summaries, vars(args))
     print_table(summaries, settings, time.perf_counter() - started, file=sys.stdout)

@@ -124,15 +124,30 @@ def summarize(rows: list[tuple], retries: int, empty=lambda attempt, request: Fa
         "median_prompt_tokens_first_turn": _median([r.attempts[0].prompt_tokens for _, r, _ in rows if r.attempts]),
         "median_reply_tokens": _median([a.completion_tokens for _, r, _ in rows for a in r.attempts]),
         "attempts": sum(len(r.attempts) for _, r, _ in rows),
+        "generations": sum(a.candidates for _, r, _ in rows for a in r.attempts),
+        "seconds_generating": round(sum(generate), 1),
         "errors_by_name": dict(errors.most_common()),
         "first_errors_by_name": dict(first_errors.most_common()),
         "failures_with_identical_code_every_attempt": same_code_repeated,
     }
 
 
+def add_shared_times(outcomes: dict[str, list], summaries: dict[str, dict]) -> None:
+    """Median time to a plot over the tasks every protocol solved. A protocol that solves more
+    tasks adds slower ones (later rounds), which moves its plain median up even where it is as
+    fast on every task both solve; this column compares like with like."""
+    solved = [{task.id for task, r, _ in rows if r.ok} for rows in outcomes.values()]
+    shared = set.intersection(*solved) if solved else set()
+    for protocol, rows in outcomes.items():
+        times = [sum(a.seconds for a in r.attempts) for task, r, _ in rows if task.id in shared]
+        summaries[protocol]["tasks_every_protocol_solved"] = len(shared)
+        summaries[protocol]["median_time_to_plot_shared_s"] = _median(times)
+
+
 def print_table(summaries: dict[str, dict], settings, seconds: float, file=sys.stdout) -> None:
     rounds = list(next(iter(summaries.values()))["pass_rate_by_round"])
-    header = ["protocol", *rounds, "non-empty %", "request %", "median s to plot", "p90 s", "attempts"]
+    header = ["protocol", *rounds, "non-empty %", "request %", "median s to plot", "p90 s",
+              "median s, tasks all solved", "generations", "s generating"]
     print(f"\nexecution pass rate (%), lib={settings.lib}, model={settings.model if settings.backend != 'replay' else 'replay'}, "
           f"{next(iter(summaries.values()))['tasks']} tasks, {seconds / 60:.1f} min", file=file)
     print("| " + " | ".join(header) + " |", file=file)
@@ -140,7 +155,9 @@ def print_table(summaries: dict[str, dict], settings, seconds: float, file=sys.s
     for protocol, s in summaries.items():
         cells = [protocol, *(f"{s['pass_rate_by_round'][r]:.1f}" for r in rounds), f"{s['non_empty_figure_rate']:.1f}",
                  f"{s.get('request_coverage_rate', 0.0):.1f}",
-                 str(s["median_time_to_plot_s"]), str(s["p90_time_to_plot_s"]), str(s["attempts"])]
+                 str(s["median_time_to_plot_s"]), str(s["p90_time_to_plot_s"]),
+                 f"{s.get('median_time_to_plot_shared_s')} ({s.get('tasks_every_protocol_solved')})",
+                 str(s["generations"]), str(s["seconds_generating"])]
         print("| " + " | ".join(cells) + " |", file=file)
 
 
