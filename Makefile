@@ -33,6 +33,7 @@ demo: $(VENV)/.installed bwrap
 
 test: model bwrap
 	VISCODER_REQUIRE_OFFLINE_MODEL=1 $(PY) -m pytest -q -rs
+	$(MAKE) ts-check
 	$(MAKE) ui-test
 
 clean:
@@ -45,7 +46,12 @@ NPM := PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm
 LABEXT_LINK := $(VENV)/share/jupyter/labextensions/viscoder-jupyter
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: labextension ui-test
+.PHONY: labextension ui-test ts-check
+
+# TypeScript lint (eslint, prettier) and unit tests (vitest, in node: SidebarModel, diff).
+ts-check: node_modules/.package-lock.json
+	$(NPM) run lint
+	$(NPM) run test:unit
 
 node_modules/.package-lock.json: package.json package-lock.json
 	$(NPM) ci
