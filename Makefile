@@ -40,7 +40,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache
 
 # ---------------------------------------------------------------- JupyterLab extension and browser tests
-# Node.js 20+ and npm build the extension (labextension/ -> viscoder_jupyter/labextension); wheels
+# Node.js 20.19+ (eslint 10, jsdom 29) and npm build the extension (labextension/ -> viscoder_jupyter/labextension); wheels
 # ship it prebuilt. The browser tests drive Debian's chromium (never a downloaded one).
 NPM := PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm
 LABEXT_LINK := $(VENV)/share/jupyter/labextensions/viscoder-jupyter
