@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 from ..core.errors import BackendUnavailable
+from ..core.settings import setting_default
 
 TOKEN_ENV = "VISCODER_SERVE_TOKEN"
 PREFIX = "viscoder-serve-"
@@ -103,7 +104,7 @@ def _start_lock(directory: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def start_server(model: str, quantization: str = "auto", *, wait_s: float = 900.0,
+def start_server(model: str, quantization: str = setting_default("quantization"), *, wait_s: float = 900.0,
                  idle_exit_s: float = 3600.0) -> dict:
     """The running `viscoder serve` for `model`, started in the background if there is none.
 

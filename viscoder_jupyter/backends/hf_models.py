@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import BackendUnavailable
+from ..core.settings import QUANTIZATIONS, choices_text, setting, setting_default
 from . import hf_hub
 from .hf_hub import _LOCAL_HINT, _OFFLINE_HINT, param_billions, resolve_model
 from .kv_cache import PrefixCache
@@ -53,9 +54,9 @@ def load_options(quantization: str, cuda_available: bool, bf16_supported: bool =
     On a GPU without bf16 (before Ampere) the compute dtype is fp16 instead.
     `cpu_float32` (`prefer_float32_on_cpu`): the CPU lacks native bf16 and float32 fits.
     """
-    q = (quantization or "auto").lower()
-    if q not in ("auto", "4bit", "none"):
-        raise BackendUnavailable(f"Unknown quantization {quantization!r}; choose auto, 4bit or none.")
+    q = (quantization or setting_default("quantization")).lower()
+    if q not in QUANTIZATIONS:
+        raise BackendUnavailable(f"Unknown quantization {quantization!r}; choose {choices_text(QUANTIZATIONS)}.")
     device = "cuda" if cuda_available else "cpu"
     dtype = "bfloat16" if (bf16_supported or not cuda_available) else "float16"
     load_in_4bit = q == "4bit" or (q == "auto" and cuda_available)
@@ -155,7 +156,7 @@ def _settings_model(settings: Any) -> tuple[str, bool]:
 def model_key(settings: Any) -> tuple[str, str, str]:
     """(model, quantization, device): what identifies one loaded model in this process."""
     ref, _ = _settings_model(settings)
-    quantization = str(getattr(settings, "quantization", "auto") or "auto").lower()
+    quantization = str(setting(settings, "quantization")).lower()
     return (ref, quantization, "cuda" if cuda_available() else "cpu")
 
 
@@ -305,7 +306,7 @@ def _load(ref: str, is_local: bool, options: dict, key: tuple) -> LoadedModel:
             "(e.g. TIGER-Lab/VisCoder-7B or Qwen2.5-Coder-*-Instruct)."
         )
     model.eval()
-    generation_config = _greedy_config(model, tokenizer, 2048)
+    generation_config = _greedy_config(model, tokenizer, setting_default("max_new_tokens"))
     # The checkpoint's sampling defaults (temperature, top_p, repetition_penalty...) would be
     # merged into every call's config by transformers 5: replace them with the greedy one.
     model.generation_config = generation_config

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import BackendFailed, ContextFull
+from ..core.settings import setting, setting_default
 from .base import Backend, Messages, OnText, Reply, Sampling, run_cancellable
 from .gguf_files import _first_line, fetch_hub_gguf, parse_model
 from .kv_cache import common_prefix
@@ -49,7 +50,8 @@ class LlamaCppBackend(Backend):
 
     name = "llamacpp"
 
-    def __init__(self, model: str, max_new_tokens: int = 2048, allow_cpu_download: bool = False, *,
+    def __init__(self, model: str, max_new_tokens: int = setting_default("max_new_tokens"),
+                 allow_cpu_download: bool = setting_default("allow_cpu_download"), *,
                  n_ctx: int = DEFAULT_N_CTX, prompt_lookup: int = PROMPT_LOOKUP_TOKENS,
                  reuse_cache: bool = True, stop_at_fence: bool = True, n_threads: int | None = None):
         self.model = str(model or "").strip()
@@ -71,8 +73,8 @@ class LlamaCppBackend(Backend):
     def from_settings(cls, settings: Any) -> "LlamaCppBackend":
         return cls(
             model=str(getattr(settings, "model", "") or ""),
-            max_new_tokens=int(getattr(settings, "max_new_tokens", 2048)),
-            allow_cpu_download=bool(getattr(settings, "allow_cpu_download", False)),
+            max_new_tokens=int(setting(settings, "max_new_tokens")),
+            allow_cpu_download=bool(setting(settings, "allow_cpu_download")),
             n_ctx=int(getattr(settings, "n_ctx", 0) or DEFAULT_N_CTX),
         )
 
@@ -81,8 +83,8 @@ class LlamaCppBackend(Backend):
         """The loaded model itself is shared by every instance with the same file and n_ctx."""
         return (cls.name, str(getattr(settings, "model", "") or "").strip(),
                 int(getattr(settings, "n_ctx", 0) or DEFAULT_N_CTX),
-                int(getattr(settings, "max_new_tokens", 2048)),
-                bool(getattr(settings, "allow_cpu_download", False)))
+                int(setting(settings, "max_new_tokens")),
+                bool(setting(settings, "allow_cpu_download")))
 
     # -- loading
 

@@ -22,6 +22,7 @@ import threading
 from typing import Any, ClassVar
 
 from ..core.errors import BackendFailed, BackendUnavailable
+from ..core.settings import setting, setting_default
 from .base import Backend, Messages, OnText, Reply, Sampling
 from .discovery import start_server
 from .streaming import FenceWatcher
@@ -49,8 +50,9 @@ class OpenAIBackend(Backend):
 
     name: ClassVar[str] = "openai"
 
-    def __init__(self, base_url: str, model: str, api_key: str = "", max_new_tokens: int = 2048,
-                 quantization: str = "auto", *, connect_timeout: float = CONNECT_TIMEOUT_S,
+    def __init__(self, base_url: str, model: str, api_key: str = "",
+                 max_new_tokens: int = setting_default("max_new_tokens"),
+                 quantization: str = setting_default("quantization"), *, connect_timeout: float = CONNECT_TIMEOUT_S,
                  read_timeout: float = READ_TIMEOUT_S):
         if not (base_url or "").strip():
             raise BackendUnavailable("The 'openai' backend needs a server URL. " + _SETUP_HINT)
@@ -73,14 +75,14 @@ class OpenAIBackend(Backend):
             base_url=str(getattr(settings, "base_url", "") or ""),
             model=str(getattr(settings, "model", "") or ""),
             api_key=str(getattr(settings, "api_key", "") or ""),
-            max_new_tokens=int(getattr(settings, "max_new_tokens", 2048)),
-            quantization=str(getattr(settings, "quantization", "auto") or "auto"),
+            max_new_tokens=int(setting(settings, "max_new_tokens")),
+            quantization=str(setting(settings, "quantization")),
         )
 
     @classmethod
     def cache_key(cls, settings: Any) -> tuple:
         return (cls.name, str(getattr(settings, "base_url", "")), str(getattr(settings, "model", "")),
-                str(getattr(settings, "api_key", "")), int(getattr(settings, "max_new_tokens", 2048)))
+                str(getattr(settings, "api_key", "")), int(setting(settings, "max_new_tokens")))
 
     # -- where the server is
 

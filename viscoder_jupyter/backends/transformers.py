@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import BackendUnavailable
+from ..core.settings import QUANTIZATIONS, choices_text, setting, setting_default
 from .base import Backend, Messages, OnText, Reply, Sampling, run_cancellable
 from .decoding import greedy_decode, sampler
 from .hf_hub import resolve_model
@@ -39,14 +40,15 @@ class TransformersBackend(Backend):
 
     name = "transformers"
 
-    def __init__(self, model: str, quantization: str = "auto", max_new_tokens: int = 2048,
-                 allow_cpu_download: bool = False, *, reuse_cache: bool = True,
+    def __init__(self, model: str, quantization: str = setting_default("quantization"),
+                 max_new_tokens: int = setting_default("max_new_tokens"),
+                 allow_cpu_download: bool = setting_default("allow_cpu_download"), *, reuse_cache: bool = True,
                  prompt_lookup: int = PROMPT_LOOKUP_TOKENS, stop_at_fence: bool = True,
                  dtype: str | None = None):
         self.ref, self.is_local = resolve_model(model)
-        self.quantization = (quantization or "auto").lower()
-        if self.quantization not in ("auto", "4bit", "none"):
-            raise BackendUnavailable(f"Unknown quantization {quantization!r}; choose auto, 4bit or none.")
+        self.quantization = (quantization or setting_default("quantization")).lower()
+        if self.quantization not in QUANTIZATIONS:
+            raise BackendUnavailable(f"Unknown quantization {quantization!r}; choose {choices_text(QUANTIZATIONS)}.")
         self.max_new_tokens = int(max_new_tokens)
         self.allow_cpu_download = bool(allow_cpu_download)
         self.reuse_cache = bool(reuse_cache)
@@ -61,9 +63,9 @@ class TransformersBackend(Backend):
     def from_settings(cls, settings: Any) -> "TransformersBackend":
         return cls(
             model=str(getattr(settings, "model", "") or ""),
-            quantization=str(getattr(settings, "quantization", "auto") or "auto"),
-            max_new_tokens=int(getattr(settings, "max_new_tokens", 2048)),
-            allow_cpu_download=bool(getattr(settings, "allow_cpu_download", False)),
+            quantization=str(setting(settings, "quantization")),
+            max_new_tokens=int(setting(settings, "max_new_tokens")),
+            allow_cpu_download=bool(setting(settings, "allow_cpu_download")),
         )
 
     @classmethod
@@ -73,8 +75,8 @@ class TransformersBackend(Backend):
         The loaded model itself is shared across all keys with the same `model_key` (model,
         quantization, device); the last two only change this thin instance.
         """
-        return (cls.name, *model_key(settings), int(getattr(settings, "max_new_tokens", 2048)),
-                bool(getattr(settings, "allow_cpu_download", False)))
+        return (cls.name, *model_key(settings), int(setting(settings, "max_new_tokens")),
+                bool(setting(settings, "allow_cpu_download")))
 
     # -- loading
 

@@ -7,6 +7,7 @@ keyword arguments of `generate_plot`.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from traitlets import Bool, TraitError, CaselessStrEnum, Float, Int, Unicode, default, validate
 from traitlets.config import Configurable
@@ -14,28 +15,31 @@ from traitlets.config import Configurable
 from .errors import RequestError
 
 LIBRARIES = ("matplotlib", "seaborn", "plotly")
+QUANTIZATIONS = ("auto", "4bit", "none")
 DEFAULT_MODEL = "TIGER-Lab/VisCoder-7B"
 
 
 class VisCoder(Configurable):
     """Settings for %%viscoder and generate_plot."""
 
-    backend = Unicode(help="Model backend: 'transformers' (in-process, default), 'openai' (any "
-                      "OpenAI-compatible server) or 'replay'. "
-                      "Env: VISCODER_BACKEND.").tag(config=True)
-    model = Unicode(help="Hub id or local folder of the model. Env: VISCODER_MODEL.").tag(config=True)
+    # Built-in defaults are the traits' own; the environment variables named in the help come first.
+    backend = Unicode("transformers", help="Model backend: 'transformers' (in-process; a .gguf model runs on "
+                      "'llamacpp'), 'llamacpp' (GGUF files on llama.cpp), 'openai' (any OpenAI-compatible "
+                      "server) or 'replay'. Env: VISCODER_BACKEND.").tag(config=True)
+    model = Unicode(DEFAULT_MODEL, help="Hub id, local folder or .gguf file of the model. "
+                    "Env: VISCODER_MODEL.").tag(config=True)
     replay = Unicode(help="JSONL file of recorded replies for the replay backend. "
                      "Env: VISCODER_REPLAY.").tag(config=True)
     lib = CaselessStrEnum(LIBRARIES, default_value="matplotlib",
                           help="Plotting library the code must use.").tag(config=True)
-    retries = Int(3, help="Self-debug rounds after the first attempt (VisCoder's protocol: 3).").tag(config=True)
+    retries = Int(3, help="Self-debug rounds after the first attempt (as in VisCoder's protocol).").tag(config=True)
     timeout = Float(10.0, help="Seconds one attempt may run in the child kernel.").tag(config=True)
     insert = Bool(True, help="Insert the working code as a new cell below.").tag(config=True)
     max_new_tokens = Int(2048, help="Most tokens the model may write in one reply.").tag(config=True)
     quantization = CaselessStrEnum(
-        ("auto", "4bit", "none"), default_value="auto",
+        QUANTIZATIONS, default_value="auto",
         help="'auto': 4-bit NF4 on CUDA; on the CPU bf16 if native, else float32 where it fits; "
-             "'4bit' forces bitsandbytes 4-bit.",
+             "'4bit' forces bitsandbytes 4-bit (also on the CPU); 'none': no 4-bit.",
     ).tag(config=True)
     frame_budget = Int(4000, help="Most characters describing one DataFrame in the prompt.").tag(config=True)
     # Beyond VisCoder's own loop (traceback-only feedback); each can be switched off to measure it.
@@ -69,23 +73,23 @@ class VisCoder(Configurable):
 
     @default("backend")
     def _default_backend(self):
-        return os.environ.get("VISCODER_BACKEND") or "transformers"
+        return os.environ.get("VISCODER_BACKEND") or setting_default("backend")
 
     @default("model")
     def _default_model(self):
-        return os.environ.get("VISCODER_MODEL") or DEFAULT_MODEL
+        return os.environ.get("VISCODER_MODEL") or setting_default("model")
 
     @default("base_url")
     def _default_base_url(self):
-        return os.environ.get("VISCODER_BASE_URL", "")
+        return os.environ.get("VISCODER_BASE_URL", setting_default("base_url"))
 
     @default("api_key")
     def _default_api_key(self):
-        return os.environ.get("VISCODER_API_KEY", "")
+        return os.environ.get("VISCODER_API_KEY", setting_default("api_key"))
 
     @default("replay")
     def _default_replay(self):
-        return os.environ.get("VISCODER_REPLAY", "")
+        return os.environ.get("VISCODER_REPLAY", setting_default("replay"))
 
     @validate("retries")
     def _check_retries(self, proposal):
@@ -115,3 +119,20 @@ class VisCoder(Configurable):
             return VisCoder(**values)
         except TraitError as exc:
             raise RequestError(str(exc).splitlines()[0]) from None
+
+
+def setting_default(name: str) -> Any:
+    """The built-in default of one setting, as its trait declares it (environment aside)."""
+    return VisCoder.class_traits()[name].default_value
+
+
+def setting(settings: Any, name: str) -> Any:
+    """`settings.name` of any settings-like object; missing, None or "" give the built-in default."""
+    value = getattr(settings, name, None)
+    return setting_default(name) if value is None or value == "" else value
+
+
+def choices_text(values) -> str:
+    """'a, b or c'."""
+    values = [str(v) for v in values]
+    return ", ".join(values[:-1]) + " or " + values[-1] if len(values) > 1 else "".join(values)

@@ -10,7 +10,13 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from .. import runtime
 from ..core.errors import ViscoderError, with_retry_hint
+from ..core.setting_flags import setting_argument
 from ..core.settings import VisCoder
+
+
+def _flag(name: str):
+    return setting_argument(name, None, choices=False)
+
 
 _RETRY = "Run the cell again to retry."
 _EMPTY_CELL = "The request is empty: write what to plot in the cell, below the %%viscoder line."
@@ -52,12 +58,13 @@ class VisCoderMagics(Magics):
 
     @magic_arguments("%viscoder")  # the usage line then reads %%viscoder: it is a cell magic
     @argument("frames", nargs="*", help="DataFrame variable(s) to plot; default: the only one, or those the request names.")
-    @argument("--lib", help="matplotlib (default), seaborn or plotly.")
-    @argument("--retries", type=int, help="Self-debug rounds after the first attempt (default 3).")
-    @argument("--timeout", type=float, help="Seconds one attempt may run (default 10).")
-    @argument("--backend", help="Model backend: transformers (the default; a .gguf model selects llamacpp), "
-              "llamacpp, openai or replay.")
-    @argument("--model", help="Hub id, local folder or .gguf file of the model.")
+    # Help and types from the settings. None (unset) means the configured value; the settings check
+    # the value (one-line errors), so --lib names its choices in its help rather than to argparse.
+    @argument(*_flag("lib")[0], **_flag("lib")[1])
+    @argument(*_flag("retries")[0], **_flag("retries")[1])
+    @argument(*_flag("timeout")[0], **_flag("timeout")[1])
+    @argument(*_flag("backend")[0], **_flag("backend")[1])
+    @argument(*_flag("model")[0], **_flag("model")[1])
     @argument("--no-insert", action="store_true", help="Do not insert the working code as a new cell.")
     @line_cell_magic  # a line magic too, so that %viscoder? finds the help
     def viscoder(self, line: str, cell: str | None = None):

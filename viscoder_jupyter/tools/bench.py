@@ -27,6 +27,7 @@ from ..core.checks import figure_problem, is_empty
 from ..core.context import describe_frames
 from ..core.events import PlotResult
 from ..core.prompt import first_turn
+from ..core.setting_flags import add_setting_flags
 from ..core.settings import VisCoder
 from .paper_protocol import paper_extract, paper_feedback, paper_messages, paper_prepare
 
@@ -219,20 +220,21 @@ async def run_bench(tasks: list[Task], protocols: list[str], settings: VisCoder,
     return outcomes
 
 
-def main(argv: list[str] | None = None) -> int:
-    from .bench_report import add_shared_times, print_table, summarize, write_html
+#: The settings `viscoder bench` takes as flags (their help, types and choices are the settings').
+SETTING_FLAGS = ("lib", "backend", "model", "replay", "retries", "timeout", "max_new_tokens")
+#: Where bench's defaults are not the settings' own: the rounds and the time per attempt are
+#: VisCoder's protocol, pinned whatever the magic's defaults become; None leaves the setting
+#: to VisCoder() (environment, then built in) and out of the report's list of options.
+SETTING_DEFAULTS = {"retries": 3, "timeout": 10.0, "backend": None, "model": None, "replay": None,
+                    "max_new_tokens": None}
 
+
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="viscoder bench", description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="folder with tasks.jsonl, csv/ and instructs.json")
     parser.add_argument("--protocol", default="ours",
                         help=f"comma-separated, among: {', '.join(PROTOCOLS)} (e.g. 'paper,ours')")
-    parser.add_argument("--lib", default="matplotlib", choices=["matplotlib", "seaborn", "plotly"])
-    parser.add_argument("--backend", help="model backend (default: the configured one)")
-    parser.add_argument("--model", help="hub id or local folder")
-    parser.add_argument("--replay", help="JSONL of recorded replies, for --backend replay")
-    parser.add_argument("--retries", type=int, default=3, help="self-debug rounds (default 3)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per attempt (default 10)")
-    parser.add_argument("--max-new-tokens", type=int, help="most tokens per reply")
+    add_setting_flags(parser, SETTING_FLAGS, overrides=SETTING_DEFAULTS)
     parser.add_argument("--limit", type=int, help="first N tasks only")
     parser.add_argument("--ids", help="comma-separated task ids")
     parser.add_argument("--instruction", default="full", choices=sorted(INSTRUCTIONS))
@@ -240,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reply-cache", type=Path,
                         help="JSONL of replies per conversation, shared by protocols and runs "
                              "(default: OUT/reply-cache.jsonl)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .bench_report import add_shared_times, print_table, summarize, write_html
+
+    parser = make_parser()
     args = parser.parse_args(argv)
 
     protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
@@ -250,9 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.data} holds no tasks.jsonl")
     tasks = load_tasks(args.data, ids, args.limit)
     instructs = json.loads((args.data / "instructs.json").read_text(encoding="utf-8"))
-    settings = VisCoder().with_overrides(backend=args.backend, model=args.model, replay=args.replay,
-                                         lib=args.lib, retries=args.retries, timeout=args.timeout,
-                                         max_new_tokens=args.max_new_tokens)
+    settings = VisCoder().with_overrides(**{name: getattr(args, name) for name in SETTING_FLAGS})
     for protocol in protocols:
         (args.out / protocol / "plots").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

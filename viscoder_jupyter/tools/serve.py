@@ -253,8 +253,9 @@ def _usage(reply) -> dict:
 
 # --------------------------------------------------------------------------- command line
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from ..core.settings import DEFAULT_MODEL
+def make_parser() -> argparse.ArgumentParser:
+    """--model, --quantization and --max-new-tokens are the settings' (default, choices, help)."""
+    from ..core.setting_flags import add_setting_flags
 
     parser = argparse.ArgumentParser(
         prog="viscoder serve",
@@ -266,20 +267,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="address to bind (default 127.0.0.1: this machine only); use a --token "
                              "with any other")
     parser.add_argument("--port", type=int, default=0, help="port (default 0: any free port; printed)")
-    parser.add_argument("--model", default=os.environ.get("VISCODER_MODEL") or DEFAULT_MODEL,
-                        help="hub id or local model folder (default: $VISCODER_MODEL or %(default)s)")
+    add_setting_flags(parser, ["model"])
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else the CPU")
-    parser.add_argument("--quantization", choices=("auto", "4bit", "none"), default="auto",
-                        help="auto: 4-bit NF4 on CUDA; on the CPU bf16 if native, else float32 "
-                             "where it fits; 4bit forces bitsandbytes; none: no 4-bit")
+    add_setting_flags(parser, ["quantization"])
     parser.add_argument("--token", default=os.environ.get(TOKEN_ENV, ""),
                         help=f"bearer token clients must send (default: ${TOKEN_ENV}; none: open)")
-    parser.add_argument("--max-new-tokens", type=int, default=2048,
-                        help="most tokens one reply may have (default %(default)s)")
+    add_setting_flags(parser, ["max_new_tokens"])
     parser.add_argument("--idle-exit", type=float, default=0.0, metavar="SECONDS",
                         help="exit after this long without requests (default 0: never)")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return make_parser().parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> int:
