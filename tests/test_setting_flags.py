@@ -72,15 +72,18 @@ def test_helper_refuses_a_default_for_a_setting_it_does_not_add():
         add_setting_flags(argparse.ArgumentParser(), ["lib"], overrides={"timeout": 5.0})
 
 
-def test_backends_take_their_defaults_from_the_settings():
+def test_backends_and_the_child_kernel_take_their_defaults_from_the_settings():
     import inspect
 
     from viscoder_jupyter.backends.discovery import start_server
     from viscoder_jupyter.backends.llamacpp import LlamaCppBackend
     from viscoder_jupyter.backends.openai import OpenAIBackend
     from viscoder_jupyter.backends.transformers import TransformersBackend
+    from viscoder_jupyter.child.executor import ChildKernel
+    from viscoder_jupyter.core.context import DEFAULT_BUDGET
 
-    for callable_ in (TransformersBackend, LlamaCppBackend, OpenAIBackend, start_server):
+    assert DEFAULT_BUDGET == setting_default("frame_budget")
+    for callable_ in (TransformersBackend, LlamaCppBackend, OpenAIBackend, start_server, ChildKernel):
         for name, parameter in inspect.signature(callable_).parameters.items():
             if name in TRAITS and parameter.default is not inspect.Parameter.empty:
                 assert parameter.default == setting_default(name), f"{callable_.__name__}({name}=...)"

@@ -29,6 +29,7 @@ from . import sandbox as sb
 from .folders import Folders, seed_matplotlib_cache
 from ..core.errors import (AttemptError, ChildKernelDied, CodeRaised, ExecutionTimeout,
                            RequestError, ViscoderError)
+from ..core.settings import setting_default
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -74,7 +75,8 @@ class ChildKernel:
     """
 
     def __init__(self, kernel_name: str = "python3", startup_timeout: float = 60.0, *,
-                 sandbox: str = "auto", memory_limit_mb: int = 4096, cpu_time_limit_s: int = 600):
+                 sandbox: str = setting_default("sandbox"), memory_limit_mb: int = setting_default("memory_limit_mb"),
+                 cpu_time_limit_s: int = setting_default("cpu_time_limit_s")):
         self.kernel_name = kernel_name
         self.startup_timeout = startup_timeout
         self.sandbox, self.memory_limit_mb, self.cpu_time_limit_s = sandbox, memory_limit_mb, cpu_time_limit_s

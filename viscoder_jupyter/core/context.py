@@ -10,7 +10,9 @@ import re
 
 import pandas as pd
 
-DEFAULT_BUDGET = 4000
+from .settings import setting_default
+
+DEFAULT_BUDGET = setting_default("frame_budget")  # VisCoder.frame_budget
 
 
 def dtype_name(dtype) -> str:
