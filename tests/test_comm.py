@@ -173,3 +173,47 @@ def test_every_setting_the_sidebar_offers_reaches_the_kernel():
               "sandbox": "off", "unknown": 1}
     settings = VisCoder().with_overrides(**overrides_from(chosen))
     assert (settings.lib, settings.samples, settings.sandbox, settings.retries) == ("seaborn", 0, "off", 1)
+
+
+def test_the_sidebar_schema_offers_what_the_settings_accept():
+    """Each property of labextension/schema/sidebar.json has its setting's type and choices
+    (an empty choice or null keeps the kernel's own configuration)."""
+    import json
+    from pathlib import Path
+
+    from traitlets import Enum, Float, Int
+
+    from viscoder_jupyter.backends import backend_names
+    from viscoder_jupyter.core.settings import VisCoder
+
+    schema = json.loads((Path(__file__).parents[1] / "labextension" / "schema" / "sidebar.json").read_text())
+    traits = VisCoder.class_traits(config=True)
+    for name, prop in schema["properties"].items():
+        trait = traits[name]
+        kinds = set(prop["type"] if isinstance(prop["type"], list) else [prop["type"]]) - {"null"}
+        expected = "integer" if isinstance(trait, Int) else "number" if isinstance(trait, Float) else "string"
+        assert kinds == {expected}, name
+        offered = [choice["const"] for choice in prop.get("oneOf", []) if choice["const"] != ""]
+        if isinstance(trait, Enum):
+            assert offered == list(trait.values), name
+        elif name == "backend":
+            assert set(offered) <= set(backend_names()), offered
+        else:
+            assert not offered, name
+
+
+def test_every_message_a_fix_sends_is_as_declared(kernel):
+    """Through a real kernel: each message of a run (a failed attempt, a working one, a refusal)
+    has exactly the fields frontends/protocol.py declares, of their types."""
+    from viscoder_jupyter.frontends.protocol import problems
+
+    setup, _ = kernel
+    client = setup(key_error(), GOOD_BAR)
+    sent = [client.open()]
+    client.fix("run-1")
+    sent += client.until_final()
+    client.send({"type": "launch", "id": "x"})
+    sent.append(client.next())
+    assert {m["type"] for m in sent} >= {"ready", "status", "attempt", "text", "attempt_failed", "figure", "done",
+                                         "error"}
+    assert [p for m in sent for p in problems(m)] == []

@@ -1,22 +1,6 @@
 """The kernel side of the sidebar: a comm target that runs fixes and streams their events.
 
-Every message is a dict told apart by "type" (mirrored in labextension/src/protocol.ts).
-
-frontend -> kernel
-    {"type": "fix", "id", "source", "traceback", "note",
-     "settings": {backend, model, lib, retries, samples, timeout, sandbox}}
-    {"type": "cancel", "id"}
-kernel -> frontend
-    {"type": "ready", "version"}                          once, when the comm opens
-    {"type": "status", "id", "message"}                   loading the model, starting the child
-    {"type": "attempt", "id", "number", "of"}
-    {"type": "text", "id", "number", "text"}              the reply as it streams (batched)
-    {"type": "attempt_failed", "id", "number", "code", "ename", "evalue", "error"}
-    {"type": "figure", "id", "number", "png"}             base64 PNG of a working attempt
-    {"type": "done", "id", "ok", "code", "attempts", "seconds", "error", "verified"}
-                                                          verified: what is known of the figure
-    {"type": "cancelled", "id"}                           the model and the child were stopped
-    {"type": "error", "id", "reason", "message"}          reason: no_frames | busy | bad_request | backend | internal
+The messages and their fields are declared in `protocol` (mirrored in labextension/src/protocol.ts).
 
 The request is checked and run by `runtime` (`fix_job`, then the loop on its background
 loop), so a fix never blocks the kernel: the user can keep running cells meanwhile.
@@ -34,11 +18,18 @@ from typing import Any
 
 from .. import runtime
 from ..core.errors import BackendUnavailable, NoFrames, ViscoderError, with_retry_hint
-from ..core.events import AttemptFinished, AttemptStarted, CodeWritten, Done, Notice, Status, TextStreamed
+from ..core.events import (
+    AttemptFinished,
+    AttemptStarted,
+    CodeWritten,
+    Done,
+    Notice,
+    Status,
+    TextStreamed,
+)
+from .protocol import SETTING_KEYS, TARGET, incoming, message
 
 log = logging.getLogger(__name__)
-TARGET = "viscoder"
-SETTING_KEYS = ("backend", "model", "lib", "retries", "samples", "timeout", "sandbox")  # schema/sidebar.json
 _TEXT_FLUSH_SECONDS = 0.1  # streamed text goes out in batches, not one message per token
 _handlers: dict[int, Callable] = {}
 
@@ -99,40 +90,37 @@ class FixChannel:
         comm.on_close(self.on_close)
         from .._version import __version__
 
-        self.send({"type": "ready", "version": __version__})
+        self.send(message("ready", version=__version__))
 
     # ------------------------------------------------------------------ incoming
     def on_msg(self, msg: dict) -> None:
-        data = msg.get("content", {}).get("data") or {}
-        kind = data.get("type")
+        kind, fields = incoming(msg.get("content", {}).get("data") or {})
         if kind == "fix":
-            self.start(data)
+            self.start(fields)
         elif kind == "cancel":
-            self.cancel(str(data.get("id", "")))
+            self.cancel(fields["id"])
         else:
-            self.send({"type": "error", "id": str(data.get("id", "")), "reason": "bad_request",
-                       "message": f"Unknown message type {kind!r}."})
+            self.send(message("error", id=fields.get("id", ""), reason="bad_request",
+                              message=f"Unknown message type {kind!r}."))
 
     def on_close(self, msg: dict) -> None:
         run = self._run
         if run is not None and run.future is not None and not run.future.done():
             runtime.cancel_and_wait(run.future)
 
-    def start(self, data: dict) -> None:
-        run_id = str(data.get("id", ""))
-        source = str(data.get("source") or "")
-        traceback = str(data.get("traceback") or "")
-        note = str(data.get("note") or "")
+    def start(self, fix: dict) -> None:
+        """`fix`: a "fix" message's fields, as `protocol.incoming` reads them."""
+        run_id = fix["id"]
         with self._lock:
             if self._run is not None and not self._run.finished:
-                self.send({"type": "error", "id": run_id, "reason": "busy",
-                           "message": "A fix is already running for this notebook: wait for it or cancel it."})
+                self.send(message("error", id=run_id, reason="busy",
+                                  message="A fix is already running for this notebook: wait for it or cancel it."))
                 return
             try:
-                job = runtime.fix_job(source, traceback, note, self.settings_of(), namespace=self.shell.user_ns,
-                                      overrides=overrides_from(data.get("settings")))
+                job = runtime.fix_job(fix["source"], fix["traceback"], fix["note"], self.settings_of(),
+                                      namespace=self.shell.user_ns, overrides=overrides_from(fix["settings"]))
             except NoFrames as exc:
-                self.send({"type": "error", "id": run_id, "reason": "no_frames", "message": str(exc)})
+                self.send(message("error", id=run_id, reason="no_frames", message=str(exc)))
                 return
             except ViscoderError as exc:
                 self.send(_error(run_id, exc))
@@ -146,23 +134,23 @@ class FixChannel:
             return
         run.cancelling = True
         runtime.cancel_and_wait(run.future)  # interrupts the child kernel, stops generation
-        self._finish(run, {"type": "cancelled", "id": run.id})
+        self._finish(run, message("cancelled", id=run.id))
 
     # ------------------------------------------------------------------ outgoing
     async def _main(self, run: _Run, work) -> None:
         try:
             await work
         except asyncio.CancelledError:
-            self._finish(run, {"type": "cancelled", "id": run.id})
+            self._finish(run, message("cancelled", id=run.id))
             raise
         except Exception as exc:  # noqa: BLE001 (the panel must hear of any failure; the loop thread must not die)
             if run.cancelling:  # whatever stopping the child raised, the user asked for a stop
-                self._finish(run, {"type": "cancelled", "id": run.id})
+                self._finish(run, message("cancelled", id=run.id))
             elif isinstance(exc, ViscoderError):
                 self._finish(run, _error(run.id, exc))
             else:
-                self._finish(run, {"type": "error", "id": run.id, "reason": "internal",
-                                   "message": f"{type(exc).__name__}: {exc}"})
+                self._finish(run, message("error", id=run.id, reason="internal",
+                                          message=f"{type(exc).__name__}: {exc}"))
 
     def _event(self, run: _Run, event) -> None:
         if isinstance(event, TextStreamed):
@@ -176,56 +164,55 @@ class FixChannel:
             return
         if isinstance(event, CodeWritten):
             self._flush(run)  # the whole reply is on screen before the code runs
-            self.send({"type": "status", "id": run.id, "message": f"attempt {event.number}: running the code"})
+            self.send(message("status", id=run.id, message=f"attempt {event.number}: running the code"))
         elif isinstance(event, (Status, Notice)):
-            self.send({"type": "status", "id": run.id, "message": event.message})
+            self.send(message("status", id=run.id, message=event.message))
         elif isinstance(event, AttemptStarted):
-            self.send({"type": "attempt", "id": run.id, "number": event.number, "of": event.of})
+            self.send(message("attempt", id=run.id, number=event.number, of=event.of))
         elif isinstance(event, AttemptFinished):
             attempt = event.attempt
             self._flush(run)
             if attempt.drew:
                 for png in attempt.images:
-                    self.send({"type": "figure", "id": run.id, "number": attempt.number,
-                               "png": base64.b64encode(png).decode("ascii")})
+                    self.send(message("figure", id=run.id, number=attempt.number,
+                                      png=base64.b64encode(png).decode("ascii")))
             if not attempt.ok:
                 error = attempt.error
-                self.send({"type": "attempt_failed", "id": run.id, "number": attempt.number,
-                           "code": attempt.code or attempt.reply, "ename": error.ename,
-                           "evalue": error.one_line(), "error": error.feedback_text()[-4000:]})
+                self.send(message("attempt_failed", id=run.id, number=attempt.number,
+                                  code=attempt.code or attempt.reply, ename=error.ename,
+                                  evalue=error.one_line(), error=error.feedback_text()[-4000:]))
         elif isinstance(event, Done):
             from ..core.verified import verified_text
 
             result = event.result
-            self._finish(run, {
-                "type": "done", "id": run.id, "ok": result.ok, "code": result.code,
-                "attempts": len(result.attempts), "seconds": round(sum(a.seconds for a in result.attempts), 3),
-                "error": result.error.one_line() if result.error else "",
-                "verified": verified_text(result.final, result.request) if result.final else "",
-            })
+            self._finish(run, message(
+                "done", id=run.id, ok=result.ok, code=result.code,
+                attempts=len(result.attempts), seconds=round(sum(a.seconds for a in result.attempts), 3),
+                error=result.error.one_line() if result.error else "",
+                verified=verified_text(result.final, result.request) if result.final else "",
+            ))
 
     def _flush(self, run: _Run) -> None:
         run.flushed_at = time.monotonic()
         run.flush_scheduled = False
         if run.text and not run.finished:
             text, run.text = "".join(run.text), []
-            self.send({"type": "text", "id": run.id, "number": run.number, "text": text})
+            self.send(message("text", id=run.id, number=run.number, text=text))
 
-    def _finish(self, run: _Run, message: dict) -> None:
+    def _finish(self, run: _Run, final: dict) -> None:
         with self._lock:
             if run.finished:
                 return
             run.finished = True
-        self.send(message)
+        self.send(final)
 
-    def send(self, message: dict) -> None:
+    def send(self, data: dict) -> None:
         try:
-            self.comm.send(message)
+            self.comm.send(data)
         except Exception:  # a closed comm or a kernel shutting down: nobody to tell
             log.debug("VisCoder comm message not sent", exc_info=True)
 
 
 def _error(run_id: str, exc: ViscoderError) -> dict:
     reason = "backend" if isinstance(exc, BackendUnavailable) else "bad_request"
-    return {"type": "error", "id": run_id, "reason": reason,
-            "message": with_retry_hint(exc, "Press Fix again to retry.")}
+    return message("error", id=run_id, reason=reason, message=with_retry_hint(exc, "Press Fix again to retry."))
