@@ -80,9 +80,11 @@ def test_backends_and_the_child_kernel_take_their_defaults_from_the_settings():
     from viscoder_jupyter.backends.openai import OpenAIBackend
     from viscoder_jupyter.backends.transformers import TransformersBackend
     from viscoder_jupyter.child.executor import ChildKernel
+    from viscoder_jupyter.child.sandbox import MODES
     from viscoder_jupyter.core.context import DEFAULT_BUDGET
 
     assert DEFAULT_BUDGET == setting_default("frame_budget")
+    assert MODES == TRAITS["sandbox"].values
     for callable_ in (TransformersBackend, LlamaCppBackend, OpenAIBackend, start_server, ChildKernel):
         for name, parameter in inspect.signature(callable_).parameters.items():
             if name in TRAITS and parameter.default is not inspect.Parameter.empty:

@@ -34,11 +34,12 @@ import threading
 from typing import Mapping
 
 from ..core.errors import ViscoderError
+from ..core.settings import SANDBOX_MODES
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
-MODES = ("auto", "required", "off")
+MODES = SANDBOX_MODES  # VisCoder.sandbox
 APT_INSTALL = "sudo apt-get install -y bubblewrap"
 PROCESS_LIMIT = 256     # processes + threads in the sandbox; a warm kernel uses about 15
 FILE_LIMIT_MB = 1024

@@ -16,6 +16,7 @@ from .errors import RequestError
 
 LIBRARIES = ("matplotlib", "seaborn", "plotly")
 QUANTIZATIONS = ("auto", "4bit", "none")
+SANDBOX_MODES = ("auto", "required", "off")
 DEFAULT_MODEL = "TIGER-Lab/VisCoder-7B"
 
 
@@ -60,7 +61,7 @@ class VisCoder(Configurable):
                        "Env: VISCODER_BASE_URL.").tag(config=True)
     api_key = Unicode(help="Bearer token for the 'openai' backend. Env: VISCODER_API_KEY.").tag(config=True)
     sandbox = CaselessStrEnum(
-        ("auto", "required", "off"), default_value="auto",
+        SANDBOX_MODES, default_value="auto",
         help="Run the child kernel under bubblewrap: 'auto' where it works, 'required' refuses to run "
              "without it, 'off' never.",
     ).tag(config=True)
