@@ -286,3 +286,32 @@ def _gone(pid: int, seconds: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_running_without_the_sandbox_is_said_before_the_first_attempt_to_every_front_end(monkeypatch, tmp_path):
+    """The fallback notice is a loop event (a Notice before the first attempt), so the magic, the
+    sidebar and generate_plot all render it; it is said once a session."""
+    from helpers import GOOD_BAR, write_replies
+
+    from viscoder_jupyter.core.events import AttemptStarted, Notice
+    from viscoder_jupyter.core.settings import VisCoder
+
+    monkeypatch.setattr(sb, "_probe_result", ["bwrap refused to run here (test)"])
+    monkeypatch.setattr(sb, "_announced", False)
+    monkeypatch.setattr(sb, "_pending_notice", None)
+    settings = VisCoder().with_overrides(backend="replay", replay=write_replies(tmp_path / "r.jsonl", GOOD_BAR, GOOD_BAR))
+    frames = {"sales": pd.DataFrame({"region": ["N", "S"], "revenue": [3, 5]})}
+    kernel = ChildKernel()  # sandbox="auto"
+    try:
+        events: list = []
+        result = runtime.run("bar chart of revenue by region", frames, settings, events.append, kernel=kernel)
+        assert result.ok
+        kinds = [type(e) for e in events]
+        notices = [e.message for e in events if isinstance(e, Notice)]
+        assert len(notices) == 1 and "without the sandbox" in notices[0] and "bwrap refused" in notices[0]
+        assert kinds.index(Notice) < kinds.index(AttemptStarted)
+        again: list = []
+        runtime.run("bar chart of revenue by region", frames, settings, again.append, kernel=kernel)
+        assert not [e for e in again if isinstance(e, Notice)]  # once a session
+    finally:
+        wait(kernel.async_shutdown())

@@ -117,13 +117,6 @@ def shutdown() -> None:
             kernel.shutdown_now()
 
 
-def sandbox_notice() -> str | None:
-    """Once a session: the code ran without the sandbox, and why (None otherwise)."""
-    from .child.sandbox import take_notice
-
-    return take_notice()
-
-
 # ---- requests: checked once, then run by the loop --------------------------------------------
 @dataclass
 class Job:

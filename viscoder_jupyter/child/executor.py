@@ -143,6 +143,12 @@ class ChildKernel:
     def _private_dir(self) -> str | None:
         return self._folders.private
 
+    def take_notices(self) -> list[str]:
+        """What the user should hear about how the code runs, once a session: the fallback to a
+        plain child process, and why. The loop turns each into a `Notice` event for every front end."""
+        notice = sb.take_notice()
+        return [notice] if notice else []
+
     async def async_start(self) -> None:
         async with self._start_lock:
             if self._nb is not None:

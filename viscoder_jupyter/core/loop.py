@@ -66,6 +66,8 @@ async def async_run(
     started = time.perf_counter()
     await asyncio.gather(backend.async_prepare(), kernel.async_start())
     prepare_seconds = time.perf_counter() - started
+    for note in getattr(kernel, "take_notices", list)():  # e.g. running without the sandbox
+        emit(Notice(note))
     async with lock or contextlib.nullcontext():
         await kernel.async_load_frames(frames)
         for number in range(1, total + 1):

@@ -150,9 +150,6 @@ class VisCoderMagics(Magics):
             raise
         self.last_result = result
         view.finish(summary(result))
-        notice = runtime.sandbox_notice()  # once a session: the code ran without the sandbox, and why
-        if notice:
-            print(notice)
         return result
 
     def show_result(self, result, request: str, settings: VisCoder, magic: str = "%%viscoder") -> None:
