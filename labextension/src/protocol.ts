@@ -1,5 +1,5 @@
 /**
- * The sidebar's comm protocol, mirroring viscoder_jupyter/comm.py.
+ * The sidebar's comm protocol, declared in viscoder_jupyter/frontends/protocol.py (tests/test_protocol.py checks both sides).
  *
  * Every message is a JSON object told apart by `type`.
  */
@@ -95,7 +95,7 @@ export interface IDone {
   error: string;
   /**
    * What was checked of the final attempt's figure, e.g. "ran and drew 1 figure with 3 horizontal
-   * bars; follows the request: horizontal bars" (viscoder_jupyter/request_checks.verified_text);
+   * bars; follows the request: horizontal bars" (viscoder_jupyter/core/verified.py);
    * empty when no attempt drew, absent from kernels older than the field.
    */
   verified?: string;
