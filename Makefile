@@ -32,6 +32,8 @@ demo: $(VENV)/.installed bwrap
 		$(PY) -m viscoder_jupyter.tools.run_notebook notebooks/quickstart.ipynb notebooks/quickstart.executed.ipynb
 
 test: model bwrap
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	VISCODER_REQUIRE_OFFLINE_MODEL=1 $(PY) -m pytest -q -rs
 	$(MAKE) ts-check
 	$(MAKE) ui-test

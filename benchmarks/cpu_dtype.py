@@ -8,6 +8,7 @@ forward pass) and greedy decoding of a fixed number of tokens through the decodi
 backend uses (kept cache, no prompt lookup, so both dtypes do the same passes). Prints medians,
 the float32/bf16 ratios, and what `auto` chooses on this machine and why.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,14 +70,20 @@ def main(argv=None) -> int:
     print("| dtype | prefill s | decode tokens/s |\n|---|---|---|")
     for dtype in DTYPES:
         print(f"| {dtype} | {med[dtype][0]:.2f} | {med[dtype][1]:.1f} |")
-    print(f"| float32 / bf16 | {med['float32'][0] / med['bfloat16'][0]:.2f}x the time | "
-          f"{med['float32'][1] / med['bfloat16'][1]:.2f}x the rate |")
+    print(
+        f"| float32 / bf16 | {med['float32'][0] / med['bfloat16'][0]:.2f}x the time | "
+        f"{med['float32'][1] / med['bfloat16'][1]:.2f}x the rate |"
+    )
     native = hf_models.cpu_has_native_bf16()
     fp32 = hf_models.float32_bytes(ref, is_local)
     free = hf_models.available_memory_bytes()
     chosen = "float32" if hf_models.auto_float32_on_cpu(ref, is_local) else "bfloat16"
-    print(f"\n`auto` here: {chosen} (native bf16: {native}; float32 weights {fp32 / 1e9:.1f} GB, "
-          f"{free / 1e9:.1f} GB available)" if fp32 and free else f"\n`auto` here: {chosen}")
+    print(
+        f"\n`auto` here: {chosen} (native bf16: {native}; float32 weights {fp32 / 1e9:.1f} GB, "
+        f"{free / 1e9:.1f} GB available)"
+        if fp32 and free
+        else f"\n`auto` here: {chosen}"
+    )
     return 0
 
 

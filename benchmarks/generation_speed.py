@@ -22,6 +22,7 @@ drafts, next to raw llama-cpp-python (`Llama.create_completion` on the same prom
 same file, same threads): decode tokens/s (first streamed token to last), turn seconds, and
 the prompt tokens a retry takes from the cache.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,13 +47,23 @@ from viscoder_jupyter.core.errors import CodeRaised, NoFigure
 from viscoder_jupyter.core.prompt import feedback_turn, first_turn
 
 REQUEST = "bar chart of the revenue of each region"
-SALES = pd.DataFrame({"region": ["North", "South", "East", "West"], "revenue": [405, 295, 340, 212],
-                      "units": [81, 64, 70, 45]})
-SERVE_REQUESTS = ["bar chart of the revenue of each region", "bar chart of the units of each region",
-                  "pie chart of the revenue share of each region", "line chart of revenue and units",
-                  "horizontal bar chart of units per region", "scatter plot of units against revenue"]
+SALES = pd.DataFrame(
+    {"region": ["North", "South", "East", "West"], "revenue": [405, 295, 340, 212], "units": [81, 64, 70, 45]}
+)
+SERVE_REQUESTS = [
+    "bar chart of the revenue of each region",
+    "bar chart of the units of each region",
+    "pie chart of the revenue share of each region",
+    "line chart of revenue and units",
+    "horizontal bar chart of units per region",
+    "scatter plot of units against revenue",
+]
 VARIANTS = {  # name: (reuse_cache, prompt_lookup)
-    "plain": (False, 0), "kept cache": (True, 0), "prompt lookup": (False, 10), "cache + lookup": (True, 10)}
+    "plain": (False, 0),
+    "kept cache": (True, 0),
+    "prompt lookup": (False, 10),
+    "cache + lookup": (True, 10),
+}
 
 
 def messages_for(request: str) -> list[dict[str, str]]:
@@ -155,8 +166,9 @@ def raw_completion(llm, ids: list[int], tokens: int):
     llm.reset()
     marks, text = [], []
     started = time.perf_counter()
-    for chunk in llm.create_completion(ids, max_tokens=tokens, temperature=0.0, top_k=1, top_p=1.0,
-                                       min_p=0.0, repeat_penalty=1.0, stream=True):
+    for chunk in llm.create_completion(
+        ids, max_tokens=tokens, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, stream=True
+    ):
         marks.append(time.perf_counter())
         text.append(chunk["choices"][0]["text"])
     seconds = time.perf_counter() - started
@@ -207,8 +219,10 @@ def llama_rows(gguf: str, runs: int, samples: dict, texts: dict, notes: dict) ->
 
 
 def report_llama(samples: dict, texts: dict, notes: dict, runs: int, gguf: str) -> None:
-    print(f"\nllama.cpp ({Path(gguf).name}, {notes['llama threads']} threads), medians of {runs} runs; "
-          f"retry prompt {notes[('llama prompt', 'retry')]} tokens; feedback: {notes['llama feedback']}")
+    print(
+        f"\nllama.cpp ({Path(gguf).name}, {notes['llama threads']} threads), medians of {runs} runs; "
+        f"retry prompt {notes[('llama prompt', 'retry')]} tokens; feedback: {notes['llama feedback']}"
+    )
     print(f"{'':<46}{'time s':>9}{'tokens':>8}{'decode':>9}{'vs raw':>8}{'prompt evaluated':>18}")
     for turn in ("first", "retry"):
         raw_rate = median([r for _, _, r in samples[("llama", turn, "raw create_completion")]])
@@ -222,22 +236,33 @@ def report_llama(samples: dict, texts: dict, notes: dict, runs: int, gguf: str) 
             where = f"{evaluated} of {prompt}" if evaluated is not None else f"{prompt} of {prompt}"
             label = f"{turn} turn, {variant}" + (f", {reused} reused" if reused else "")
             print(f"{label:<46}{seconds:9.2f}{tokens:8.0f}{rate:9.1f}{rate / raw_rate:8.2f}{where:>18}")
-    ours_same = all(len(texts[("llama", turn, v)] | texts[("llama", turn, "plain")]) == 1
-                    for turn in ("first", "retry") for v in LLAMA_VARIANTS)
-    raw_same = all(texts[("llama", turn, "raw create_completion")] == texts[("llama", turn, "plain")]
-                   for turn in ("first", "retry"))
-    print(f"greedy output identical across variants and runs: {'yes' if ours_same else 'NO'}; "
-          f"same text as raw create_completion: {'yes' if raw_same else 'NO'}")
+    ours_same = all(
+        len(texts[("llama", turn, v)] | texts[("llama", turn, "plain")]) == 1
+        for turn in ("first", "retry")
+        for v in LLAMA_VARIANTS
+    )
+    raw_same = all(
+        texts[("llama", turn, "raw create_completion")] == texts[("llama", turn, "plain")]
+        for turn in ("first", "retry")
+    )
+    print(
+        f"greedy output identical across variants and runs: {'yes' if ours_same else 'NO'}; "
+        f"same text as raw create_completion: {'yes' if raw_same else 'NO'}"
+    )
 
 
 # --------------------------------------------------------------------------- viscoder serve
+
 
 def start_serve(model: str, runtime: str) -> tuple[subprocess.Popen, dict]:
     from viscoder_jupyter.backends.discovery import find_servers
 
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=runtime)
-    process = subprocess.Popen([sys.executable, "-m", "viscoder_jupyter.tools.cli", "serve", "--model", model,
-                                "--device", "cpu"], env=env, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "viscoder_jupyter.tools.cli", "serve", "--model", model, "--device", "cpu"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     for _ in range(1200):
         found = [i for i in find_servers(Path(runtime)) if i["pid"] == process.pid]
         if found:
@@ -252,6 +277,7 @@ def through_serve(model: str, runs: int, n: int, samples: dict) -> None:
     with tempfile.TemporaryDirectory() as runtime:
         process, info = start_serve(model, runtime)
         try:
+
             def one(request, results):
                 b = OpenAIBackend(info["url"], model, info["token"])
                 results.append(timed(b, messages_for(request)))
@@ -259,7 +285,7 @@ def through_serve(model: str, runs: int, n: int, samples: dict) -> None:
             for run in range(runs):
                 # Each mode gets requests of its own (the server keeps caches of what it saw);
                 # which mode gets which set, and which goes first, alternates between runs.
-                sets = [[f"{r} (take {run}{k})" for r in SERVE_REQUESTS[k * n:(k + 1) * n]] for k in (0, 1)]
+                sets = [[f"{r} (take {run}{k})" for r in SERVE_REQUESTS[k * n : (k + 1) * n]] for k in (0, 1)]
                 modes = ["one after another", "all at once"]
                 if run % 2:
                     modes.reverse()
@@ -277,9 +303,9 @@ def through_serve(model: str, runs: int, n: int, samples: dict) -> None:
                             t.join()
                     total = time.perf_counter() - started
                     samples.setdefault(("serve", mode), []).append(
-                        (total, sum(reply.completion_tokens for reply, _ in results)))
-                    samples.setdefault(("serve latency", mode), []).append(
-                        (statistics.mean(s for _, s in results), 0))
+                        (total, sum(reply.completion_tokens for reply, _ in results))
+                    )
+                    samples.setdefault(("serve latency", mode), []).append((statistics.mean(s for _, s in results), 0))
                 print(f"  serve run {run + 1}/{runs} done", file=sys.stderr, flush=True)
         finally:
             process.terminate()
@@ -300,30 +326,37 @@ def report(samples: dict, texts: dict, notes: dict, runs: int, n: int) -> None:
             ratio = f"{seconds / median([s for s, _ in samples[base]]):6.2f}"
         print(f"{label:<46}{seconds:9.2f}{tokens:8.0f} {rate}{passes:>8}  {ratio}")
 
-    print(f"\nmedians of {runs} runs; retry prompt {notes[('prompt', 'retry')]} tokens; "
-          f"feedback: {notes['feedback']}")
+    print(f"\nmedians of {runs} runs; retry prompt {notes[('prompt', 'retry')]} tokens; feedback: {notes['feedback']}")
     print(f"{'':<46}{'time s':>9}{'tokens':>8}{'tok/s':>8}{'passes':>8}  ratio")
     for turn in ("first", "retry"):
         for variant in VARIANTS:
             reused = f", {notes[('reused', variant)]} reused" if turn == "retry" and VARIANTS[variant][0] else ""
-            row(f"{turn} turn, {variant}{reused}", (turn, variant), None if variant == "plain" else (turn, "plain"),
-                str(notes[("passes", turn, variant)]))
+            row(
+                f"{turn} turn, {variant}{reused}",
+                (turn, variant),
+                None if variant == "plain" else (turn, "plain"),
+                str(notes[("passes", turn, variant)]),
+            )
     for turn in ("first", "retry"):
         stopped, unstopped = samples[(turn, "cache + lookup")], samples[(turn, "no fence stop")]
         saved = median([t for _, t in unstopped]) - median([t for _, t in stopped])
-        print(f"{turn} turn without the fence stop: {median([t for _, t in unstopped]):.0f} tokens, "
-              f"{median([s for s, _ in unstopped]):.2f} s; the stop saves {saved:.0f} tokens, "
-              f"{median([s for s, _ in unstopped]) - median([s for s, _ in stopped]):.2f} s")
-    identical = all(len(texts[(turn, v)] | texts[(turn, "plain")]) == 1 for turn in ("first", "retry")
-                    for v in VARIANTS)
+        print(
+            f"{turn} turn without the fence stop: {median([t for _, t in unstopped]):.0f} tokens, "
+            f"{median([s for s, _ in unstopped]):.2f} s; the stop saves {saved:.0f} tokens, "
+            f"{median([s for s, _ in unstopped]) - median([s for s, _ in stopped]):.2f} s"
+        )
+    identical = all(
+        len(texts[(turn, v)] | texts[(turn, "plain")]) == 1 for turn in ("first", "retry") for v in VARIANTS
+    )
     print(f"greedy output identical across variants and runs: {'yes' if identical else 'NO'}")
     if ("serve", "all at once") in samples:
         print(f"\nviscoder serve, {n} different requests (total wall time; tokens; mean latency):")
         row(f"{n} requests one after another", ("serve", "one after another"))
         row(f"{n} requests at once", ("serve", "all at once"), ("serve", "one after another"))
         for mode in ("one after another", "all at once"):
-            print(f"  mean latency per request, {mode}: "
-                  f"{median([s for s, _ in samples[('serve latency', mode)]]):.2f} s")
+            print(
+                f"  mean latency per request, {mode}: {median([s for s, _ in samples[('serve latency', mode)]]):.2f} s"
+            )
 
 
 def main(argv=None) -> int:
@@ -332,8 +365,12 @@ def main(argv=None) -> int:
     parser.add_argument("--model", help="model folder (default: the prepared offline model)")
     parser.add_argument("--concurrent", type=int, default=3, help="requests sent at once to viscoder serve")
     parser.add_argument("--no-serve", action="store_true", help="skip the viscoder serve part")
-    parser.add_argument("--engine", choices=("all", "transformers", "llamacpp"), default="all",
-                        help="which rows to measure (llamacpp: skipped with a note when not installed)")
+    parser.add_argument(
+        "--engine",
+        choices=("all", "transformers", "llamacpp"),
+        default="all",
+        help="which rows to measure (llamacpp: skipped with a note when not installed)",
+    )
     parser.add_argument("--gguf", help="GGUF file for the llama.cpp rows (default: the offline model's)")
     args = parser.parse_args(argv)
     from viscoder_jupyter.tools import offline_model

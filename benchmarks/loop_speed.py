@@ -10,6 +10,7 @@ kernel each time. Also frame handover for 1e3, 1e5 and 1e6 rows x 5 mixed column
 child kernel start, an empty attempt (the per-attempt cost before any plotting), and
 `%load_ext viscoder_jupyter` in a fresh process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,15 @@ def frame(rows: int):
     import pandas as pd
 
     rng = np.random.default_rng(0)
-    return pd.DataFrame({"i": np.arange(rows), "x": rng.random(rows), "cat": rng.choice(list("abc"), rows),
-                         "when": pd.date_range("2020-01-01", periods=rows, freq="s"), "flag": rng.random(rows) > 0.5})
+    return pd.DataFrame(
+        {
+            "i": np.arange(rows),
+            "x": rng.random(rows),
+            "cat": rng.choice(list("abc"), rows),
+            "when": pd.date_range("2020-01-01", periods=rows, freq="s"),
+            "flag": rng.random(rows) > 0.5,
+        }
+    )
 
 
 def med(samples: list[float]) -> float:
@@ -66,8 +74,10 @@ def med(samples: list[float]) -> float:
 
 
 def load_ext_times(runs: int) -> list[float]:
-    return [float(subprocess.run([sys.executable, "-c", LOAD_EXT], capture_output=True, text=True,
-                                 check=True).stdout) for _ in range(runs)]
+    return [
+        float(subprocess.run([sys.executable, "-c", LOAD_EXT], capture_output=True, text=True, check=True).stdout)
+        for _ in range(runs)
+    ]
 
 
 def floor_time(code: str, df, **savefig) -> float:
@@ -90,16 +100,34 @@ def nbconvert_times(code: str, csv: str, runs: int) -> list[float]:
     import nbformat
 
     with tempfile.TemporaryDirectory() as folder:
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-            f"%matplotlib inline\nimport pandas as pd\ndf = pd.read_csv({csv!r})\n" + code)])
+        nb = nbformat.v4.new_notebook(
+            cells=[
+                nbformat.v4.new_code_cell(
+                    f"%matplotlib inline\nimport pandas as pd\ndf = pd.read_csv({csv!r})\n" + code
+                )
+            ]
+        )
         path = os.path.join(folder, "task.ipynb")
         nbformat.write(nb, path)
         times = []
         for _ in range(runs):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                            "--output", os.path.join(folder, "out.ipynb"), path],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "jupyter",
+                    "nbconvert",
+                    "--to",
+                    "notebook",
+                    "--execute",
+                    "--output",
+                    os.path.join(folder, "out.ipynb"),
+                    path,
+                ],
+                check=True,
+                capture_output=True,
+            )
             times.append(time.perf_counter() - start)
         return times
 
@@ -154,23 +182,30 @@ def main() -> None:
         rows = []
         for name, code in PLOTS.items():
             nbc = nbconvert_times(code, f.name, args.nbconvert_runs)
-            rows.append((name, med(kernel[name]), med(kernel[f"{name} floor"]),
-                         med(kernel[f"{name} floor tight"]), med(nbc)))
+            rows.append(
+                (name, med(kernel[name]), med(kernel[f"{name} floor"]), med(kernel[f"{name} floor tight"]), med(nbc))
+            )
     finally:
         os.unlink(f.name)
 
-    print("\n| plot | warm child kernel | floor: Agg, savefig | floor: Agg, savefig tight (the inline PNG) "
-          "| nbconvert, fresh kernel | warm / floor | warm / floor tight | nbconvert / warm |")
+    print(
+        "\n| plot | warm child kernel | floor: Agg, savefig | floor: Agg, savefig tight (the inline PNG) "
+        "| nbconvert, fresh kernel | warm / floor | warm / floor tight | nbconvert / warm |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, warm, floor, tight, nbc in rows:
-        print(f"| {name} | {warm * 1000:.0f} ms | {floor * 1000:.0f} ms | {tight * 1000:.0f} ms | "
-              f"{nbc * 1000:.0f} ms | {warm / floor:.2f}x | {warm / tight:.2f}x | {nbc / warm:.0f}x |")
+        print(
+            f"| {name} | {warm * 1000:.0f} ms | {floor * 1000:.0f} ms | {tight * 1000:.0f} ms | "
+            f"{nbc * 1000:.0f} ms | {warm / floor:.2f}x | {warm / tight:.2f}x | {nbc / warm:.0f}x |"
+        )
     print(f"\nmedians of {args.runs} runs ({args.nbconvert_runs} for nbconvert); 200k x 5 frame\n")
     print("| step | median |\n|---|---|")
     print(f"| `%load_ext viscoder_jupyter` (fresh process) | {med(ext) * 1000:.0f} ms |")
     print(f"| child kernel start + warm-up | {med(kernel['start']) * 1000:.0f} ms |")
-    print(f"| empty attempt (`pass`: namespace reset, copy of the 200k-row frame, round trip) | "
-          f"{med(kernel['empty']) * 1000:.0f} ms |")
+    print(
+        f"| empty attempt (`pass`: namespace reset, copy of the 200k-row frame, round trip) | "
+        f"{med(kernel['empty']) * 1000:.0f} ms |"
+    )
     for name in handover:
         print(f"| {name} (pickle, once per request) | {med(kernel[name]) * 1000:.0f} ms |")
 

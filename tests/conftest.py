@@ -1,4 +1,5 @@
 """Shared pytest fixtures."""
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,9 @@ def offline_model_dir() -> Path:
     """The converted Qwen2.5-Coder-0.5B-Instruct folder, prepared on first use (~1 min)."""
     from viscoder_jupyter.tools import offline_model
 
-    return _offline_model(lambda: offline_model.model_dir() if offline_model.is_prepared() else None,
-                          offline_model.prepare)
+    return _offline_model(
+        lambda: offline_model.model_dir() if offline_model.is_prepared() else None, offline_model.prepare
+    )
 
 
 @pytest.fixture(scope="session")
@@ -54,8 +56,10 @@ def offline_gguf() -> Path:
     """The offline model's GGUF file itself (for llama.cpp), joined and checked on first use."""
     from viscoder_jupyter.tools import offline_model
 
-    return _offline_model(lambda: offline_model.gguf_file() if offline_model.gguf_file().is_file() else None,
-                          lambda: offline_model.gguf_path(log=None))
+    return _offline_model(
+        lambda: offline_model.gguf_file() if offline_model.gguf_file().is_file() else None,
+        lambda: offline_model.gguf_path(log=None),
+    )
 
 
 # --------------------------------------------------------------------------- other fixtures
@@ -65,10 +69,9 @@ def offline_gguf() -> Path:
 def shell(tmp_path):
     """make(*replies, **VisCoder settings): a bare IPython shell with the extension loaded,
     the replay backend serving `replies`, and a DataFrame `sales` in its namespace."""
+    from helpers import sales_frame, write_replies
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
-
-    from helpers import sales_frame, write_replies
 
     def make(*replies, **config):
         cfg = Config()
@@ -82,4 +85,3 @@ def shell(tmp_path):
         return ip
 
     return make
-

@@ -1,4 +1,5 @@
 """Small helpers shared by tests: replay files and frame fingerprints."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,7 @@ GOOD_BAR = (
 def key_error(frame: str = "sales") -> str:
     """A reply whose code asks for a column that does not exist."""
     return (
-        "```python\nimport matplotlib.pyplot as plt\n"
-        f"plt.bar({frame}['Region'], {frame}['revenue'])\nplt.show()\n```"
+        f"```python\nimport matplotlib.pyplot as plt\nplt.bar({frame}['Region'], {frame}['revenue'])\nplt.show()\n```"
     )
 
 
@@ -56,7 +56,6 @@ def processes_gone(pids, seconds: float = 30) -> bool:
             return True
         time.sleep(0.1)
     return False
-
 
 
 def empty_offline_hub_cache(monkeypatch, tmp_path):

@@ -1,19 +1,24 @@
 """`viscoder bench` through the real loop and child kernel, with recorded replies."""
+
 import json
 from pathlib import Path
 
-from viscoder_jupyter.tools import bench
-
 from helpers import write_replies
 
+from viscoder_jupyter.tools import bench
+
 DATA = Path(__file__).parent / "data" / "pandasplotbench-mini"  # tasks 5 and 42
-TWIN_AXES = ("```python\nimport matplotlib.pyplot as plt\nimport pandas as pd\n"
-             "df = pd.read_csv(\"data.csv\")\nfig, ax = plt.subplots()\n"
-             "ax.plot(df['Distance'], df['Density'], color='b')\nax2 = ax.twinx()\n"
-             "ax2.plot(df['Distance'], df['Temperature'], color='r')\nplt.show()\n```")
-THREE_PLOTS = ("```python\nimport matplotlib.pyplot as plt\nfig, axs = plt.subplots(1, 3)\n"
-               "axs[0].bar(df['names'], df['values'])\naxs[1].scatter(df['names'], df['values'])\n"
-               "axs[2].plot(df['names'], np.cumsum(df['values']))\nplt.show()\n```")
+TWIN_AXES = (
+    "```python\nimport matplotlib.pyplot as plt\nimport pandas as pd\n"
+    'df = pd.read_csv("data.csv")\nfig, ax = plt.subplots()\n'
+    "ax.plot(df['Distance'], df['Density'], color='b')\nax2 = ax.twinx()\n"
+    "ax2.plot(df['Distance'], df['Temperature'], color='r')\nplt.show()\n```"
+)
+THREE_PLOTS = (
+    "```python\nimport matplotlib.pyplot as plt\nfig, axs = plt.subplots(1, 3)\n"
+    "axs[0].bar(df['names'], df['values'])\naxs[1].scatter(df['names'], df['values'])\n"
+    "axs[2].plot(df['names'], np.cumsum(df['values']))\nplt.show()\n```"
+)
 WRONG_COLUMN = "```python\nimport matplotlib.pyplot as plt\nplt.plot(df['distance'])\nplt.show()\n```"
 
 
@@ -27,8 +32,10 @@ def test_paper_prompt_follows_the_published_protocol():
     assert system == {"role": "system", "content": instructs["system_prompt"]}
     text = user["content"]
     assert text.startswith(instructs["plot_instruct"] + "\n1. Plot Description: Construct a line plot")
-    order = [text.index(s) for s in ("\n1. Plot Description", "\n2. Plot Style Description",
-                                     "\n3. Setup.", "\n4. Data description.")]
+    order = [
+        text.index(s)
+        for s in ("\n1. Plot Description", "\n2. Plot Style Description", "\n3. Setup.", "\n4. Data description.")
+    ]
     assert order == sorted(order)
     assert "matplotlib with its subsidiary libraries" in text
     assert "DO NOT use seaborn for plotting. Only pure matplotlib." in text
@@ -44,14 +51,34 @@ def test_paper_code_preparation():
 
 def test_both_protocols_in_one_run_write_the_three_outputs(tmp_path):
     # Tasks alternate protocol by protocol: 5/paper, 5/ours, 42/paper, 42/ours.
-    replay = write_replies(tmp_path / "replies.jsonl",
-                           WRONG_COLUMN, TWIN_AXES,            # 5 paper: fixed in round 1
-                           TWIN_AXES,                          # 5 ours: first try
-                           THREE_PLOTS,                        # 42 paper: np import added, works
-                           WRONG_COLUMN, WRONG_COLUMN)         # 42 ours: fails, retries=1
+    replay = write_replies(
+        tmp_path / "replies.jsonl",
+        WRONG_COLUMN,
+        TWIN_AXES,  # 5 paper: fixed in round 1
+        TWIN_AXES,  # 5 ours: first try
+        THREE_PLOTS,  # 42 paper: np import added, works
+        WRONG_COLUMN,
+        WRONG_COLUMN,
+    )  # 42 ours: fails, retries=1
     out = tmp_path / "out"
-    assert bench.main([str(DATA), "--protocol", "paper,ours", "--backend", "replay", "--replay", replay,
-                       "--retries", "1", "--out", str(out)]) == 0
+    assert (
+        bench.main(
+            [
+                str(DATA),
+                "--protocol",
+                "paper,ours",
+                "--backend",
+                "replay",
+                "--replay",
+                replay,
+                "--retries",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
 
     paper = json.loads((out / "paper" / "summary.json").read_text())
     ours = json.loads((out / "ours" / "summary.json").read_text())
@@ -66,7 +93,10 @@ def test_both_protocols_in_one_run_write_the_three_outputs(tmp_path):
     assert abs(paper["median_time_to_plot_shared_s"] - task5) < 0.01
     rows = [json.loads(line) for line in (out / "paper" / "results.jsonl").read_text().splitlines()]
     assert [(r["task"], r["attempt"], r["ok"], r["error"]) for r in rows] == [
-        (5, 1, False, "KeyError"), (5, 2, True, None), (42, 1, True, None)]
+        (5, 1, False, "KeyError"),
+        (5, 2, True, None),
+        (42, 1, True, None),
+    ]
     assert all(r["execute_s"] > 0 and "code" in r for r in rows)
     assert sorted(p.name for p in (out / "paper" / "plots").iterdir()) == ["42.png", "5.png"]
     report = (out / "report.html").read_text()
@@ -123,13 +153,31 @@ def test_an_ablation_shows_what_its_piece_changes(tmp_path):
     # Task 42: the first reply filters every row away. `ours` sees the empty figure and gets
     # the fix; `ours-no-checks` takes the empty figure as the answer: both "pass" execution,
     # only one drew something.
-    empty = ("```python\nimport matplotlib.pyplot as plt\nsome = df[df['names'] == 'pears']\n"
-             "plt.bar(some['names'], some['values'])\nplt.show()\n```")
+    empty = (
+        "```python\nimport matplotlib.pyplot as plt\nsome = df[df['names'] == 'pears']\n"
+        "plt.bar(some['names'], some['values'])\nplt.show()\n```"
+    )
     good = "```python\nimport matplotlib.pyplot as plt\nplt.bar(df['names'], df['values'])\nplt.show()\n```"
     replay = write_replies(tmp_path / "replies.jsonl", empty, good, empty)
     out = tmp_path / "out"
-    assert bench.main([str(DATA), "--protocol", "ours,ours-no-checks", "--ids", "42", "--backend", "replay",
-                       "--replay", replay, "--out", str(out)]) == 0
+    assert (
+        bench.main(
+            [
+                str(DATA),
+                "--protocol",
+                "ours,ours-no-checks",
+                "--ids",
+                "42",
+                "--backend",
+                "replay",
+                "--replay",
+                replay,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     ours = json.loads((out / "ours" / "summary.json").read_text())
     unchecked = json.loads((out / "ours-no-checks" / "summary.json").read_text())
     assert ours["pass_rate_by_round"]["normal"] == unchecked["pass_rate_by_round"]["normal"] == 100.0

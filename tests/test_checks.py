@@ -1,9 +1,9 @@
 """Checks on code that ran, in the real child kernel: the figure is looked at, not just the exit status."""
+
 import pandas as pd
+from helpers import write_replies
 
 from viscoder_jupyter import generate_plot
-
-from helpers import write_replies
 
 
 def fenced(code: str) -> str:
@@ -11,20 +11,28 @@ def fenced(code: str) -> str:
 
 
 FRAME = pd.DataFrame({"country": ["United States", "Canada", "Mexico"], "sales": [5.0, 3.0, 2.0]})
-FILTERED_TO_NOTHING = fenced("import matplotlib.pyplot as plt\nus = df[df['country'] == 'USA']\n"
-                             "plt.bar(us['country'], us['sales'])\nplt.show()")
+FILTERED_TO_NOTHING = fenced(
+    "import matplotlib.pyplot as plt\nus = df[df['country'] == 'USA']\nplt.bar(us['country'], us['sales'])\nplt.show()"
+)
 GOOD = fenced("import matplotlib.pyplot as plt\nplt.bar(df['country'], df['sales'])\nplt.show()")
-CROWDED = fenced("import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(4, 3))\n"
-                 "ax.bar([f'a long category name {i}' for i in range(30)], range(30))\nplt.show()")
-ROTATED = fenced("import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(8, 3))\n"
-                 "ax.bar([f'cat {i}' for i in range(20)], range(20))\nplt.xticks(rotation=45, ha='right')\nplt.show()")
-TWO_FIGURES = fenced("import matplotlib.pyplot as plt\nimport seaborn as sns\nplt.figure(figsize=(6, 4))\n"
-                     "sns.catplot(data=df, x='country', y='sales', kind='bar')\nplt.show()")
+CROWDED = fenced(
+    "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(4, 3))\n"
+    "ax.bar([f'a long category name {i}' for i in range(30)], range(30))\nplt.show()"
+)
+ROTATED = fenced(
+    "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(8, 3))\n"
+    "ax.bar([f'cat {i}' for i in range(20)], range(20))\nplt.xticks(rotation=45, ha='right')\nplt.show()"
+)
+TWO_FIGURES = fenced(
+    "import matplotlib.pyplot as plt\nimport seaborn as sns\nplt.figure(figsize=(6, 4))\n"
+    "sns.catplot(data=df, x='country', y='sales', kind='bar')\nplt.show()"
+)
 
 
 def run(tmp_path, *replies, **config):
-    return generate_plot(FRAME, "sales by country", backend="replay",
-                         replay=write_replies(tmp_path / "r.jsonl", *replies), **config)
+    return generate_plot(
+        FRAME, "sales by country", backend="replay", replay=write_replies(tmp_path / "r.jsonl", *replies), **config
+    )
 
 
 def test_an_empty_figure_is_sent_back_and_the_fix_is_kept(tmp_path):
@@ -60,10 +68,13 @@ def test_a_check_failed_the_same_way_twice_ends_the_retries_with_the_figure_kept
 
 
 def test_a_request_for_several_plots_may_get_several_figures(tmp_path):
-    two = fenced("import matplotlib.pyplot as plt\nfor _ in range(2):\n    plt.figure()\n"
-                 "    plt.plot(df['sales'])\n    plt.show()")
-    asked = generate_plot(FRAME, "Create two plots of the sales", backend="replay",
-                          replay=write_replies(tmp_path / "two.jsonl", two))
+    two = fenced(
+        "import matplotlib.pyplot as plt\nfor _ in range(2):\n    plt.figure()\n"
+        "    plt.plot(df['sales'])\n    plt.show()"
+    )
+    asked = generate_plot(
+        FRAME, "Create two plots of the sales", backend="replay", replay=write_replies(tmp_path / "two.jsonl", two)
+    )
     assert asked.ok and asked.final.ok and len(asked.images) == 2
     one = run(tmp_path, two, GOOD)  # "sales by country": one figure was asked for
     assert one.attempts[0].error.ename == "ManyFigures" and one.attempts[1].ok

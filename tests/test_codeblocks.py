@@ -40,22 +40,25 @@ def test_repairs_are_reported_one_by_one_and_leave_blocks_valid():
 
     from viscoder_jupyter.core.codeblocks import repair_code
 
-    code = ("import pandas as pd\ndf = pd.read_csv('data.csv')\ndef draw():\n    plt.plot(df['a'])\n"
-            "    plt.savefig('out.png')\nif True:\n    plt.close()\nmatplotlib.use('Agg')\ndraw()")
+    code = (
+        "import pandas as pd\ndf = pd.read_csv('data.csv')\ndef draw():\n    plt.plot(df['a'])\n"
+        "    plt.savefig('out.png')\nif True:\n    plt.close()\nmatplotlib.use('Agg')\ndraw()"
+    )
     repaired, notes = repair_code(code, ["df"])
     ast.parse(repaired)
     assert "read_csv" not in repaired and "savefig" not in repaired and "plt.close" not in repaired
     assert "matplotlib.use" not in repaired and repaired.startswith("import matplotlib.pyplot as plt\n")
     assert [n.split(":")[0] for n in notes] == [
-        "dropped reading the data from a file", "removed saving to a file (the figure is shown, not saved)",
+        "dropped reading the data from a file",
+        "removed saving to a file (the figure is shown, not saved)",
         "removed closing the figure before it is shown",
         "removed choosing a matplotlib backend (the figure is shown inline)",
-        "added `import matplotlib.pyplot as plt`"]
+        "added `import matplotlib.pyplot as plt`",
+    ]
     assert repair_code("plt.plot(", ["df"]) == ("plt.plot(", [])
 
 
 def test_the_comment_of_a_dropped_line_goes_with_it():
-    code = ("import pandas as pd\n# Load the sales dataframe\nsales = pd.read_csv('sales.csv')\n"
-            "# Plot\nsales.plot()\n")
+    code = "import pandas as pd\n# Load the sales dataframe\nsales = pd.read_csv('sales.csv')\n# Plot\nsales.plot()\n"
     mended, _ = repair_code(code, ["sales"])
     assert "Load the sales" not in mended and "# Plot" in mended and "sales.plot()" in mended

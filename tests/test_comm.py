@@ -1,4 +1,5 @@
 """The sidebar's comm protocol through a real kernel: open, fix, stream, cancel, refuse."""
+
 from __future__ import annotations
 
 import base64
@@ -31,8 +32,17 @@ class CommClient:
         self._shell("comm_msg", {"comm_id": self.comm_id, "data": data})
 
     def fix(self, run_id: str, **fields) -> None:
-        self.send({"type": "fix", "id": run_id, "source": USER_CODE, "traceback": USER_TRACEBACK,
-                   "note": "", "settings": {}, **fields})
+        self.send(
+            {
+                "type": "fix",
+                "id": run_id,
+                "source": USER_CODE,
+                "traceback": USER_TRACEBACK,
+                "note": "",
+                "settings": {},
+                **fields,
+            }
+        )
 
     def next(self, timeout: float = 120) -> dict:
         while True:
@@ -60,10 +70,13 @@ def kernel(tmp_path):
     def setup(*replies, frames: bool = True, load: bool = True):
         replay = write_replies(tmp_path / "replies.jsonl", *replies)
         code = (
-            (f"%load_ext viscoder_jupyter\n%config VisCoder.backend = 'replay'\n"
-             f"%config VisCoder.replay = {replay!r}\n" if load else "")
-            + ("import pandas as pd\n"
-               "sales = pd.DataFrame({'region': ['N', 'S', 'W'], 'revenue': [1.0, 2.0, 3.0]})\n" if frames else "")
+            f"%load_ext viscoder_jupyter\n%config VisCoder.backend = 'replay'\n%config VisCoder.replay = {replay!r}\n"
+            if load
+            else ""
+        ) + (
+            "import pandas as pd\nsales = pd.DataFrame({'region': ['N', 'S', 'W'], 'revenue': [1.0, 2.0, 3.0]})\n"
+            if frames
+            else ""
         )
         reply = kc.execute_interactive(code, timeout=120, output_hook=lambda msg: None)
         assert reply["content"]["status"] == "ok", reply["content"]
@@ -76,8 +89,11 @@ def kernel(tmp_path):
 
 def user_value(kc, expression: str):
     found = {}
-    reply = kc.execute_interactive(f"print(repr({expression}))", timeout=60,
-                                   output_hook=lambda m: found.update(m["content"]) if m["msg_type"] == "stream" else None)
+    reply = kc.execute_interactive(
+        f"print(repr({expression}))",
+        timeout=60,
+        output_hook=lambda m: found.update(m["content"]) if m["msg_type"] == "stream" else None,
+    )
     assert reply["content"]["status"] == "ok"
     return found.get("text", "").strip()
 
@@ -115,8 +131,12 @@ def test_cancel_stops_the_model_and_the_child_and_the_next_fix_works(kernel):
         seen.append(client.next())
     assert "time.sleep(600)" in "".join(e["text"] for e in seen if e["type"] == "text")  # all of it, flushed
     client.fix("second")
-    assert client.next() == {"type": "error", "id": "second", "reason": "busy",
-                             "message": "A fix is already running for this notebook: wait for it or cancel it."}
+    assert client.next() == {
+        "type": "error",
+        "id": "second",
+        "reason": "busy",
+        "message": "A fix is already running for this notebook: wait for it or cancel it.",
+    }
     client.send({"type": "cancel", "id": "slow"})
     assert client.until_final()[-1] == {"type": "cancelled", "id": "slow"}
     # The child was interrupted (else this attempt would queue behind a 600 s sleep).
@@ -134,12 +154,15 @@ def test_no_dataframe_is_said_plainly(kernel):
     assert error["type"] == "error" and error["reason"] == "no_frames" and "No DataFrame" in error["message"]
 
 
-@pytest.mark.parametrize("fields, reason, message", [
-    ({"settings": {"backend": "nope"}}, "bad_request", "Unknown backend 'nope'"),
-    ({"settings": {"retries": -1}}, "bad_request", "--retries must be 0 or more"),
-    ({"source": "  "}, "bad_request", "The cell is empty"),
-    ({"traceback": ""}, "bad_request", "Nothing to fix"),
-])
+@pytest.mark.parametrize(
+    "fields, reason, message",
+    [
+        ({"settings": {"backend": "nope"}}, "bad_request", "Unknown backend 'nope'"),
+        ({"settings": {"retries": -1}}, "bad_request", "--retries must be 0 or more"),
+        ({"source": "  "}, "bad_request", "The cell is empty"),
+        ({"traceback": ""}, "bad_request", "Nothing to fix"),
+    ],
+)
 def test_bad_requests_are_refused_with_the_reason(kernel, fields, reason, message):
     setup, _ = kernel
     client = setup(GOOD_BAR)
@@ -164,13 +187,21 @@ def test_every_setting_the_sidebar_offers_reaches_the_kernel():
     import json
     from pathlib import Path
 
-    from viscoder_jupyter.frontends.comm import SETTING_KEYS, overrides_from
     from viscoder_jupyter.core.settings import VisCoder
+    from viscoder_jupyter.frontends.comm import SETTING_KEYS, overrides_from
 
     schema = json.loads((Path(__file__).parents[1] / "labextension" / "schema" / "sidebar.json").read_text())
     assert set(SETTING_KEYS) == set(schema["properties"])
-    chosen = {"backend": "replay", "model": "", "lib": "seaborn", "retries": 1, "samples": 0, "timeout": 5.0,
-              "sandbox": "off", "unknown": 1}
+    chosen = {
+        "backend": "replay",
+        "model": "",
+        "lib": "seaborn",
+        "retries": 1,
+        "samples": 0,
+        "timeout": 5.0,
+        "sandbox": "off",
+        "unknown": 1,
+    }
     settings = VisCoder().with_overrides(**overrides_from(chosen))
     assert (settings.lib, settings.samples, settings.sandbox, settings.retries) == ("seaborn", 0, "off", 1)
 
@@ -214,6 +245,14 @@ def test_every_message_a_fix_sends_is_as_declared(kernel):
     sent += client.until_final()
     client.send({"type": "launch", "id": "x"})
     sent.append(client.next())
-    assert {m["type"] for m in sent} >= {"ready", "status", "attempt", "text", "attempt_failed", "figure", "done",
-                                         "error"}
+    assert {m["type"] for m in sent} >= {
+        "ready",
+        "status",
+        "attempt",
+        "text",
+        "attempt_failed",
+        "figure",
+        "done",
+        "error",
+    }
     assert [p for m in sent for p in problems(m)] == []

@@ -6,6 +6,7 @@ transformers model (real loading, real decoding on a worker thread; its text is 
 code never works): what is judged is that events reach each front end, in order, on the
 loop's thread, and that stopping in the middle of a generation stops it.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,21 +22,24 @@ from viscoder_jupyter import runtime
 from viscoder_jupyter.core.events import AttemptFinished, Done, TextStreamed
 from viscoder_jupyter.core.settings import VisCoder
 
-SHORT = 48      # tokens: a whole reply in well under a second
+SHORT = 48  # tokens: a whole reply in well under a second
 ENDLESS = 8000  # tokens: minutes of writing, to be stopped in the middle
 
 
 def tiny_settings(model_dir, max_new_tokens: int = SHORT) -> VisCoder:
-    return VisCoder(backend="transformers", model=str(model_dir), max_new_tokens=max_new_tokens,
-                    retries=0, samples=0)
+    return VisCoder(backend="transformers", model=str(model_dir), max_new_tokens=max_new_tokens, retries=0, samples=0)
 
 
 def test_generate_plot_hears_every_token_on_the_loop_thread(tiny_model_dir):
     from viscoder_jupyter import generate_plot
 
     seen: list[tuple[object, int]] = []
-    result = generate_plot(sales_frame(), "bar chart of revenue by region", settings=tiny_settings(tiny_model_dir),
-                           on_event=lambda event: seen.append((event, threading.get_ident())))
+    result = generate_plot(
+        sales_frame(),
+        "bar chart of revenue by region",
+        settings=tiny_settings(tiny_model_dir),
+        on_event=lambda event: seen.append((event, threading.get_ident())),
+    )
     loop_thread = runtime.event_loop()._thread_id  # the background loop's thread
     assert {thread for _, thread in seen} == {loop_thread}
     events = [event for event, _ in seen]
@@ -64,9 +68,25 @@ def test_the_bench_runs_on_a_real_engine(tiny_model_dir, tmp_path):
 
     data = Path(__file__).parent / "data" / "pandasplotbench-mini"
     out = tmp_path / "bench"
-    code = bench.main([str(data), "--protocol", "paper,ours", "--backend", "transformers",
-                       "--model", str(tiny_model_dir), "--max-new-tokens", str(SHORT), "--retries", "0",
-                       "--limit", "1", "--out", str(out)])
+    code = bench.main(
+        [
+            str(data),
+            "--protocol",
+            "paper,ours",
+            "--backend",
+            "transformers",
+            "--model",
+            str(tiny_model_dir),
+            "--max-new-tokens",
+            str(SHORT),
+            "--retries",
+            "0",
+            "--limit",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     for protocol in ("paper", "ours"):
         rows = [json.loads(line) for line in (out / protocol / "results.jsonl").read_text().splitlines()]
@@ -74,6 +94,7 @@ def test_the_bench_runs_on_a_real_engine(tiny_model_dir, tmp_path):
 
 
 # ------------------------------------------------------------------ in a real kernel
+
 
 @pytest.fixture
 def lab_kernel(tiny_model_dir):
@@ -105,8 +126,16 @@ def test_the_sidebar_streams_a_real_engines_fix(lab_kernel):
     setup, _, kc = lab_kernel
     client = setup()
     assert client.open()["type"] == "ready"
-    client.send({"type": "fix", "id": "real", "source": USER_CODE, "traceback": "",
-                 "note": "make the bars horizontal", "settings": {"retries": 0}})
+    client.send(
+        {
+            "type": "fix",
+            "id": "real",
+            "source": USER_CODE,
+            "traceback": "",
+            "note": "make the bars horizontal",
+            "settings": {"retries": 0},
+        }
+    )
     events = client.until_final(timeout=180)
     kinds = [e["type"] for e in events]
     assert kinds[-1] == "done", events[-1]  # before: "error" with "no running event loop"
@@ -119,8 +148,16 @@ def test_cancel_in_the_middle_of_a_real_generation(lab_kernel):
     setup, _, kc = lab_kernel
     client = setup(max_new_tokens=ENDLESS)
     client.open()
-    client.send({"type": "fix", "id": "long", "source": USER_CODE, "traceback": "",
-                 "note": "make the bars horizontal", "settings": {"retries": 0}})
+    client.send(
+        {
+            "type": "fix",
+            "id": "long",
+            "source": USER_CODE,
+            "traceback": "",
+            "note": "make the bars horizontal",
+            "settings": {"retries": 0},
+        }
+    )
     texts = 0
     while texts < 3:  # the model is writing now
         texts += client.next(timeout=120)["type"] == "text"
@@ -130,8 +167,16 @@ def test_cancel_in_the_middle_of_a_real_generation(lab_kernel):
     assert seen[-1] == {"type": "cancelled", "id": "long"}
     assert time.monotonic() - asked < 10
     # The model is free again: a new fix starts writing at once instead of queueing behind it.
-    client.send({"type": "fix", "id": "next", "source": USER_CODE, "traceback": "",
-                 "note": "make the bars horizontal", "settings": {"retries": 0}})
+    client.send(
+        {
+            "type": "fix",
+            "id": "next",
+            "source": USER_CODE,
+            "traceback": "",
+            "note": "make the bars horizontal",
+            "settings": {"retries": 0},
+        }
+    )
     first = client.next(timeout=60)
     assert first["id"] == "next" and first["type"] in {"status", "attempt", "text"}
     client.send({"type": "cancel", "id": "next"})

@@ -4,6 +4,7 @@ The kernel runs on an event loop in a background thread, as in the extension.
 One warm kernel serves the well-behaved snippets; another takes the hangs, the
 crash and the cancellation; shutdown tests start their own.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from viscoder_jupyter.core.errors import ChildKernelDied, CodeRaised, ExecutionTimeout
 from viscoder_jupyter.child.executor import ChildKernel, ExecutionOutcome
+from viscoder_jupyter.core.errors import ChildKernelDied, CodeRaised, ExecutionTimeout
 
 SNIPPETS = Path(__file__).parent / "snippets"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -4,6 +4,7 @@ Every one must end the attempt with an error the model can read, leave the child
 usable for the next attempt, and leave the caller's frames and names as they were.
 Runs sandboxed where bwrap works, plain otherwise (the fork bomb needs the sandbox).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,18 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import GOOD_BAR, fingerprint, processes_gone
 from IPython.core.error import UsageError
 
-from viscoder_jupyter import backends
+from viscoder_jupyter import backends, runtime
+from viscoder_jupyter.backends import Backend
 from viscoder_jupyter.child import outputs
 from viscoder_jupyter.child import processes as proc
 from viscoder_jupyter.child import sandbox as sb
-from viscoder_jupyter import runtime
-from viscoder_jupyter.backends import Backend
-from viscoder_jupyter.core.errors import ChildKernelDied, CodeRaised, ExecutionTimeout
 from viscoder_jupyter.child.executor import ChildKernel
-
-from helpers import processes_gone, GOOD_BAR, fingerprint
+from viscoder_jupyter.core.errors import ChildKernelDied, CodeRaised, ExecutionTimeout
 
 SNIPPETS = Path(__file__).parent / "snippets"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -133,9 +132,12 @@ def test_output_flood_is_capped(kernel, unchanged):
 @pytest.mark.timeout(120)
 def test_rich_output_is_capped_as_it_arrives(kernel, unchanged, monkeypatch):
     monkeypatch.setattr(outputs, "DISPLAY_CAP", 2 * 2**20)
-    out = run(kernel, "import os\nfrom IPython.display import Image, display\n"
-                      "png = b'\\x89PNG\\r\\n\\x1a\\n' + os.urandom(200_000)\n"
-                      "for _ in range(40):\n    display(Image(data=png, format='png'))")
+    out = run(
+        kernel,
+        "import os\nfrom IPython.display import Image, display\n"
+        "png = b'\\x89PNG\\r\\n\\x1a\\n' + os.urandom(200_000)\n"
+        "for _ in range(40):\n    display(Image(data=png, format='png'))",
+    )
     assert out.error is None and out.truncated
     assert 0 < len(out.images) < 40 and sum(map(len, out.images)) <= 2 * 2**20
 
@@ -196,7 +198,13 @@ def test_faulty_attempts_are_fed_back_until_one_works(shell):
     ip.run_cell_magic("viscoder", "sales", "bar chart of revenue by region")
     result = ip.magics_manager.registry["VisCoderMagics"].last_result
     assert [a.error.ename if a.error else None for a in result.attempts] == [
-        "TimeoutError", "KernelDied", "TimeoutError", "StdinNotImplementedError", "NameError", None]
+        "TimeoutError",
+        "KernelDied",
+        "TimeoutError",
+        "StdinNotImplementedError",
+        "NameError",
+        None,
+    ]
     # The GUI backend never reached the child: the repairs dropped matplotlib.use("TkAgg"),
     # and the snippet's `df` (the frame here is `sales`) is what the model hears about.
     assert any("matplotlib backend" in note for note in result.attempts[4].repairs)

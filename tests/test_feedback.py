@@ -1,5 +1,7 @@
 """Feedback that sees the data: what the model is told after a failure, with real frames."""
+
 import pandas as pd
+from helpers import write_replies
 
 from viscoder_jupyter import runtime
 from viscoder_jupyter.backends.replay import ReplayBackend
@@ -7,10 +9,9 @@ from viscoder_jupyter.core.errors import CodeRaised, FigureProblem
 from viscoder_jupyter.core.feedback import data_hints, installed_versions
 from viscoder_jupyter.core.settings import VisCoder
 
-from helpers import write_replies
-
-FRAME = pd.DataFrame({"Country Name": ["United States", "Canada"], "GDP (USD)": ["21,000", "1,700"],
-                      "Year": [2020, 2020]})
+FRAME = pd.DataFrame(
+    {"Country Name": ["United States", "Canada"], "GDP (USD)": ["21,000", "1,700"], "Year": [2020, 2020]}
+)
 
 
 def raised(ename, evalue):
@@ -24,8 +25,11 @@ def test_a_misspelt_column_gets_the_real_names_nearby():
 
 
 def test_a_dtype_error_gets_dtype_and_values_of_the_columns_used():
-    hints = data_hints(raised("TypeError", "unsupported operand type(s) for /: 'str' and 'int'"),
-                       "df['GDP (USD)'] / 1000", {"df": FRAME})
+    hints = data_hints(
+        raised("TypeError", "unsupported operand type(s) for /: 'str' and 'int'"),
+        "df['GDP (USD)'] / 1000",
+        {"df": FRAME},
+    )
     assert f"`df['GDP (USD)']`: dtype {FRAME['GDP (USD)'].dtype}" in hints and "'21,000'" in hints
 
 
@@ -36,9 +40,15 @@ def test_an_empty_figure_names_the_filter_value_that_matches_nothing():
 
 
 def test_a_changed_api_gets_the_installed_versions_and_styles():
-    hints = data_hints(raised("OSError", "'seaborn' is not a valid package style, path of style file, URL of "
-                              "style file, or library style name (library styles are listed in `style.available`)"),
-                       "plt.style.use('seaborn')", {"df": FRAME})
+    hints = data_hints(
+        raised(
+            "OSError",
+            "'seaborn' is not a valid package style, path of style file, URL of "
+            "style file, or library style name (library styles are listed in `style.available`)",
+        ),
+        "plt.style.use('seaborn')",
+        {"df": FRAME},
+    )
     assert installed_versions() in hints and "seaborn-v0_8" in hints
 
 

@@ -1,6 +1,7 @@
 """Fixing existing code: the first turn, which cell `%viscoder_fix` picks, and the magic itself."""
+
 import pytest
-from helpers import magics_of, GOOD_BAR, key_error, sales_frame, write_replies
+from helpers import GOOD_BAR, key_error, magics_of, sales_frame, write_replies
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -9,9 +10,9 @@ from viscoder_jupyter.backends.replay import ReplayBackend
 from viscoder_jupyter.core.errors import RequestError
 from viscoder_jupyter.core.fix import fix_messages
 from viscoder_jupyter.core.frames import frames_for_code
+from viscoder_jupyter.core.settings import VisCoder
 from viscoder_jupyter.frontends.cell_history import CellHistory, is_plotting
 from viscoder_jupyter.runtime import async_fix
-from viscoder_jupyter.core.settings import VisCoder
 
 BROKEN = "import matplotlib.pyplot as plt\nplt.bar(sales['Region'], sales['revenue'])\nplt.show()"
 WORKS = "import matplotlib.pyplot as plt\nplt.bar(sales['region'], sales['revenue'])\nplt.show()"
@@ -19,7 +20,9 @@ WORKS = "import matplotlib.pyplot as plt\nplt.bar(sales['region'], sales['revenu
 
 # ------------------------------------------------------------------ the first turn
 def test_the_users_code_is_the_earlier_reply_and_the_traceback_the_report():
-    messages = fix_messages(BROKEN, "\x1b[31mKeyError\x1b[39m: 'Region'", "", {"sales": "DataFrame with 2 columns"}, "matplotlib")
+    messages = fix_messages(
+        BROKEN, "\x1b[31mKeyError\x1b[39m: 'Region'", "", {"sales": "DataFrame with 2 columns"}, "matplotlib"
+    )
     system, request, code, report = messages
     assert system["role"] == "system" and "DataFrame with 2 columns" in request["content"]
     assert code == {"role": "assistant", "content": f"```python\n{BROKEN}\n```"}
@@ -53,8 +56,9 @@ def test_the_loop_starts_from_the_fix_turn(tmp_path):
 
     backend = Recording(write_replies(tmp_path / "r.jsonl", key_error(), GOOD_BAR))
     settings = VisCoder(backend="replay")
-    result = runtime.run_sync(async_fix(BROKEN, "KeyError: 'Region'", "", {"sales": sales_frame()}, settings,
-                                        backend=backend))
+    result = runtime.run_sync(
+        async_fix(BROKEN, "KeyError: 'Region'", "", {"sales": sales_frame()}, settings, backend=backend)
+    )
     assert result.ok and len(result.attempts) == 2
     first, second = backend.seen
     assert len(first) == 4 and first[2]["content"].startswith("```python\nimport matplotlib")
@@ -73,11 +77,17 @@ def test_frames_are_the_ones_the_code_names():
         frames_for_code({"x": 1}, BROKEN)
 
 
-@pytest.mark.parametrize("source, plotting", [
-    (WORKS, True), ("sales.plot(x='region')", True), ("import seaborn as sns\nsns.barplot(data=sales)", True),
-    ("fig, ax = plt.subplots()\nax.bar([1], [2])", True), ("total = sales.revenue.sum()", False),
-    ("print('plot twist')", False),
-])
+@pytest.mark.parametrize(
+    "source, plotting",
+    [
+        (WORKS, True),
+        ("sales.plot(x='region')", True),
+        ("import seaborn as sns\nsns.barplot(data=sales)", True),
+        ("fig, ax = plt.subplots()\nax.bar([1], [2])", True),
+        ("total = sales.revenue.sum()", False),
+        ("print('plot twist')", False),
+    ],
+)
 def test_what_counts_as_a_plotting_cell(source, plotting):
     assert is_plotting(source) is plotting
 

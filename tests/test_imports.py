@@ -1,4 +1,5 @@
 """`%load_ext` must stay fast: no torch or transformers until a model is needed."""
+
 import subprocess
 import sys
 

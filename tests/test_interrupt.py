@@ -1,10 +1,10 @@
 """The user presses Interrupt while %%viscoder runs: everything stops, nothing is inserted."""
+
 import time
 
 import pytest
-from jupyter_client.manager import start_new_kernel
-
 from helpers import GOOD_BAR, write_replies
+from jupyter_client.manager import start_new_kernel
 
 ENDLESS = "```python\nimport matplotlib.pyplot as plt\nwhile True:\n    pass\n```"
 

@@ -8,6 +8,7 @@ top-two logits are nearly tied everywhere, so bf16 would turn rounding into diff
 float32 keeps that rounding ~1e-7, far under any margin. The offline model, confident as real
 models are, is checked in the dtype this machine's CPU gets (bf16 where native, else float32;
 slow test below, and the benchmark)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,10 +22,16 @@ from viscoder_jupyter.backends.transformers import TransformersBackend
 from viscoder_jupyter.core.errors import CodeRaised
 from viscoder_jupyter.core.prompt import feedback_turn, first_turn
 
-FRAMES = {"sales": 'DataFrame with 3 columns and 4 rows\nColumn names and types: region: object, '
-                   'revenue: int64, units: int64\nHead:\n{"region":{"0":"North","1":"South"}}'}
-ERROR = CodeRaised("KeyError", "'Revenue'", "Traceback (most recent call last):\n  File \"<cell>\", "
-                   "line 3, in <module>\n    plt.bar(sales['region'], sales['Revenue'])\nKeyError: 'Revenue'")
+FRAMES = {
+    "sales": "DataFrame with 3 columns and 4 rows\nColumn names and types: region: object, "
+    'revenue: int64, units: int64\nHead:\n{"region":{"0":"North","1":"South"}}'
+}
+ERROR = CodeRaised(
+    "KeyError",
+    "'Revenue'",
+    'Traceback (most recent call last):\n  File "<cell>", '
+    "line 3, in <module>\n    plt.bar(sales['region'], sales['Revenue'])\nKeyError: 'Revenue'",
+)
 
 
 def run(coro):
@@ -132,6 +139,7 @@ def test_a_cancelled_generation_leaves_a_usable_cache(tiny):
 
 # --------------------------------------------------------------------------- the pieces
 
+
 class FakeCache:
     def __init__(self, length):
         self.length = length
@@ -182,20 +190,27 @@ def test_greedy_decode_is_generates_greedy_search(tiny):
     from transformers import DynamicCache
 
     loaded = backend(tiny).load()
-    ids = loaded.tokenizer.apply_chat_template(conversation("a bar chart"), add_generation_prompt=True,
-                                               tokenize=True, return_dict=False)
+    ids = loaded.tokenizer.apply_chat_template(
+        conversation("a bar chart"), add_generation_prompt=True, tokenize=True, return_dict=False
+    )
     ids = list(ids["input_ids"] if isinstance(ids, dict) else ids)
     with torch.inference_mode():
-        expected = loaded.model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                         generation_config=loaded.generation_config, max_new_tokens=40)
+        expected = loaded.model.generate(
+            torch.tensor([ids]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            generation_config=loaded.generation_config,
+            max_new_tokens=40,
+        )
     for lookup in (0, 10):
-        new, tokens, reason = greedy_decode(loaded.model, ids, DynamicCache(config=loaded.model.config), 0,
-                                            max_new_tokens=40, lookup=lookup)
-        assert new == expected[0, len(ids):].tolist() and reason == "length"
-        assert tokens[:len(ids) + 40] == ids + new
+        new, tokens, reason = greedy_decode(
+            loaded.model, ids, DynamicCache(config=loaded.model.config), 0, max_new_tokens=40, lookup=lookup
+        )
+        assert new == expected[0, len(ids) :].tolist() and reason == "length"
+        assert tokens[: len(ids) + 40] == ids + new
 
 
 # --------------------------------------------------------------------------- the real model
+
 
 @pytest.mark.slow
 def test_offline_model_retry_with_cache_and_lookup_is_identical(offline_model_dir):

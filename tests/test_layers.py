@@ -5,6 +5,7 @@ child kernel or the process-wide `runtime`; `child` and `backends` serve every f
 import none of them; the front ends reach the child kernel and the backends only through
 `runtime`. Every import counts, module-level or inside a function.
 """
+
 import ast
 from pathlib import Path
 
@@ -46,8 +47,11 @@ def imported(path: Path, package_dir: Path = PACKAGE) -> set[str]:
 
 
 def violations(path: Path, forbidden: tuple[str, ...], package_dir: Path = PACKAGE) -> list[str]:
-    return sorted(name for name in imported(path, package_dir)
-                  if any(name == bad or name.startswith(bad + ".") for bad in forbidden))
+    return sorted(
+        name
+        for name in imported(path, package_dir)
+        if any(name == bad or name.startswith(bad + ".") for bad in forbidden)
+    )
 
 
 def layer_files(layer: str) -> list[Path]:
@@ -62,16 +66,19 @@ def test_layer_imports_nothing_above_it(layer):
     assert not found, f"{layer}/ imports what it must not: {found}"
 
 
-@pytest.mark.parametrize("line, layer", [
-    ("from IPython.display import display", "core"),
-    ("import ipywidgets", "core"),
-    ("from .. import runtime", "core"),
-    ("from ..frontends.progress import make_view", "core"),
-    ("from ..child.executor import ChildKernel", "core"),
-    ("from ..tools import bench", "backends"),
-    ("from ..runtime import child_kernel", "child"),
-    ("from ..backends import backend_class", "frontends"),
-])
+@pytest.mark.parametrize(
+    "line, layer",
+    [
+        ("from IPython.display import display", "core"),
+        ("import ipywidgets", "core"),
+        ("from .. import runtime", "core"),
+        ("from ..frontends.progress import make_view", "core"),
+        ("from ..child.executor import ChildKernel", "core"),
+        ("from ..tools import bench", "backends"),
+        ("from ..runtime import child_kernel", "child"),
+        ("from ..backends import backend_class", "frontends"),
+    ],
+)
 def test_the_check_sees_a_forbidden_import(tmp_path, line, layer):
     """The rule holds for imports written at any depth (here: inside a function)."""
     fake = tmp_path / NAME / layer / "added.py"

@@ -1,5 +1,6 @@
 """The llamacpp backend: which model it runs and the errors it gives (no model needed), and
 generation with the real offline GGUF (Qwen2.5-Coder-0.5B-Instruct, Q4_K_M) in llama.cpp."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,8 +15,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from viscoder_jupyter.backends import effective_backend_name, get_backend
-from viscoder_jupyter.backends import gguf_files, llamacpp, llamacpp_engine
+from viscoder_jupyter.backends import effective_backend_name, get_backend, gguf_files, llamacpp, llamacpp_engine
 from viscoder_jupyter.backends.base import Sampling
 from viscoder_jupyter.backends.llamacpp import LlamaCppBackend
 from viscoder_jupyter.backends.llamacpp_engine import physical_cores
@@ -24,8 +24,9 @@ from viscoder_jupyter.core.errors import BackendUnavailable, CodeRaised
 from viscoder_jupyter.core.prompt import feedback_turn, first_turn
 from viscoder_jupyter.core.settings import VisCoder
 
-SALES = pd.DataFrame({"region": ["North", "South", "East", "West"], "revenue": [405, 295, 340, 212],
-                      "units": [81, 64, 70, 45]})
+SALES = pd.DataFrame(
+    {"region": ["North", "South", "East", "West"], "revenue": [405, 295, 340, 212], "units": [81, 64, 70, 45]}
+)
 FIRST = first_turn("bar chart of the revenue of each region", describe_frames({"sales": SALES}), "matplotlib")
 HUB_7B = "Qwen/Qwen2.5-Coder-7B-Instruct-GGUF:qwen2.5-coder-7b-instruct-q4_k_m.gguf"
 HUB_SMALL = "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF:qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
@@ -54,10 +55,13 @@ def have_llama_cpp() -> bool:
 
 # --------------------------------------------------------------------------- no model needed
 
+
 def test_importing_does_not_import_llama_cpp():
-    code = ("import sys, viscoder_jupyter.backends.llamacpp, viscoder_jupyter.backends; "
-            "bad = [m for m in ('llama_cpp', 'torch', 'transformers') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, viscoder_jupyter.backends.llamacpp, viscoder_jupyter.backends; "
+        "bad = [m for m in ('llama_cpp', 'torch', 'transformers') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -84,20 +88,29 @@ def test_the_llamacpp_backend_is_registered():
     assert 'llamacpp = "viscoder_jupyter.backends.llamacpp:LlamaCppBackend"' in declared.read_text()
     installed = {ep.name: ep.value for ep in entry_points(group="viscoder_jupyter.backends")}
     if "transformers" in installed:  # an editable install made before this backend lacks it
-        assert installed.get("llamacpp", "viscoder_jupyter.backends.llamacpp:LlamaCppBackend") == \
-            "viscoder_jupyter.backends.llamacpp:LlamaCppBackend"
+        assert (
+            installed.get("llamacpp", "viscoder_jupyter.backends.llamacpp:LlamaCppBackend")
+            == "viscoder_jupyter.backends.llamacpp:LlamaCppBackend"
+        )
 
 
 def test_llama_cpp_is_imported_with_a_short_openmp_spin_and_the_environment_left_as_it_was():
     if not have_llama_cpp():
         pytest.skip("llama-cpp-python is not installed: pip install 'viscoder-jupyter[cpu]'")
-    code = ("import os; from viscoder_jupyter.backends.llamacpp_engine import import_llama_cpp; "
-            "import_llama_cpp(); print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
+    code = (
+        "import os; from viscoder_jupyter.backends.llamacpp_engine import import_llama_cpp; "
+        "import_llama_cpp(); print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["None", "None"], done.stderr  # set only while libgomp loads
-    done = subprocess.run([sys.executable, "-c", code], env=dict(env, OMP_WAIT_POLICY="ACTIVE"),
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=dict(env, OMP_WAIT_POLICY="ACTIVE"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.stdout.split() == ["None", "ACTIVE"], done.stderr  # the user's choice stands
 
 
@@ -182,8 +195,9 @@ def test_big_hub_gguf_is_refused_on_a_cpu_before_any_download(empty_offline_hub,
         LlamaCppBackend("someone/coder-GGUF:coder-q4_k_m.gguf").model_path()
     assert empty_offline_hub == []  # nothing downloaded
     downloads = []
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
-                        lambda repo, name: downloads.append((repo, name)) or "/cache/x.gguf")
+    monkeypatch.setattr(
+        huggingface_hub, "hf_hub_download", lambda repo, name: downloads.append((repo, name)) or "/cache/x.gguf"
+    )
     assert LlamaCppBackend(HUB_7B, allow_cpu_download=True).model_path() == "/cache/x.gguf"
     monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda url: SimpleNamespace(size=491_400_064))
     assert LlamaCppBackend(HUB_SMALL).model_path() == "/cache/x.gguf"
@@ -230,7 +244,8 @@ def test_gguf_path_joins_the_parts_once_checked(tmp_path, capsys):
 
 
 CPUINFO_HT = "\n\n".join(
-    f"processor\t: {n}\nphysical id\t: 0\ncore id\t\t: {n % 2}\nflags\t\t: fpu ht avx2" for n in range(4))
+    f"processor\t: {n}\nphysical id\t: 0\ncore id\t\t: {n % 2}\nflags\t\t: fpu ht avx2" for n in range(4)
+)
 
 
 def test_threads_are_physical_cores():
@@ -254,12 +269,14 @@ def test_quantization_from_metadata_or_name():
 
 # --------------------------------------------------------------------------- the real offline GGUF
 
+
 @pytest.fixture(scope="module")
 def gguf(offline_gguf) -> str:
     if not have_llama_cpp():
         if os.environ.get("VISCODER_REQUIRE_OFFLINE_MODEL") == "1":
-            pytest.fail("VISCODER_REQUIRE_OFFLINE_MODEL=1 but llama_cpp cannot be imported: "
-                        "pip install 'viscoder-jupyter[cpu]'")
+            pytest.fail(
+                "VISCODER_REQUIRE_OFFLINE_MODEL=1 but llama_cpp cannot be imported: pip install 'viscoder-jupyter[cpu]'"
+            )
         pytest.skip("llama-cpp-python is not installed: pip install 'viscoder-jupyter[cpu]'")
     return str(offline_gguf)
 
@@ -297,15 +314,25 @@ def first_reply(gguf):
         return await backend.async_generate(FIRST, on_text), threading.get_ident()
 
     reply, loop_thread = run(main())
-    return SimpleNamespace(reply=reply, chunks=chunks, threads=threads, loop_thread=loop_thread,
-                           reason=backend.last_stop_reason, backend=backend)
+    return SimpleNamespace(
+        reply=reply,
+        chunks=chunks,
+        threads=threads,
+        loop_thread=loop_thread,
+        reason=backend.last_stop_reason,
+        backend=backend,
+    )
 
 
 def retry_messages(reply_text: str) -> list[dict[str, str]]:
     code = reply_text.split("```python", 1)[1].split("```", 1)[0].strip("\n")
-    error = CodeRaised("KeyError", "'Revenue'", "KeyError                                  Traceback\n"
-                       "Cell In[1], line 6\n----> 6 plt.bar(sales['Region'], sales['Revenue'])\n"
-                       "KeyError: 'Revenue'")
+    error = CodeRaised(
+        "KeyError",
+        "'Revenue'",
+        "KeyError                                  Traceback\n"
+        "Cell In[1], line 6\n----> 6 plt.bar(sales['Region'], sales['Revenue'])\n"
+        "KeyError: 'Revenue'",
+    )
     return FIRST + feedback_turn(code, error, 1)
 
 
@@ -367,8 +394,13 @@ def test_self_debug_turn_reuses_the_prefix_and_prompt_lookup_keeps_greedy_text(g
 def test_cancellation_stops_within_a_token_and_the_next_request_works(gguf):
     backend = backend_for(gguf, max_new_tokens=4000, stop_at_fence=False)
     loaded = backend.load()
-    messages = [{"role": "user", "content": "Write a very long Python module: 100 small functions, "
-                 "each with a docstring, then tests for every one of them."}]
+    messages = [
+        {
+            "role": "user",
+            "content": "Write a very long Python module: 100 small functions, "
+            "each with a docstring, then tests for every one of them.",
+        }
+    ]
     chunks, stamps = [], []
 
     from helpers import cancel_while_streaming
@@ -391,8 +423,10 @@ def test_cancellation_stops_within_a_token_and_the_next_request_works(gguf):
 @pytest.mark.slow
 def test_seeded_sampling_is_reproducible_and_leaves_greedy_alone(gguf, first_reply):
     backend = backend_for(gguf, max_new_tokens=40)
-    drawn = {seed: run(backend.async_generate(FIRST, sampling=Sampling(temperature=1.0, top_p=0.95, seed=seed))).text
-             for seed in (1, 2, 3)}
+    drawn = {
+        seed: run(backend.async_generate(FIRST, sampling=Sampling(temperature=1.0, top_p=0.95, seed=seed))).text
+        for seed in (1, 2, 3)
+    }
     again = run(backend.async_generate(FIRST, sampling=Sampling(temperature=1.0, top_p=0.95, seed=1))).text
     assert again == drawn[1]
     assert len(set(drawn.values())) > 1  # other seeds, other candidates (usually: 3 seeds)
@@ -418,12 +452,24 @@ def test_self_debug_that_outgrows_the_context_ends_the_rounds_with_the_attempts_
 
     events = []
     kernel = runtime.child_kernel()
-    result = runtime.run_sync(loop.async_run(
-        "bar chart of the revenue of each region", {"sales": SALES}, VisCoder().with_overrides(retries=3),
-        events.append, backend=backend, kernel=kernel, lock=runtime.kernel_lock(kernel), messages=FIRST,
-        extract=lambda reply: reply, prepare=lambda code, names: "raise ValueError('made to fail')"))
+    result = runtime.run_sync(
+        loop.async_run(
+            "bar chart of the revenue of each region",
+            {"sales": SALES},
+            VisCoder().with_overrides(retries=3),
+            events.append,
+            backend=backend,
+            kernel=kernel,
+            lock=runtime.kernel_lock(kernel),
+            messages=FIRST,
+            extract=lambda reply: reply,
+            prepare=lambda code, names: "raise ValueError('made to fail')",
+        )
+    )
     assert [a.error.ename for a in result.attempts] == ["ValueError"]
     assert not result.ok
     notices = [e.message for e in events if isinstance(e, Notice)]
-    assert notices == ["self-debug stopped after attempt 1: the conversation with the failed attempts no "
-                       "longer fits the model's context"]
+    assert notices == [
+        "self-debug stopped after attempt 1: the conversation with the failed attempts no "
+        "longer fits the model's context"
+    ]

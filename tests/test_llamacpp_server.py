@@ -3,6 +3,7 @@ server (`python -m llama_cpp.server`) on loopback, running the offline GGUF (Qwe
 Q4_K_M) on one thread. A streamed reply, the stop at the closing fence (the server sees the client
 leave and takes the next request), and the one clear message when the server goes away mid-reply.
 (The protocol's corner cases, scripted, are in test_openai_backend.py.)"""
+
 from __future__ import annotations
 
 import ast
@@ -28,14 +29,24 @@ from viscoder_jupyter.core.prompt import first_turn
 SERVER_MODULES = ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings")
 ALIAS = "qwen2.5-coder-0.5b-instruct"
 START_TIMEOUT_S = 180.0
-SHORT_PLOT = [{"role": "user", "content": "bar chart of the revenue of each region in a pandas DataFrame "
-                                          "sales (columns region, revenue) with matplotlib"}]
-LONG_PROSE = [{"role": "user", "content": "Write a long essay, at least 1500 words, on the history of "
-                                          "statistics. Plain prose only, no code."}]
+SHORT_PLOT = [
+    {
+        "role": "user",
+        "content": "bar chart of the revenue of each region in a pandas DataFrame "
+        "sales (columns region, revenue) with matplotlib",
+    }
+]
+LONG_PROSE = [
+    {
+        "role": "user",
+        "content": "Write a long essay, at least 1500 words, on the history of statistics. Plain prose only, no code.",
+    }
+]
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in SERVER_MODULES),
-    reason="llama-cpp-python's server is not installed: pip install 'viscoder-jupyter[cpu,test]'")
+    reason="llama-cpp-python's server is not installed: pip install 'viscoder-jupyter[cpu,test]'",
+)
 
 
 def free_port() -> int:
@@ -57,18 +68,43 @@ class LlamaServer:
         """Start on `self.port` (the same URL after a restart) and wait until /v1/models answers."""
         import httpx
 
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model),
-                   "--model_alias", ALIAS, "--host", "127.0.0.1", "--port", str(self.port),
-                   "--n_threads", "1", "--n_threads_batch", "1", "--n_ctx", "2048", "--verbose", "False"]
+        command = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model),
+            "--model_alias",
+            ALIAS,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_threads",
+            "1",
+            "--n_threads_batch",
+            "1",
+            "--n_ctx",
+            "2048",
+            "--verbose",
+            "False",
+        ]
         mark = self.log_mark()
         with open(self.log, "a") as log:  # unbuffered: the log shows what the server saw, as it happens
-            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited while starting (code {self.process.returncode}): "
-                            f"{self.log_since(mark)[-2000:]}")
+                pytest.fail(
+                    f"llama_cpp.server exited while starting (code {self.process.returncode}): "
+                    f"{self.log_since(mark)[-2000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}/models", timeout=2, trust_env=False).status_code == 200:
                     return
@@ -130,11 +166,13 @@ def test_a_streamed_plotting_reply(server, monkeypatch):
 
     payloads = []  # every server-sent event, to see whether the server reported usage
     event = openai_backend._Stream.event
-    monkeypatch.setattr(openai_backend._Stream, "event",
-                        lambda self, payload: payloads.append(payload) or event(self, payload))
+    monkeypatch.setattr(
+        openai_backend._Stream, "event", lambda self, payload: payloads.append(payload) or event(self, payload)
+    )
     sales = pd.DataFrame({"region": ["North", "South", "East", "West"], "revenue": [405, 295, 340, 212]})
-    messages = first_turn("bar chart of the revenue of each region", describe_frames({"sales": sales}),
-                          "matplotlib")  # the request the extension itself sends
+    messages = first_turn(
+        "bar chart of the revenue of each region", describe_frames({"sales": sales}), "matplotlib"
+    )  # the request the extension itself sends
     chunks = []
     started = time.monotonic()
     reply = generate(OpenAIBackend(server.url, ALIAS, max_new_tokens=400), messages, chunks.append)
@@ -148,7 +186,9 @@ def test_a_streamed_plotting_reply(server, monkeypatch):
     usage = [json.loads(p)["usage"] for p in payloads if p.strip() != "[DONE]" and json.loads(p).get("usage")]
     if usage:  # a server that honours stream_options.include_usage
         assert (reply.prompt_tokens, reply.completion_tokens) == (
-            usage[-1]["prompt_tokens"], usage[-1]["completion_tokens"])
+            usage[-1]["prompt_tokens"],
+            usage[-1]["completion_tokens"],
+        )
     else:  # llama_cpp.server sends no usage when streaming: the backend counts the streamed pieces
         assert reply.prompt_tokens == 0 and reply.completion_tokens == len(chunks)
 

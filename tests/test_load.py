@@ -5,6 +5,7 @@ nothing may cross between the notebooks (each request's code asserts on its own
 notebook's data), and child kernels must not pile up: at most one per notebook at any
 moment, none left once the notebooks' kernels are gone.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,12 +15,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from helpers import key_error, processes_gone, write_replies
 from nbformat.v4 import new_code_cell, new_notebook
 
 from viscoder_jupyter.child import processes
 from viscoder_jupyter.tools.run_notebook import execute
-
-from helpers import processes_gone, key_error, write_replies
 
 REGIONS = {"A": ["North", "South"], "B": ["East", "West"]}
 STATE = """
@@ -48,10 +48,10 @@ def notebook(tmp_path, nb: str):
         f"%config VisCoder.backend = 'replay'\n%config VisCoder.replay = {replay!r}",
         f"import pandas as pd\nsales = pd.DataFrame({{'region': {regions!r}, 'revenue': [1.0, 2.0, 3.0, 4.0]}})",
         STATE,
-        "%%viscoder sales\nbar chart of revenue by region",           # fails once, then works
-        "%%viscoder sales\nthe same, again",                          # works at once
-        "%%viscoder sales --retries 1\nsomething that cannot work",   # fails twice: nothing inserted
-        "%%viscoder sales\nlast one",                                 # works at once
+        "%%viscoder sales\nbar chart of revenue by region",  # fails once, then works
+        "%%viscoder sales\nthe same, again",  # works at once
+        "%%viscoder sales --retries 1\nsomething that cannot work",  # fails twice: nothing inserted
+        "%%viscoder sales\nlast one",  # works at once
         STATE,
     ]
     doc = new_notebook(cells=[new_code_cell(c) for c in cells])
@@ -70,8 +70,11 @@ def child_kernels() -> set[int]:
                 argv = f.read().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if "ipykernel_launcher" in argv and os.path.basename(argv[0]).startswith("python") \
-                and any(a.endswith("/kernel.json") and "/vc-" in a for a in argv):
+        if (
+            "ipykernel_launcher" in argv
+            and os.path.basename(argv[0]).startswith("python")
+            and any(a.endswith("/kernel.json") and "/vc-" in a for a in argv)
+        ):
             found.add(pid)
     return found
 
@@ -114,8 +117,11 @@ def test_two_notebooks_at_once(tmp_path):
         sources = [c.source for c in doc.cells]
         inserted = [s for s in sources if s.startswith("# %%viscoder:")]
         # Requests 1, 2 and 4 inserted their own notebook's code; request 3 nothing.
-        assert [s.splitlines()[0] for s in inserted] == ["# %%viscoder: bar chart of revenue by region",
-                                                         "# %%viscoder: the same, again", "# %%viscoder: last one"]
+        assert [s.splitlines()[0] for s in inserted] == [
+            "# %%viscoder: bar chart of revenue by region",
+            "# %%viscoder: the same, again",
+            "# %%viscoder: last one",
+        ]
         assert all(f"answer {nb}" in s and str(REGIONS[nb]) in s for s in inserted)
         requests = [c for c in doc.cells if c.source.startswith("%%viscoder")]
         plotted = [any("image/png" in o.get("data", {}) for o in c.outputs) for c in requests]
@@ -128,5 +134,3 @@ def test_two_notebooks_at_once(tmp_path):
     assert sampler.seen, "no child kernel was seen"
     assert sampler.most <= 2  # one warm child kernel per notebook, never more
     assert processes_gone(sampler.seen, seconds=60)  # they went with their notebooks' kernels
-
-

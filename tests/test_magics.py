@@ -1,8 +1,8 @@
 """%%viscoder on a bare IPython shell, the replay backend and the real child kernel."""
-import pytest
-from IPython.core.error import UsageError
 
-from helpers import magics_of, GOOD_BAR, key_error, fingerprint
+import pytest
+from helpers import GOOD_BAR, fingerprint, key_error, magics_of
+from IPython.core.error import UsageError
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -59,15 +59,18 @@ def test_config_and_flags_set_the_options(shell):
     assert len(magics_of(ip2).last_result.attempts) == 1
 
 
-@pytest.mark.parametrize("line, body, message", [
-    ("nope", "plot", "No variable named 'nope'"),
-    ("numbers", "plot", "is a list, not a pandas DataFrame"),
-    ("", "   ", "The request is empty"),
-    ("empty", "plot", "is empty"),
-    ("sales --lib ggplot", "plot", "Unknown --lib 'ggplot'"),
-    ("sales --retries many", "plot", "invalid int value"),
-    ("sales --backend nope", "plot", "Unknown backend 'nope'"),
-])
+@pytest.mark.parametrize(
+    "line, body, message",
+    [
+        ("nope", "plot", "No variable named 'nope'"),
+        ("numbers", "plot", "is a list, not a pandas DataFrame"),
+        ("", "   ", "The request is empty"),
+        ("empty", "plot", "is empty"),
+        ("sales --lib ggplot", "plot", "Unknown --lib 'ggplot'"),
+        ("sales --retries many", "plot", "invalid int value"),
+        ("sales --backend nope", "plot", "Unknown backend 'nope'"),
+    ],
+)
 def test_bad_input_is_one_usage_error_and_changes_nothing(shell, line, body, message):
     import pandas as pd
 
@@ -112,7 +115,8 @@ def test_what_was_mended_before_running_is_in_the_history(shell, capsys):
     ip = shell(GOOD_BAR)
     ip.run_cell_magic("viscoder", "", "bar chart of revenue by region")
     assert magics_of(ip).last_result.final.repairs == [
-        "used the live frame `sales` instead of a file: `df = pd.read_csv('data.csv')`"]
+        "used the live frame `sales` instead of a file: `df = pd.read_csv('data.csv')`"
+    ]
     assert "attempt 1: mended before running: used the live frame `sales`" in capsys.readouterr().out
 
 
@@ -136,8 +140,8 @@ def test_a_wide_frame_is_said_in_the_live_view(shell, capsys):
 
 
 def test_a_backend_failure_says_how_to_try_again_where_the_user_is():
-    from viscoder_jupyter.frontends.comm import _error
     from viscoder_jupyter.core.errors import BackendFailed, RequestError, with_retry_hint
+    from viscoder_jupyter.frontends.comm import _error
 
     broke = BackendFailed("The server went away. Nothing was inserted.")
     assert with_retry_hint(broke, "Run the cell again to retry.").endswith("inserted. Run the cell again to retry.")

@@ -1,11 +1,11 @@
 """Real notebooks through nbclient in real kernels, the way a user runs them."""
+
 import json
 
+from helpers import GOOD_BAR, key_error, write_replies
 from nbformat.v4 import new_code_cell, new_notebook
 
 from viscoder_jupyter.tools.run_notebook import execute
-
-from helpers import GOOD_BAR, key_error, write_replies
 
 SETUP = """
 import pandas as pd
@@ -22,14 +22,16 @@ print(json.dumps({"hash": int(pd.util.hash_pandas_object(sales).sum() % 2**61),
 
 def run(tmp_path, replies, request_cell):
     replay = write_replies(tmp_path / "replies.jsonl", *replies)
-    nb = new_notebook(cells=[
-        new_code_cell("%load_ext viscoder_jupyter"),
-        new_code_cell(f"%config VisCoder.backend = 'replay'\n%config VisCoder.replay = {replay!r}"),
-        new_code_cell(SETUP),
-        new_code_cell(STATE),
-        new_code_cell(request_cell),
-        new_code_cell(STATE),
-    ])
+    nb = new_notebook(
+        cells=[
+            new_code_cell("%load_ext viscoder_jupyter"),
+            new_code_cell(f"%config VisCoder.backend = 'replay'\n%config VisCoder.replay = {replay!r}"),
+            new_code_cell(SETUP),
+            new_code_cell(STATE),
+            new_code_cell(request_cell),
+            new_code_cell(STATE),
+        ]
+    )
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return execute(nb, timeout=120)
 
@@ -48,7 +50,9 @@ def test_retry_after_key_error_shows_the_plot_and_inserts_the_cell(tmp_path):
     request = nb.cells[4]
     assert any("image/png" in o.get("data", {}) for o in request.outputs)
     text = [o["data"]["text/plain"] for o in request.outputs if "text/plain" in o.get("data", {})]
-    assert any("ran and drew 1 figure with 3 vertical bars after 2 attempts" in t for t in text)  # what non-widget front ends show
+    assert any(
+        "ran and drew 1 figure with 3 vertical bars after 2 attempts" in t for t in text
+    )  # what non-widget front ends show
     inserted = nb.cells[5]
     assert inserted.metadata.get("viscoder") and inserted.source.startswith("# %%viscoder: bar chart")
     assert "df = sales" in inserted.source and not inserted.outputs
@@ -69,8 +73,7 @@ def test_failure_inserts_nothing_and_shows_the_last_error(tmp_path):
 
 
 def test_bad_input_is_one_line_in_the_cell(tmp_path):
-    nb = new_notebook(cells=[new_code_cell("%load_ext viscoder_jupyter"),
-                             new_code_cell("%%viscoder missing\nplot it")])
+    nb = new_notebook(cells=[new_code_cell("%load_ext viscoder_jupyter"), new_code_cell("%%viscoder missing\nplot it")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     from nbclient import NotebookClient
 

@@ -5,8 +5,8 @@ Property-based (hypothesis) over generated frames, plus the named extremes: 10,0
 columns, 10 million rows, empty. "Bounded time" is pytest-timeout's generous limit, not
 a timed assertion.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import pandas as pd
@@ -15,25 +15,34 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from viscoder_jupyter import runtime
+from viscoder_jupyter.child.executor import ChildKernel
 from viscoder_jupyter.core.context import describe_frame
 from viscoder_jupyter.core.errors import RequestError
-from viscoder_jupyter.child.executor import ChildKernel
 from viscoder_jupyter.core.frames import check_frames
 
 TIMEZONES = ["UTC", "Asia/Kolkata", "America/St_Johns", "Pacific/Chatham"]
 text = st.text(max_size=12)  # any unicode, empty and whitespace included
 long_text = st.text(min_size=300, max_size=800)
-scalar = st.one_of(st.none(), st.integers(-2**70, 2**70), st.floats(), text, st.booleans(), st.binary(max_size=4))
-column_name = st.one_of(text, long_text, st.integers(-5, 5), st.floats(allow_nan=True), st.none(),
-                        st.sampled_from(["a\udc80b", "é", "🙂\u200b", "\n\t", "x" * 2000]))
+scalar = st.one_of(st.none(), st.integers(-(2**70), 2**70), st.floats(), text, st.booleans(), st.binary(max_size=4))
+column_name = st.one_of(
+    text,
+    long_text,
+    st.integers(-5, 5),
+    st.floats(allow_nan=True),
+    st.none(),
+    st.sampled_from(["a\udc80b", "é", "🙂\u200b", "\n\t", "x" * 2000]),
+)
 
 
 @st.composite
 def column(draw, rows: int):
-    kind = draw(st.sampled_from(["int", "float", "nan", "bool", "str", "object", "category",
-                                 "tz", "timedelta", "Int64", "string", "nested"]))
+    kind = draw(
+        st.sampled_from(
+            ["int", "float", "nan", "bool", "str", "object", "category", "tz", "timedelta", "Int64", "string", "nested"]
+        )
+    )
     if kind == "int":
-        return pd.Series(draw(st.lists(st.integers(-2**63, 2**63 - 1), min_size=rows, max_size=rows)), dtype="int64")
+        return pd.Series(draw(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=rows, max_size=rows)), dtype="int64")
     if kind == "float":
         return pd.Series(draw(st.lists(st.floats(), min_size=rows, max_size=rows)), dtype="float64")
     if kind == "nan":
@@ -49,10 +58,10 @@ def column(draw, rows: int):
         values = draw(st.lists(labels, min_size=rows, max_size=rows))
         return pd.Series(pd.Categorical(values, ordered=draw(st.booleans())))
     if kind == "tz":
-        seconds = draw(st.lists(st.integers(-2**33, 2**33), min_size=rows, max_size=rows))
+        seconds = draw(st.lists(st.integers(-(2**33), 2**33), min_size=rows, max_size=rows))
         return pd.Series(pd.to_datetime(seconds, unit="s", utc=True).tz_convert(draw(st.sampled_from(TIMEZONES))))
     if kind == "timedelta":
-        seconds = draw(st.lists(st.integers(-10**9, 10**9), min_size=rows, max_size=rows))
+        seconds = draw(st.lists(st.integers(-(10**9), 10**9), min_size=rows, max_size=rows))
         return pd.Series(pd.to_timedelta(seconds, unit="s"))
     if kind == "Int64":
         values = draw(st.lists(st.one_of(st.none(), st.integers(-1000, 1000)), min_size=rows, max_size=rows))
@@ -118,7 +127,7 @@ def test_an_empty_frame_is_refused_with_a_clear_message():
 
 
 # ---- the handover to the child kernel ------------------------------------------------------
-SIGNATURE = '''
+SIGNATURE = """
 import hashlib
 def _signature(df):
     cats = [repr(s.cat.categories.tolist()) + str(s.cat.ordered) if str(s.dtype) == "category" else ""
@@ -127,7 +136,7 @@ def _signature(df):
     parts = (df.shape, [str(t) for t in df.dtypes], cats, type(df.columns).__name__, df.columns.nlevels,
              repr(list(df.columns)), type(df.index).__name__, index_dtypes)
     return hashlib.sha256(repr(parts).encode("utf-8", "backslashreplace")).hexdigest()
-'''
+"""
 _scope: dict = {}
 exec(SIGNATURE, _scope)
 signature = _scope["_signature"]
@@ -148,8 +157,9 @@ def handed_over(kernel, df: pd.DataFrame) -> str:
     return out.stdout.strip()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(df=frames())
 @pytest.mark.timeout(300)
 def test_handover_keeps_dtypes(kernel, df):
@@ -158,7 +168,8 @@ def test_handover_keeps_dtypes(kernel, df):
 
 @pytest.mark.timeout(300)
 def test_handover_of_the_extremes(kernel):
-    for df in (pd.DataFrame(np.zeros((3, 10_000))),
-               pd.DataFrame({"x": np.arange(10_000_000, dtype="float64"),
-                             "tag": pd.Categorical(["a", "b"] * 5_000_000)})):
+    for df in (
+        pd.DataFrame(np.zeros((3, 10_000))),
+        pd.DataFrame({"x": np.arange(10_000_000, dtype="float64"), "tag": pd.Categorical(["a", "b"] * 5_000_000)}),
+    ):
         assert handed_over(kernel, df) == signature(df)

@@ -1,6 +1,7 @@
 """The openai backend's protocol handling, against a small scripted server on loopback: streaming,
 the stop at the closing fence, and one clear message for each way a server can fail.
 (The backend against the real `viscoder serve` is in test_serve.py.)"""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,22 @@ from viscoder_jupyter.core.errors import BackendFailed, BackendUnavailable
 from viscoder_jupyter.core.settings import VisCoder
 
 MESSAGES = [{"role": "user", "content": "bar chart of the revenue of each region"}]
-REPLY = ["Here", ":\n", "```", "python", "\n", "plt.bar(x, y)", "\n", "plt.show()", "\n", "```",
-         "\n", "This code", " draws", " a bar chart."]
+REPLY = [
+    "Here",
+    ":\n",
+    "```",
+    "python",
+    "\n",
+    "plt.bar(x, y)",
+    "\n",
+    "plt.show()",
+    "\n",
+    "```",
+    "\n",
+    "This code",
+    " draws",
+    " a bar chart.",
+]
 
 
 class Script(BaseHTTPRequestHandler):
@@ -128,16 +143,19 @@ def test_a_reply_without_fence_reads_to_done_with_usage(server):
     assert server.seen["auth"] is None  # no key, no header
 
 
-@pytest.mark.parametrize("mode, expected", [
-    ("http401", ["refused the request (HTTP 401: scripted 401)", "VISCODER_API_KEY"]),
-    ("http404", ["HTTP 404 for model 'wrong-model'", "It serves: served-model"]),
-    ("http429", ["busy (HTTP 429", BackendFailed]),
-    ("http400", ["rejected the request (HTTP 400: scripted 400)"]),
-    ("http500", ["failed (HTTP 500: scripted 500)", BackendFailed]),
-    ("die", ["stopped in the middle of the reply", "characters received", BackendFailed]),
-    ("no-done", ["stopped in the middle of the reply", "without [DONE]", BackendFailed]),
-    ("error-event", ["reported an error mid-reply: CUDA out of memory", BackendFailed]),
-])
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        ("http401", ["refused the request (HTTP 401: scripted 401)", "VISCODER_API_KEY"]),
+        ("http404", ["HTTP 404 for model 'wrong-model'", "It serves: served-model"]),
+        ("http429", ["busy (HTTP 429", BackendFailed]),
+        ("http400", ["rejected the request (HTTP 400: scripted 400)"]),
+        ("http500", ["failed (HTTP 500: scripted 500)", BackendFailed]),
+        ("die", ["stopped in the middle of the reply", "characters received", BackendFailed]),
+        ("no-done", ["stopped in the middle of the reply", "without [DONE]", BackendFailed]),
+        ("error-event", ["reported an error mid-reply: CUDA out of memory", BackendFailed]),
+    ],
+)
 def test_each_failure_is_one_clear_message_and_a_retry_works(server, mode, expected):
     backend = OpenAIBackend(server.url, "wrong-model" if mode == "http404" else "served-model")
     server.mode = mode
@@ -188,11 +206,16 @@ def test_cancelling_closes_the_stream(server):
 
 def test_settings_and_urls():
     assert backend_class("openai") is OpenAIBackend
-    settings = VisCoder(backend="openai", base_url="http://gpu-box:8000", model="TIGER-Lab/VisCoder-7B",
-                        api_key="k", max_new_tokens=512)
+    settings = VisCoder(
+        backend="openai", base_url="http://gpu-box:8000", model="TIGER-Lab/VisCoder-7B", api_key="k", max_new_tokens=512
+    )
     backend = OpenAIBackend.from_settings(settings)
     assert (backend.base_url, backend.model, backend.api_key, backend.max_new_tokens) == (
-        "http://gpu-box:8000/v1", "TIGER-Lab/VisCoder-7B", "k", 512)
+        "http://gpu-box:8000/v1",
+        "TIGER-Lab/VisCoder-7B",
+        "k",
+        512,
+    )
     assert normalize_base_url("http://h:1/v1/chat/completions") == "http://h:1/v1"
     assert normalize_base_url("https://h/api/v1/") == "https://h/api/v1"
     with pytest.raises(BackendUnavailable, match="needs a server URL.*auto"):

@@ -1,4 +1,5 @@
 """`--protocol paper` sends what PandasPlotBench's harness (as VisCoder runs it) sends, byte for byte."""
+
 import json
 from io import StringIO
 from pathlib import Path
@@ -6,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from viscoder_jupyter.tools import bench, paper_protocol as pp
 from viscoder_jupyter.core.errors import CodeRaised, ExecutionTimeout, NoFigure
 from viscoder_jupyter.core.events import Attempt
+from viscoder_jupyter.tools import bench
+from viscoder_jupyter.tools import paper_protocol as pp
 
 MINI = Path(__file__).parent / "data" / "pandasplotbench-mini"
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandasplotbench"
@@ -19,6 +21,7 @@ TAIL = "Use latest, not deprecated modules and packages."
 # ---- a reference of the harness's text, transcribed from its logic -------------------------
 # code_plot_generator.py generate_plotting_request, benchmark.py (setup), task_changer.py
 # (change_task_dp, data_descr_changer, head_df_description). Independent of paper_protocol.
+
 
 def reference_head(frame):
     text = f"DataFrame with {len(frame.columns)} columns and {len(frame)} rows\n"
@@ -40,11 +43,17 @@ def reference_setup(instructs, plotting_lib):
 
 def reference_datapoint(fields, csv_text, instructs, plotting_lib):
     """A dataset row in the Hugging Face column order, after TaskChanger.change_task_dp."""
-    row = {"id": fields["id"], "code_plot": "", "code_data": "", "data_csv": csv_text,
-           "task__plot_description": fields["task__plot_description"],
-           "task__plot_style": fields["task__plot_style"], "plots_gt": [],
-           "_task__plot_description_short": fields["_task__plot_description_short"],
-           "_task__plot_description_short_single": fields["_task__plot_description_short_single"]}
+    row = {
+        "id": fields["id"],
+        "code_plot": "",
+        "code_data": "",
+        "data_csv": csv_text,
+        "task__plot_description": fields["task__plot_description"],
+        "task__plot_style": fields["task__plot_style"],
+        "plots_gt": [],
+        "_task__plot_description_short": fields["_task__plot_description_short"],
+        "_task__plot_description_short_single": fields["_task__plot_description_short_single"],
+    }
     frame = pd.read_csv(StringIO(row["data_csv"]))
     # The harness ran pandas 2.x, which reads text columns as object (pandas 3: str).
     frame = frame.astype({c: object for c in frame.columns if str(frame[c].dtype) == "str"})
@@ -68,7 +77,9 @@ def reference_request(datapoint, plotting_prompt):
 
 def compare_all(folder, expected_count):
     instructs = json.loads((folder / "instructs.json").read_text(encoding="utf-8"))
-    lines = [json.loads(line) for line in (folder / "tasks.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [
+        json.loads(line) for line in (folder / "tasks.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     tasks = {t.id: t for t in bench.load_tasks(folder)}
     assert len(tasks) == expected_count
     compared = 0
@@ -79,10 +90,14 @@ def compare_all(folder, expected_count):
         csv_text = (folder / fields["data_csv"]).read_text(encoding="utf-8")
         df = pd.read_csv(task.csv)
         for lib in ("matplotlib", "seaborn", "plotly"):
-            expected = reference_request(reference_datapoint(fields, csv_text, instructs, lib), instructs["plot_instruct"])
+            expected = reference_request(
+                reference_datapoint(fields, csv_text, instructs, lib), instructs["plot_instruct"]
+            )
             messages = pp.paper_messages(task, df, instructs, lib, "full")
-            assert messages == [{"role": "system", "content": instructs["system_prompt"]},
-                                {"role": "user", "content": expected}], (fields["id"], lib)
+            assert messages == [
+                {"role": "system", "content": instructs["system_prompt"]},
+                {"role": "user", "content": expected},
+            ], (fields["id"], lib)
             compared += 1
     assert compared == 3 * expected_count
 
@@ -98,9 +113,19 @@ def test_prompts_of_all_49_development_tasks_match_the_harness_for_the_three_lib
 
 # ---- the first turn, rule by rule ----------------------------------------------------------
 
-SMALL = {"id": 7, "task__plot_description": " Plot Description: draw a.\n", "task__plot_style": "  Plot Style Description: blue.",
-         "_task__plot_description_short": "Plot Description: a.", "_task__plot_description_short_single": "Plot Description: a!"}
-TOY = {"system_prompt": "SYS", "plot_instruct": "PLOT", "setup_instruct": "Setup [PLOTLIB].", "data_instruct": "Data:\n"}
+SMALL = {
+    "id": 7,
+    "task__plot_description": " Plot Description: draw a.\n",
+    "task__plot_style": "  Plot Style Description: blue.",
+    "_task__plot_description_short": "Plot Description: a.",
+    "_task__plot_description_short_single": "Plot Description: a!",
+}
+TOY = {
+    "system_prompt": "SYS",
+    "plot_instruct": "PLOT",
+    "setup_instruct": "Setup [PLOTLIB].",
+    "data_instruct": "Data:\n",
+}
 
 
 def small_frame():
@@ -111,15 +136,19 @@ def test_the_whole_user_message_of_a_small_task():
     task = bench.Task(7, SMALL, Path("unused.csv"))
     system, user = pp.paper_messages(task, small_frame(), TOY, "matplotlib", "full")
     assert system == {"role": "system", "content": "SYS"}
-    assert user == {"role": "user", "content": (
-        "PLOT\n"
-        "1. Plot Description: draw a.\n"
-        "2. Plot Style Description: blue.\n"
-        "3. Setup matplotlib.DO NOT use seaborn for plotting. Only pure matplotlib. \n"
-        "4. Data:\n"
-        "DataFrame with 2 columns and 2 rows\n"
-        "Column names and types: a: int64, b: float64\n"
-        'Head:\n{"a":{"0":1,"1":2},"b":{"0":0.5,"1":1.5}}\n')}
+    assert user == {
+        "role": "user",
+        "content": (
+            "PLOT\n"
+            "1. Plot Description: draw a.\n"
+            "2. Plot Style Description: blue.\n"
+            "3. Setup matplotlib.DO NOT use seaborn for plotting. Only pure matplotlib. \n"
+            "4. Data:\n"
+            "DataFrame with 2 columns and 2 rows\n"
+            "Column names and types: a: int64, b: float64\n"
+            'Head:\n{"a":{"0":1,"1":2},"b":{"0":0.5,"1":1.5}}\n'
+        ),
+    }
 
 
 def test_parts_are_numbered_in_order_and_empty_ones_skipped():
@@ -143,7 +172,8 @@ def test_head_descriptor_format():
     df = pd.DataFrame({"x y": range(7), "v": [1.25] * 7})
     assert pp.head_descriptor(df) == (
         "DataFrame with 2 columns and 7 rows\nColumn names and types: x y: int64, v: float64\nHead:\n"
-        + df.head().to_json())
+        + df.head().to_json()
+    )
     assert '"4":4}' in pp.head_descriptor(df) and '"5"' not in pp.head_descriptor(df)  # five rows
 
 
@@ -166,11 +196,14 @@ def test_data_part_is_instruction_newline_descriptor_cut_at_4000_as_a_whole():
     assert user.endswith("4. " + cut.replace("\n\n", "\n") + "\n")
 
 
-@pytest.mark.parametrize("lib, sentence", [
-    ("matplotlib", TAIL + "DO NOT use seaborn for plotting. Only pure matplotlib. "),
-    ("seaborn", TAIL),
-    ("plotly", TAIL + "DO NOT use matplotlib for plotting. Only plotly library. "),
-])
+@pytest.mark.parametrize(
+    "lib, sentence",
+    [
+        ("matplotlib", TAIL + "DO NOT use seaborn for plotting. Only pure matplotlib. "),
+        ("seaborn", TAIL),
+        ("plotly", TAIL + "DO NOT use matplotlib for plotting. Only plotly library. "),
+    ],
+)
 def test_setup_sentence_of_each_library(lib, sentence):
     setup = pp.setup_part(INSTRUCTS["setup_instruct"], lib)
     assert setup == INSTRUCTS["setup_instruct"].replace("[PLOTLIB]", lib).replace(TAIL, sentence)
@@ -186,31 +219,46 @@ def test_bench_uses_this_module():
 
 # ---- code preparation, rule by rule --------------------------------------------------------
 
-@pytest.mark.parametrize("line", [
-    'df = pd.read_csv("data.csv")', "df = pd.read_csv('data.csv')",
-    'df=pd.read_csv("data.csv")', "df=pd.read_csv('data.csv')",
-])
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'df = pd.read_csv("data.csv")',
+        "df = pd.read_csv('data.csv')",
+        'df=pd.read_csv("data.csv")',
+        "df=pd.read_csv('data.csv')",
+    ],
+)
 def test_each_read_csv_spelling_becomes_a_comment_mark(line):
     code = f"import pandas as pd\n    {line}  # load\nplt.show()"
     assert pp.paper_prepare(code, ["df"]) == "import pandas as pd\n    #  # load\nplt.show()"
 
 
-@pytest.mark.parametrize("line", ['df = pd.read_csv("data.csv", sep=",")', 'data = pd.read_csv("data.csv")',
-                                  'df =pd.read_csv("data.csv")', 'df = pandas.read_csv("data.csv")'])
+@pytest.mark.parametrize(
+    "line",
+    [
+        'df = pd.read_csv("data.csv", sep=",")',
+        'data = pd.read_csv("data.csv")',
+        'df =pd.read_csv("data.csv")',
+        'df = pandas.read_csv("data.csv")',
+    ],
+)
 def test_other_spellings_of_reading_the_data_stay(line):
     assert pp.paper_prepare(line, ["df"]) == line
 
 
 def test_numpy_import_added_whenever_np_dot_appears():
     assert pp.paper_prepare("x = np.arange(3)", ["df"]) == "import numpy as np\nx = np.arange(3)"
-    assert pp.paper_prepare("import numpy as np\nx = np.pi", ["df"]) == "import numpy as np\nimport numpy as np\nx = np.pi"
+    assert (
+        pp.paper_prepare("import numpy as np\nx = np.pi", ["df"]) == "import numpy as np\nimport numpy as np\nx = np.pi"
+    )
     assert pp.paper_prepare("y = inp.x", ["df"]) == "import numpy as np\ny = inp.x"  # a plain substring test
     assert pp.paper_prepare("import numpy as np\nx = 1", ["df"]) == "import numpy as np\nx = 1"
 
 
 def test_savefig_and_write_image_become_show():
     assert pp.paper_prepare("plt.savefig('out.png', dpi=200)", ["df"]) == "plt.show()"
-    assert pp.paper_prepare("fig.write_image(\"plot.png\")\nfig.savefig(f)", ["df"]) == "fig.show()\nfig.show()"
+    assert pp.paper_prepare('fig.write_image("plot.png")\nfig.savefig(f)', ["df"]) == "fig.show()\nfig.show()"
     # the arguments end at the first ")"
     assert pp.paper_prepare("plt.savefig(os.path.join(d, 'a.png'))", ["df"]) == "plt.show())"
 
@@ -223,8 +271,10 @@ def test_try_except_pass_around_show_is_replaced_by_its_body():
 
 
 def test_try_except_pass_removal_keeps_the_harness_indentation_even_when_it_breaks():
-    code = ("def draw():\n    try:\n        plt.plot([1])\n        plt.show()\n    except Exception as e:\n"
-            "        pass\ndraw()")
+    code = (
+        "def draw():\n    try:\n        plt.plot([1])\n        plt.show()\n    except Exception as e:\n"
+        "        pass\ndraw()"
+    )
     prepared = pp.paper_prepare(code, ["df"])
     assert prepared == "def draw():\n    plt.plot([1])\n        plt.show()\n    \ndraw()"
     with pytest.raises(IndentationError):
@@ -267,9 +317,14 @@ def raised(name):
 
 
 def ask(code, word, error_text):
-    return [{"role": "assistant", "content": f"```python\n{code}\n```"},
-            {"role": "user", "content": f"The above code {word} with the following error:\n{error_text}\n"
-                                        "Please provide a corrected version enclosed in ```python ... ```."}]
+    return [
+        {"role": "assistant", "content": f"```python\n{code}\n```"},
+        {
+            "role": "user",
+            "content": f"The above code {word} with the following error:\n{error_text}\n"
+            "Please provide a corrected version enclosed in ```python ... ```.",
+        },
+    ]
 
 
 def test_feedback_rounds_repeat_earlier_exchanges_as_the_harness_does():

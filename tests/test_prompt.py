@@ -36,8 +36,8 @@ def test_first_turn_of_each_benchmark_task_is_the_harness_prompt():
     import pandas as pd
     import pytest
 
-    from viscoder_jupyter.tools.bench import load_tasks
     from viscoder_jupyter.core.context import describe_frames
+    from viscoder_jupyter.tools.bench import load_tasks
     from viscoder_jupyter.tools.paper_protocol import paper_messages
 
     data = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandasplotbench"

@@ -1,5 +1,6 @@
 """The sidebar's comm messages are declared once in Python (frontends/protocol.py); the
 TypeScript side (labextension/src/protocol.ts) must name the same messages and fields."""
+
 import re
 from pathlib import Path
 
@@ -9,7 +10,13 @@ from viscoder_jupyter.frontends import protocol
 from viscoder_jupyter.frontends.protocol import incoming, message, problems
 
 TS = (Path(__file__).resolve().parents[1] / "labextension" / "src" / "protocol.ts").read_text(encoding="utf-8")
-TS_TYPES = {"string": (str,), "number": (int, float), "boolean": (bool,), "IFixSettings": (dict,), "ErrorReason": (str,)}
+TS_TYPES = {
+    "string": (str,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "IFixSettings": (dict,),
+    "ErrorReason": (str,),
+}
 
 
 def ts_interfaces(source: str) -> dict[str, dict[str, tuple[str, bool]]]:
@@ -17,8 +24,10 @@ def ts_interfaces(source: str) -> dict[str, dict[str, tuple[str, bool]]]:
     source = re.sub(r"/\*.*?\*/|//[^\n]*", "", source, flags=re.DOTALL)
     found = {}
     for name, body in re.findall(r"export interface (\w+) \{(.*?)\n\}", source, flags=re.DOTALL):
-        found[name] = {field: (kind.strip(), bool(optional))
-                       for field, optional, kind in re.findall(r"(\w+)(\?)?:\s*([^;]+);", body)}
+        found[name] = {
+            field: (kind.strip(), bool(optional))
+            for field, optional, kind in re.findall(r"(\w+)(\?)?:\s*([^;]+);", body)
+        }
     return found
 
 
@@ -38,8 +47,9 @@ def ts_messages(union: str) -> dict[str, dict[str, str]]:
     return messages
 
 
-@pytest.mark.parametrize("union, declared", [("FrontendMessage", protocol.FRONTEND),
-                                             ("KernelMessage", protocol.KERNEL)])
+@pytest.mark.parametrize(
+    "union, declared", [("FrontendMessage", protocol.FRONTEND), ("KernelMessage", protocol.KERNEL)]
+)
 def test_typescript_names_the_same_messages_and_fields(union, declared):
     ts = ts_messages(union)
     assert sorted(ts) == sorted(declared)
@@ -70,14 +80,31 @@ def test_messages_are_built_with_exactly_their_declared_fields():
         message("attempt", id="r1", number=1)  # `of` missing
     with pytest.raises(ValueError, match="reason"):
         message("error", id="r1", reason="oops", message="x")
-    assert problems({"type": "done", "id": "r", "ok": True, "code": "", "attempts": 1, "seconds": 0,
-                     "error": "", "verified": ""}) == []
+    assert (
+        problems(
+            {
+                "type": "done",
+                "id": "r",
+                "ok": True,
+                "code": "",
+                "attempts": 1,
+                "seconds": 0,
+                "error": "",
+                "verified": "",
+            }
+        )
+        == []
+    )
     assert problems({"type": "attempt", "id": "r", "number": True, "of": "3"}) == [
-        "attempt.number: bool, declared int", "attempt.of: str, declared int"]
+        "attempt.number: bool, declared int",
+        "attempt.of: str, declared int",
+    ]
 
 
 def test_incoming_messages_are_read_leniently():
     assert incoming({"type": "fix", "id": 7, "source": None, "settings": "x"}) == (
-        "fix", {"id": "7", "source": "", "traceback": "", "note": "", "settings": {}})
+        "fix",
+        {"id": "7", "source": "", "traceback": "", "note": "", "settings": {}},
+    )
     assert incoming({"type": "cancel", "id": "r"}) == ("cancel", {"id": "r"})
     assert incoming({"type": "launch"}) == ("launch", {"id": ""})

@@ -1,29 +1,51 @@
 """Request checks: does the figure do what the request asks, where no model is needed to tell?"""
+
 import pandas as pd
+from helpers import sales_frame, write_replies
 
 from viscoder_jupyter import runtime
 from viscoder_jupyter.backends.replay import ReplayBackend
 from viscoder_jupyter.core.events import Attempt
 from viscoder_jupyter.core.request_checks import frame_columns, request_problem
-from viscoder_jupyter.core.verified import verified_text
 from viscoder_jupyter.core.settings import VisCoder
-
-from helpers import sales_frame, write_replies
+from viscoder_jupyter.core.verified import verified_text
 
 COLUMNS = {"df": ["date", "price", "category", "region", "revenue", "unit_price", "total"]}
 
 
 def bar_axes(lengths, orientation="vertical", ticks=(), positions=None):
-    return {"marks": len(lengths), "bars": len(lengths), "lines": 0, "points": 0, "orientation": orientation,
-            "bar_sets": [{"orientation": orientation, "count": len(lengths),
-                          "positions": positions or list(range(len(lengths))), "lengths": list(lengths)}],
-            "ticks_x": [] if orientation == "horizontal" else list(ticks),
-            "ticks_y": list(ticks) if orientation == "horizontal" else [], "legend": []}
+    return {
+        "marks": len(lengths),
+        "bars": len(lengths),
+        "lines": 0,
+        "points": 0,
+        "orientation": orientation,
+        "bar_sets": [
+            {
+                "orientation": orientation,
+                "count": len(lengths),
+                "positions": positions or list(range(len(lengths))),
+                "lengths": list(lengths),
+            }
+        ],
+        "ticks_x": [] if orientation == "horizontal" else list(ticks),
+        "ticks_y": list(ticks) if orientation == "horizontal" else [],
+        "legend": [],
+    }
 
 
 def line_axes(lines, ticks_x=(), legend=()):
-    return {"marks": 30 * lines, "bars": 0, "lines": lines, "points": 0, "orientation": None, "bar_sets": [],
-            "ticks_x": list(ticks_x), "ticks_y": [], "legend": list(legend)}
+    return {
+        "marks": 30 * lines,
+        "bars": 0,
+        "lines": lines,
+        "points": 0,
+        "orientation": None,
+        "bar_sets": [],
+        "ticks_x": list(ticks_x),
+        "ticks_y": [],
+        "legend": list(legend),
+    }
 
 
 def figure(*axes):
@@ -63,18 +85,35 @@ def test_horizontal_in_plotly_is_the_trace_orientation():
 def test_horizontal_that_is_not_about_bars_asks_nothing():
     upright = figure(bar_axes([3, 5, 2], "vertical"))
     assert problem("bar chart of revenue by region with a horizontal line at the mean", BAR_CODE, upright) is None
-    assert problem("three plots displayed horizontally in one row: a bar chart, a scatter plot and a line "
-                   "plot of revenue by region", BAR_CODE, upright) is None
-    assert problem("Create a horizontal row of three plots (bar chart, scatter plot, line plot) of revenue "
-                   "by region", BAR_CODE, upright) is None
+    assert (
+        problem(
+            "three plots displayed horizontally in one row: a bar chart, a scatter plot and a line "
+            "plot of revenue by region",
+            BAR_CODE,
+            upright,
+        )
+        is None
+    )
+    assert (
+        problem(
+            "Create a horizontal row of three plots (bar chart, scatter plot, line plot) of revenue by region",
+            BAR_CODE,
+            upright,
+        )
+        is None
+    )
 
 
 # ---- sorted --------------------------------------------------------------------------------------
 
+
 def test_sorted_bars_pass_in_either_direction_and_unsorted_ones_are_sent_back():
     code = BAR_CODE.replace(".sum()", ".sum().sort_values()")
-    for asked in ("bar chart of revenue by region, sorted", "revenue by region in descending order",
-                  "rank the regions by revenue"):
+    for asked in (
+        "bar chart of revenue by region, sorted",
+        "revenue by region in descending order",
+        "rank the regions by revenue",
+    ):
         assert problem(asked, code, figure(bar_axes([9, 7, 3, 1]))) is None, asked
         assert problem(asked, code, figure(bar_axes([1, 3, 7, 9], "horizontal"))) is None, asked
         found = problem(asked, BAR_CODE, figure(bar_axes([3, 9, 1, 7])))
@@ -122,11 +161,11 @@ def test_sorted_in_plotly_by_values_or_category_order():
 
 
 def test_sorted_without_bars_asks_nothing():
-    assert problem("price over date, sorted by date", "plt.plot(df['date'], df['price'])",
-                   figure(line_axes(1))) is None
+    assert problem("price over date, sorted by date", "plt.plot(df['date'], df['price'])", figure(line_axes(1))) is None
 
 
 # ---- columns the request names -------------------------------------------------------------------
+
 
 def test_a_named_column_the_code_never_uses_is_sent_back():
     found = problem("line plot of price over date", "plt.plot(df['date'], df['revenue'])", figure(line_axes(1)))
@@ -189,13 +228,20 @@ def test_by_in_other_senses_asks_for_no_grouping():
     facts = figure(bar_axes([9, 7, 3]))
     assert problem("the top 5 regions by revenue", code, facts) is None
     assert problem("regions sorted by revenue", code, facts) is None
-    assert problem("price divided by revenue over date", "plt.plot(df['date'], df['price'] / df['revenue'])",
-                   figure(line_axes(1))) is None
+    assert (
+        problem(
+            "price divided by revenue over date",
+            "plt.plot(df['date'], df['price'] / df['revenue'])",
+            figure(line_axes(1)),
+        )
+        is None
+    )
 
 
 def test_tick_or_legend_labels_with_the_columns_values_pass():
-    columns = frame_columns({"df": pd.DataFrame({"category": ["A", "B", "C"], "price": [1.0, 2.0, 3.0],
-                                                  "date": ["d1", "d2", "d3"]})}, ASKED)
+    columns = frame_columns(
+        {"df": pd.DataFrame({"category": ["A", "B", "C"], "price": [1.0, 2.0, 3.0], "date": ["d1", "d2", "d3"]})}, ASKED
+    )
     assert columns["df"]["category"] == ["A", "B", "C"] and columns["df"]["price"] is None
     code = "for c in 'ABC':\n    plt.plot(df['date'], df['price'] * 0 + ord(c), label=c)\n_ = df['category']"
     assert problem(ASKED, code, figure(line_axes(3, legend=["A", "B", "C"])), columns=columns) is None
@@ -203,12 +249,19 @@ def test_tick_or_legend_labels_with_the_columns_values_pass():
 
 
 def test_several_columns_after_by_are_each_checked():
-    found = problem("revenue by region and category", "sns.barplot(data=df, x='region', y='revenue')",
-                    figure(bar_axes([1, 2, 3])))
+    found = problem(
+        "revenue by region and category", "sns.barplot(data=df, x='region', y='revenue')", figure(bar_axes([1, 2, 3]))
+    )
     first = str(found).splitlines()[0]
     assert "not split by 'category'" in first and "'region'" not in first
-    assert problem("revenue by region and category",
-                   "sns.barplot(data=df, x='region', y='revenue', hue='category')", figure(bar_axes([1, 2, 3]))) is None
+    assert (
+        problem(
+            "revenue by region and category",
+            "sns.barplot(data=df, x='region', y='revenue', hue='category')",
+            figure(bar_axes([1, 2, 3])),
+        )
+        is None
+    )
 
 
 def test_without_known_columns_only_the_figure_rules_apply():
@@ -218,25 +271,32 @@ def test_without_known_columns_only_the_figure_rules_apply():
 
 # ---- what was verified ---------------------------------------------------------------------------
 
+
 def test_verified_text_says_what_was_drawn_and_which_request_rules_it_passed():
     bars = Attempt(1, "", BARH_CODE, figure_facts=figure(bar_axes([1, 3, 5], "horizontal")))
     assert verified_text(bars) == "ran and drew 1 figure with 3 horizontal bars"
     assert verified_text(bars, "horizontal bars, sorted") == (
-        "ran and drew 1 figure with 3 horizontal bars; follows the request: horizontal bars, sorted bars")
+        "ran and drew 1 figure with 3 horizontal bars; follows the request: horizontal bars, sorted bars"
+    )
     grouped = Attempt(1, "", BARH_CODE, figure_facts=figure(bar_axes([1, 3, 5], "horizontal")))
     assert verified_text(grouped, "revenue by region", COLUMNS).endswith(
-        "follows the request: uses region and revenue, split by region")
+        "follows the request: uses region and revenue, split by region"
+    )
     lines = Attempt(1, "", RAW_DAILY, figure_facts=figure(line_axes(2), line_axes(1)))
     assert verified_text(lines) == "ran and drew 1 figure (2 panels) with 3 lines"
-    assert verified_text(lines, ASKED, COLUMNS).startswith("ran and drew 1 figure (2 panels) with 3 lines; "
-                                                           "follows the request: uses price; misses: it names the column 'category'")
+    assert verified_text(lines, ASKED, COLUMNS).startswith(
+        "ran and drew 1 figure (2 panels) with 3 lines; "
+        "follows the request: uses price; misses: it names the column 'category'"
+    )
     plotly = Attempt(1, "", "", plotly_json=[{"data": [{"type": "bar", "x": [1], "y": [2]}]}])
     assert verified_text(plotly) == "ran and drew a plotly figure with 1 trace (bar)"
     assert verified_text(Attempt(1, "", "", error=None, images=[b"png"])) == (
-        "ran and drew 1 image (nothing known about what is drawn)")
+        "ran and drew 1 image (nothing known about what is drawn)"
+    )
 
 
 # ---- through the loop and the real child kernel ---------------------------------------------------
+
 
 class RecordingReplay(ReplayBackend):
     def __init__(self, path):
@@ -252,8 +312,10 @@ def fenced(code: str) -> str:
     return f"```python\n{code}\n```"
 
 
-VERTICAL = fenced("import matplotlib.pyplot as plt\ntotals = sales.groupby('region')['revenue'].sum()\n"
-                  "plt.bar(totals.index, totals.values)\nplt.show()")
+VERTICAL = fenced(
+    "import matplotlib.pyplot as plt\ntotals = sales.groupby('region')['revenue'].sum()\n"
+    "plt.bar(totals.index, totals.values)\nplt.show()"
+)
 HORIZONTAL = VERTICAL.replace("plt.bar(", "plt.barh(")
 
 
@@ -273,6 +335,10 @@ def test_vertical_bars_for_a_horizontal_request_are_fed_back_and_barh_passes(tmp
     assert verified_text(second) == "ran and drew 1 figure with 3 horizontal bars"
     # Switched off, the vertical bars are the answer.
     backend = RecordingReplay(write_replies(tmp_path / "off.jsonl", VERTICAL))
-    off = runtime.run("horizontal bars of revenue by region", {"sales": sales_frame()},
-                      settings.with_overrides(request_checks=False), backend=backend)
+    off = runtime.run(
+        "horizontal bars of revenue by region",
+        {"sales": sales_frame()},
+        settings.with_overrides(request_checks=False),
+        backend=backend,
+    )
     assert off.ok and off.final.error is None and len(off.attempts) == 1

@@ -3,6 +3,7 @@
 The kernel tests need a bwrap that works here (`apt-get install -y bubblewrap`; as root
 it does); they skip elsewhere. The unit tests run everywhere.
 """
+
 from __future__ import annotations
 
 import ast
@@ -19,12 +20,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from viscoder_jupyter.child import folders
-from viscoder_jupyter.child import processes
-from viscoder_jupyter.child import sandbox as sb
 from viscoder_jupyter import runtime
-from viscoder_jupyter.core.errors import ViscoderError
+from viscoder_jupyter.child import folders, processes
+from viscoder_jupyter.child import sandbox as sb
 from viscoder_jupyter.child.executor import ChildKernel
+from viscoder_jupyter.core.errors import ViscoderError
 
 SNIPPETS = Path(__file__).parent / "snippets"
 needs_bwrap = pytest.mark.skipif(sb.probe() is not None, reason=f"no sandbox here: {sb.probe()}")
@@ -39,18 +39,40 @@ def wait(coro, timeout: float = 90):
 
 
 # ---- units ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", [
-    "HF_TOKEN", "OPENAI_API_KEY", "VISCODER_API_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE",
-    "GITHUB_TOKEN", "DB_PASSWORD", "GOOGLE_APPLICATION_CREDENTIALS", "SSH_AUTH_SOCK",
-    "XAUTHORITY", "JUPYTER_TOKEN", "JPY_SESSION_NAME", "DISPLAY", "WAYLAND_DISPLAY", "my_secret",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "HF_TOKEN",
+        "OPENAI_API_KEY",
+        "VISCODER_API_KEY",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_PROFILE",
+        "GITHUB_TOKEN",
+        "DB_PASSWORD",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "SSH_AUTH_SOCK",
+        "XAUTHORITY",
+        "JUPYTER_TOKEN",
+        "JPY_SESSION_NAME",
+        "DISPLAY",
+        "WAYLAND_DISPLAY",
+        "my_secret",
+    ],
+)
 def test_secrets_and_the_desktop_are_scrubbed(name):
     assert name not in sb.scrub_env({name: "x", "PATH": "/usr/bin"})
 
 
 def test_ordinary_variables_stay_and_urls_with_passwords_go():
-    env = {"PATH": "/bin", "LANG": "C.UTF-8", "PYTHONPATH": "/src", "OMP_NUM_THREADS": "2",
-           "MPLBACKEND": "agg", "DATABASE_URL": "postgres://me:hunter2@db/x", "PROXY": "http://proxy:3128"}
+    env = {
+        "PATH": "/bin",
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": "/src",
+        "OMP_NUM_THREADS": "2",
+        "MPLBACKEND": "agg",
+        "DATABASE_URL": "postgres://me:hunter2@db/x",
+        "PROXY": "http://proxy:3128",
+    }
     kept = sb.scrub_env(env)
     assert "DATABASE_URL" not in kept
     assert kept == {k: v for k, v in env.items() if k != "DATABASE_URL"}
@@ -71,7 +93,10 @@ def test_bwrap_argv_isolates_and_binds_only_the_kernels_folders(tmp_path):
 
 def test_limits_per_mode():
     assert sb.rlimits(2048, sandboxed=True) == {
-        "RLIMIT_FSIZE": sb.FILE_LIMIT_MB * 2**20, "RLIMIT_AS": 2048 * 2**20, "RLIMIT_NPROC": sb.PROCESS_LIMIT}
+        "RLIMIT_FSIZE": sb.FILE_LIMIT_MB * 2**20,
+        "RLIMIT_AS": 2048 * 2**20,
+        "RLIMIT_NPROC": sb.PROCESS_LIMIT,
+    }
     assert sb.rlimits(0, sandboxed=False) == {"RLIMIT_FSIZE": sb.FILE_LIMIT_MB * 2**20}  # no NPROC
 
 
@@ -120,10 +145,17 @@ def test_a_killed_sessions_folders_are_swept(tmp_path, monkeypatch):
     assert not any(f.exists() for f in killed) and all(f.exists() for f in running) and outside.exists()
 
 
-@pytest.mark.parametrize("code, sandboxed, words", [
-    (3, True, "exit code 3"), (-11, False, "killed by SIGSEGV"), (128 + 11, True, "killed by SIGSEGV"),
-    (128 + 24, True, "SIGXCPU, the CPU time limit"), (-9, False, "out of memory"), (139, False, "exit code 139"),
-])
+@pytest.mark.parametrize(
+    "code, sandboxed, words",
+    [
+        (3, True, "exit code 3"),
+        (-11, False, "killed by SIGSEGV"),
+        (128 + 11, True, "killed by SIGSEGV"),
+        (128 + 24, True, "SIGXCPU, the CPU time limit"),
+        (-9, False, "out of memory"),
+        (139, False, "exit code 139"),
+    ],
+)
 def test_death_details(code, sandboxed, words):
     assert words in processes.death_detail(code, sandboxed)
 
@@ -142,8 +174,12 @@ def listener():
 def boxed(listener):
     """A sandboxed kernel started while the parent's environment holds a secret."""
     saved = dict(os.environ)
-    os.environ.update(VISCODER_TEST_API_TOKEN="s3cret", VISCODER_TEST_PORT=str(listener),
-                      DISPLAY=":0", VISCODER_TEST_TARGET=str(Path(__file__).parent / f"out-{uuid.uuid4().hex}"))
+    os.environ.update(
+        VISCODER_TEST_API_TOKEN="s3cret",
+        VISCODER_TEST_PORT=str(listener),
+        DISPLAY=":0",
+        VISCODER_TEST_TARGET=str(Path(__file__).parent / f"out-{uuid.uuid4().hex}"),
+    )
     kernel = ChildKernel(sandbox="required", memory_limit_mb=2048)
     try:
         wait(kernel.async_start())
@@ -188,7 +224,9 @@ def test_the_parents_files_stay_out_of_reach(boxed, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("original")
     private, rw = boxed._folders.private, boxed._folders.rw
-    out = run(boxed, f"""import os
+    out = run(
+        boxed,
+        f"""import os
 for attempt in (lambda: open(os.path.join({private!r}, "planted"), "w"), lambda: os.listdir({private!r})):
     try:
         attempt()
@@ -197,7 +235,8 @@ for attempt in (lambda: open(os.path.join({private!r}, "planted"), "w"), lambda:
         print(type(exc).__name__)
 os.symlink({str(victim)!r}, os.path.join({rw!r}, "frames.pkl.tmp"))
 os.remove(os.path.join({rw!r}, "frames.pkl"))
-os.symlink({str(victim)!r}, os.path.join({rw!r}, "frames.pkl"))""")
+os.symlink({str(victim)!r}, os.path.join({rw!r}, "frames.pkl"))""",
+    )
     write, listing = out.stdout.split()
     assert write in ("OSError", "PermissionError")  # read-only, and closed to the uid as root
     assert listing == "PermissionError" or os.geteuid() != 0
@@ -226,8 +265,11 @@ def test_env_secret_and_display_are_gone(boxed):
 
 @needs_bwrap
 def test_runs_without_privileges(boxed):
-    out = run(boxed, "import os\nst = open('/proc/self/status').read()\n"
-                     "print(os.getuid(), [l.split()[1] for l in st.splitlines() if l.startswith('CapEff')][0])")
+    out = run(
+        boxed,
+        "import os\nst = open('/proc/self/status').read()\n"
+        "print(os.getuid(), [l.split()[1] for l in st.splitlines() if l.startswith('CapEff')][0])",
+    )
     uid, caps = out.stdout.split()
     assert int(caps, 16) == 0
     if os.geteuid() == 0:
@@ -236,8 +278,10 @@ def test_runs_without_privileges(boxed):
 
 @needs_bwrap
 def test_interrupt_reaches_the_kernel_inside(boxed):
-    code = ("import time\nopen('started', 'w').close()\n"
-            "try:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    print('interrupted')")
+    code = (
+        "import time\nopen('started', 'w').close()\n"
+        "try:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    print('interrupted')"
+    )
     running = runtime.submit(boxed.async_run(code, 120))
     started = os.path.join(boxed.scratch_dir, "started")
     deadline = time.monotonic() + 60
@@ -299,7 +343,9 @@ def test_running_without_the_sandbox_is_said_before_the_first_attempt_to_every_f
     monkeypatch.setattr(sb, "_probe_result", ["bwrap refused to run here (test)"])
     monkeypatch.setattr(sb, "_announced", False)
     monkeypatch.setattr(sb, "_pending_notice", None)
-    settings = VisCoder().with_overrides(backend="replay", replay=write_replies(tmp_path / "r.jsonl", GOOD_BAR, GOOD_BAR))
+    settings = VisCoder().with_overrides(
+        backend="replay", replay=write_replies(tmp_path / "r.jsonl", GOOD_BAR, GOOD_BAR)
+    )
     frames = {"sales": pd.DataFrame({"region": ["N", "S"], "revenue": [3, 5]})}
     kernel = ChildKernel()  # sandbox="auto"
     try:

@@ -1,5 +1,6 @@
 """`viscoder serve` with the tiny model on loopback, used through the openai backend: streaming,
 the token, a client that disconnects, two kernels at once, discovery and start on demand."""
+
 from __future__ import annotations
 
 import asyncio
@@ -53,9 +54,27 @@ def server(tiny_model_dir, tmp_path_factory):
     runtime = tmp_path_factory.mktemp("runtime")
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime))
     process = subprocess.Popen(
-        [sys.executable, "-m", "viscoder_jupyter.tools.cli", "serve", "--model", str(tiny_model_dir),
-         "--quantization", "none", "--device", "cpu", "--token", TOKEN, "--max-new-tokens", str(CAP)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "viscoder_jupyter.tools.cli",
+            "serve",
+            "--model",
+            str(tiny_model_dir),
+            "--quantization",
+            "none",
+            "--device",
+            "cpu",
+            "--token",
+            TOKEN,
+            "--max-new-tokens",
+            str(CAP),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         info = wait_for(lambda: discovered(runtime) or process.poll() is not None, 120, "the server")
         assert process.poll() is None, process.stdout.read()
@@ -89,13 +108,17 @@ def test_streams_what_the_in_process_backend_writes(server, tiny_model_dir):
     messages = ask("stream me a plot")
     chunks = []
     reply = asyncio.run(client(server, max_new_tokens=30).async_generate(messages, chunks.append))
-    local = asyncio.run(TransformersBackend(str(tiny_model_dir), quantization="none",
-                                            max_new_tokens=30).async_generate(messages))
+    local = asyncio.run(
+        TransformersBackend(str(tiny_model_dir), quantization="none", max_new_tokens=30).async_generate(messages)
+    )
     assert reply.text == local.text and len(chunks) > 1 and "".join(chunks) == reply.text
     assert (reply.prompt_tokens, reply.completion_tokens) == (local.prompt_tokens, 30)
-    whole = httpx.post(f"{server['url']}/chat/completions", timeout=60,
-                       headers={"Authorization": f"Bearer {TOKEN}"},
-                       json={"model": server["model"], "messages": messages, "max_tokens": 30}).json()
+    whole = httpx.post(
+        f"{server['url']}/chat/completions",
+        timeout=60,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={"model": server["model"], "messages": messages, "max_tokens": 30},
+    ).json()
     assert whole["choices"][0]["message"]["content"] == reply.text
     assert whole["choices"][0]["finish_reason"] == "length"
     models = httpx.get(f"{server['url']}/models", headers={"Authorization": f"Bearer {TOKEN}"}).json()
@@ -147,9 +170,16 @@ KERNEL = textwrap.dedent("""
 def test_two_kernels_find_the_server_and_are_served_in_turn(server, tiny_model_dir):
     before = health(server)
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(server["runtime"]))
-    kernels = [subprocess.Popen([sys.executable, "-c", KERNEL, server["model"], request], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for request in ("first kernel's plot", "second kernel's plot")]
+    kernels = [
+        subprocess.Popen(
+            [sys.executable, "-c", KERNEL, server["model"], request],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for request in ("first kernel's plot", "second kernel's plot")
+    ]
     outputs = []
     for kernel in kernels:
         out, err = kernel.communicate(timeout=120)
@@ -182,7 +212,12 @@ def test_auto_starts_one_server_that_every_kernel_shares(tiny_model_dir, tmp_pat
 
 
 def test_serve_help_documents_its_options():
-    done = subprocess.run([sys.executable, "-m", "viscoder_jupyter.tools.cli", "serve", "--help"],
-                          capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "viscoder_jupyter.tools.cli", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     for option in ("--host", "--port", "--model", "--device", "--quantization", "--token", "127.0.0.1"):
         assert option in done.stdout

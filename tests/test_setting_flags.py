@@ -1,5 +1,6 @@
 """Every flag that sets a `VisCoder` setting (viscoder bench, viscoder serve, %%viscoder) takes its
 default, type and choices from the setting's trait; a CLI default that differs is declared."""
+
 import argparse
 
 import pytest

@@ -22,12 +22,15 @@ def test_overrides_win_and_none_keeps_the_setting():
     assert (s.lib, s.retries) == ("seaborn", 1)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"lib": "ggplot"}, "Unknown --lib 'ggplot'"),
-    ({"retries": -1}, "--retries must be 0 or more"),
-    ({"timeout": 0}, "--timeout must be a positive"),
-    ({"colour": "red"}, "Unknown option 'colour'"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"lib": "ggplot"}, "Unknown --lib 'ggplot'"),
+        ({"retries": -1}, "--retries must be 0 or more"),
+        ({"timeout": 0}, "--timeout must be a positive"),
+        ({"colour": "red"}, "Unknown option 'colour'"),
+    ],
+)
 def test_bad_options_are_one_clear_request_error(options, message):
     with pytest.raises(RequestError, match=message):
         VisCoder().with_overrides(**options)

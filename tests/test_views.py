@@ -1,4 +1,5 @@
 """The live view under the cell: what it shows between events (stock widgets, no kernel needed)."""
+
 from viscoder_jupyter.core.events import AttemptStarted, CodeWritten, Notice, Status, TextStreamed
 from viscoder_jupyter.frontends.progress import WidgetProgress
 

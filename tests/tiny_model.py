@@ -4,6 +4,7 @@ It goes through the real transformers paths (tokenizer with a chat template, fro
 generate); its output is noise. The output layer's rows for the special tokens are zero, so
 greedy decoding never ends a reply by itself: tests decide how long replies get.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,17 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-_SOURCES = ("ast.py", "textwrap.py", "string.py", "json/__init__.py", "json/decoder.py",
-            "json/encoder.py", "argparse.py", "csv.py", "statistics.py")
+_SOURCES = (
+    "ast.py",
+    "textwrap.py",
+    "string.py",
+    "json/__init__.py",
+    "json/decoder.py",
+    "json/encoder.py",
+    "argparse.py",
+    "csv.py",
+    "statistics.py",
+)
 _EXTRA = """Here is the code:
 ```python
 import matplotlib.pyplot as plt
@@ -55,21 +65,33 @@ def build_tiny_model(path: str | os.PathLike, vocab_size: int = 1024, seed: int 
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     bpe.train_from_iterator(_training_text(), trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|im_end|>",
-        pad_token="<|endoftext|>", chat_template=CHAT_TEMPLATE,
+        tokenizer_object=bpe,
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=CHAT_TEMPLATE,
     )
     tokenizer.save_pretrained(str(path))
 
     special_ids = [tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS]
     config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16384,
-        tie_word_embeddings=False, bos_token_id=special_ids[0], eos_token_id=special_ids[2],
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=16384,
+        tie_word_embeddings=False,
+        bos_token_id=special_ids[0],
+        eos_token_id=special_ids[2],
         pad_token_id=special_ids[0],
     )
     torch.manual_seed(seed)
@@ -77,7 +99,9 @@ def build_tiny_model(path: str | os.PathLike, vocab_size: int = 1024, seed: int 
     with torch.no_grad():
         model.lm_head.weight[special_ids] = 0.0  # never chosen by argmax: replies do not end early
     model.generation_config = GenerationConfig(
-        do_sample=False, bos_token_id=special_ids[0], eos_token_id=[special_ids[2], special_ids[0]],
+        do_sample=False,
+        bos_token_id=special_ids[0],
+        eos_token_id=[special_ids[2], special_ids[0]],
         pad_token_id=special_ids[0],
     )
     model.save_pretrained(str(path))
@@ -89,5 +113,7 @@ if __name__ == "__main__":
     import time
 
     started = time.perf_counter()
-    print(build_tiny_model(sys.argv[1] if len(sys.argv) > 1 else "/tmp/tiny-viscoder-model"),
-          f"{time.perf_counter() - started:.1f} s")
+    print(
+        build_tiny_model(sys.argv[1] if len(sys.argv) > 1 else "/tmp/tiny-viscoder-model"),
+        f"{time.perf_counter() - started:.1f} s",
+    )

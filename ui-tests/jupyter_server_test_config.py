@@ -2,6 +2,7 @@
 
 run-ui-tests.sh sets the VISCODER_LAB_* variables, starts the server with this file and stops it.
 """
+
 import os
 
 from jupyterlab.galata import configure_jupyter_server

@@ -4,17 +4,19 @@
 loop without IPython. Importing this package is cheap: torch and transformers load
 only when a model is first needed.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from ._version import __version__
+
 __all__ = ["__version__", "generate_plot", "async_generate_plot", "PlotResult", "VisCoder"]
 
 if TYPE_CHECKING:
-    from .frontends.api import async_generate_plot, generate_plot
     from .core.events import PlotResult
     from .core.settings import VisCoder
+    from .frontends.api import async_generate_plot, generate_plot
 
 _LAZY = {
     "generate_plot": "frontends.api",

@@ -2,6 +2,7 @@
 
 The code lives in `viscoder_jupyter.tools.offline_model` (also `viscoder prepare-model`).
 """
+
 if __name__ == "__main__":
     import sys
 

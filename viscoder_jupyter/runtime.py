@@ -9,6 +9,7 @@ Everything async runs on one loop in a daemon thread, so the child kernel's
 sockets always live on the loop that made them, and callers in a busy kernel
 (whose own loop is running) can still wait on a plain future.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,9 +17,9 @@ import atexit
 import concurrent.futures
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .core.errors import NoFrames, RequestError
 from .core.frames import check_frames, frames_for_code, select_frames
@@ -33,8 +34,8 @@ EMPTY_CELL = "The cell is empty: there is no code to fix."
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
-_kernel: "ChildKernel | None" = None
-_kernel_locks: "weakref.WeakKeyDictionary[ChildKernel, asyncio.Lock]" = weakref.WeakKeyDictionary()
+_kernel: ChildKernel | None = None
+_kernel_locks: weakref.WeakKeyDictionary[ChildKernel, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 def event_loop() -> asyncio.AbstractEventLoop:
@@ -70,7 +71,7 @@ def cancel_and_wait(future: concurrent.futures.Future, seconds: float = 5.0) -> 
         pass
 
 
-def child_kernel(settings: Any = None) -> "ChildKernel":
+def child_kernel(settings: Any = None) -> ChildKernel:
     """The process's warm child kernel (created on first use, started lazily).
 
     `settings` (a `VisCoder`) gives its sandbox and limits; changed ones replace the
@@ -89,11 +90,14 @@ def child_kernel(settings: Any = None) -> "ChildKernel":
 
 
 def _limits(settings: Any) -> dict:
-    return {"sandbox": settings.sandbox, "memory_limit_mb": settings.memory_limit_mb,
-            "cpu_time_limit_s": settings.cpu_time_limit_s}
+    return {
+        "sandbox": settings.sandbox,
+        "memory_limit_mb": settings.memory_limit_mb,
+        "cpu_time_limit_s": settings.cpu_time_limit_s,
+    }
 
 
-def kernel_lock(kernel: "ChildKernel") -> asyncio.Lock:
+def kernel_lock(kernel: ChildKernel) -> asyncio.Lock:
     """One request at a time uses a child kernel (frames are per request). Loop thread only."""
     if kernel not in _kernel_locks:
         _kernel_locks[kernel] = asyncio.Lock()
@@ -127,11 +131,11 @@ class Job:
 
     request: str
     frames: dict[str, Any]
-    settings: "VisCoder"
+    settings: VisCoder
     fix: tuple[str, str, str] | None = None
 
 
-def settings_for(settings: "VisCoder", overrides: Mapping[str, Any] | None = None) -> "VisCoder":
+def settings_for(settings: VisCoder, overrides: Mapping[str, Any] | None = None) -> VisCoder:
     """The settings with a front end's overrides applied; an unknown backend is refused here,
     before any view."""
     from .backends import backend_class
@@ -142,9 +146,16 @@ def settings_for(settings: "VisCoder", overrides: Mapping[str, Any] | None = Non
     return settings
 
 
-def plot_job(request: str, settings: "VisCoder", *, frames: Mapping[str, Any] | None = None,
-             namespace: Mapping[str, Any] | None = None, names: Sequence[str] = (),
-             overrides: Mapping[str, Any] | None = None, empty: str = EMPTY_REQUEST) -> Job:
+def plot_job(
+    request: str,
+    settings: VisCoder,
+    *,
+    frames: Mapping[str, Any] | None = None,
+    namespace: Mapping[str, Any] | None = None,
+    names: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+    empty: str = EMPTY_REQUEST,
+) -> Job:
     """A plot from words: the request, then its frames (given, or chosen from `namespace` by
     `names` and the request's words), then the settings. `empty` says what to write instead."""
     if not request or not request.strip():
@@ -153,9 +164,16 @@ def plot_job(request: str, settings: "VisCoder", *, frames: Mapping[str, Any] | 
     return Job(request, chosen, settings_for(settings, overrides))
 
 
-def fix_job(source: str, traceback: str, note: str, settings: "VisCoder", *,
-            frames: Mapping[str, Any] | None = None, namespace: Mapping[str, Any] | None = None,
-            overrides: Mapping[str, Any] | None = None) -> Job:
+def fix_job(
+    source: str,
+    traceback: str,
+    note: str,
+    settings: VisCoder,
+    *,
+    frames: Mapping[str, Any] | None = None,
+    namespace: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Job:
     """A fix of the user's code: the settings, the code, something to fix (an error or a note),
     then the frames the code names (from `namespace`), whose absence is `NoFrames`."""
     from .core.fix import check_fixable, request_text
@@ -172,7 +190,7 @@ def fix_job(source: str, traceback: str, note: str, settings: "VisCoder", *,
     return Job(request_text(source, note), check_frames(frames or {}), settings, fix=(source, traceback, note))
 
 
-async def async_run_job(job: Job, on_event=None, *, backend=None, kernel=None, **kw) -> "PlotResult":
+async def async_run_job(job: Job, on_event=None, *, backend=None, kernel=None, **kw) -> PlotResult:
     """Run a checked request on this loop: the process's backend and warm kernel unless given."""
     from .backends import get_backend
     from .core import loop
@@ -184,10 +202,12 @@ async def async_run_job(job: Job, on_event=None, *, backend=None, kernel=None, *
         from .core.fix import fix_messages
 
         source, traceback, note = job.fix
-        kw["messages"] = fix_messages(source, traceback, note, describe_frames(job.frames, job.settings.frame_budget),
-                                      job.settings.lib)
-    return await loop.async_run(job.request, job.frames, job.settings, on_event, backend=backend, kernel=kernel,
-                                lock=kernel_lock(kernel), **kw)
+        kw["messages"] = fix_messages(
+            source, traceback, note, describe_frames(job.frames, job.settings.frame_budget), job.settings.lib
+        )
+    return await loop.async_run(
+        job.request, job.frames, job.settings, on_event, backend=backend, kernel=kernel, lock=kernel_lock(kernel), **kw
+    )
 
 
 def start(job: Job, on_event=None) -> concurrent.futures.Future:
@@ -195,7 +215,7 @@ def start(job: Job, on_event=None) -> concurrent.futures.Future:
     return submit(async_run_job(job, on_event))
 
 
-async def async_run(request: str, frames: dict[str, Any], settings: "VisCoder", on_event=None, **kw) -> "PlotResult":
+async def async_run(request: str, frames: dict[str, Any], settings: VisCoder, on_event=None, **kw) -> PlotResult:
     """Check and run a request on this loop (the background loop when the shared kernel is used).
 
     `kw` reaches `core.loop.async_run`: `backend`, `kernel`, and another harness's
@@ -204,12 +224,13 @@ async def async_run(request: str, frames: dict[str, Any], settings: "VisCoder", 
     return await async_run_job(plot_job(request, settings, frames=frames), on_event, **kw)
 
 
-def run(request: str, frames: dict[str, Any], settings: "VisCoder", on_event=None, **kw) -> "PlotResult":
+def run(request: str, frames: dict[str, Any], settings: VisCoder, on_event=None, **kw) -> PlotResult:
     """Synchronous `async_run`, safe to call inside a running kernel."""
     return run_sync(async_run(request, frames, settings, on_event, **kw))
 
 
-async def async_fix(source: str, traceback: str, note: str, frames: dict[str, Any], settings: "VisCoder",
-                    on_event=None, **kw) -> "PlotResult":
+async def async_fix(
+    source: str, traceback: str, note: str, frames: dict[str, Any], settings: VisCoder, on_event=None, **kw
+) -> PlotResult:
     """Run the self-debug loop from the user's code and its traceback (or a note)."""
     return await async_run_job(fix_job(source, traceback, note, settings, frames=frames), on_event, **kw)

@@ -2,8 +2,12 @@
 import os
 
 results = {}
-for path in ["/etc/viscoder-was-here", os.path.expanduser("~/viscoder-was-here"),
-             os.environ["VISCODER_TEST_TARGET"], "in-scratch.txt"]:
+for path in [
+    "/etc/viscoder-was-here",
+    os.path.expanduser("~/viscoder-was-here"),
+    os.environ["VISCODER_TEST_TARGET"],
+    "in-scratch.txt",
+]:
     try:
         with open(path, "w") as f:
             f.write("x")

@@ -3,6 +3,7 @@
 Third-party packages register their own backends in that group; the built-in ones
 are also known by name so a source checkout works without installation.
 """
+
 from __future__ import annotations
 
 import importlib

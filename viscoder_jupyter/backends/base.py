@@ -1,12 +1,14 @@
 """The contract every model backend keeps."""
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 #: After a cancellation, wait at most this long for the worker to stop (one token, normally).
 CANCEL_GRACE_S = 5.0
@@ -43,7 +45,7 @@ class Backend(ABC):
 
     @classmethod
     @abstractmethod
-    def from_settings(cls, settings: Any) -> "Backend":
+    def from_settings(cls, settings: Any) -> Backend:
         """Build from a `VisCoder` settings object (see settings.py)."""
 
     @classmethod
@@ -51,7 +53,7 @@ class Backend(ABC):
         """Requests with the same key share one backend instance (and its loaded model)."""
         return (cls.name,)
 
-    async def async_prepare(self) -> None:
+    async def async_prepare(self) -> None:  # noqa: B027 - optional: backends that load nothing keep it
         """Get ready to generate (load weights); the loop calls it before the first attempt."""
 
     def identity(self) -> str:
@@ -60,8 +62,9 @@ class Backend(ABC):
         return self.name
 
     @abstractmethod
-    async def async_generate(self, messages: Messages, on_text: OnText | None = None, *,
-                             sampling: Sampling | None = None) -> Reply:
+    async def async_generate(
+        self, messages: Messages, on_text: OnText | None = None, *, sampling: Sampling | None = None
+    ) -> Reply:
         """Greedy unless `sampling` is given (backends that cannot sample may ignore it)."""
 
 

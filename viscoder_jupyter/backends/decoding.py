@@ -21,17 +21,18 @@ The same loop samples when given `choose=sampler(...)` (the self-debug loop's ca
 greedy retries repeat themselves): draft tokens are kept while the token drawn at each position
 equals them, so every token still comes from the model's own distribution.
 """
+
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 #: Longest and shortest n-gram looked up for a draft (longer first: fewer wrong drafts).
 NGRAM_MAX, NGRAM_MIN = 3, 2
 
 
-def lookup_draft(tokens: list[int], size: int, ngram_max: int = NGRAM_MAX,
-                 ngram_min: int = NGRAM_MIN) -> list[int]:
+def lookup_draft(tokens: list[int], size: int, ngram_max: int = NGRAM_MAX, ngram_min: int = NGRAM_MIN) -> list[int]:
     """Up to `size` tokens that followed the latest earlier occurrence of the last n tokens."""
     if size <= 0:
         return []
@@ -41,16 +42,24 @@ def lookup_draft(tokens: list[int], size: int, ngram_max: int = NGRAM_MAX,
         last = pattern[-1]
         # from the right: the latest occurrence is usually the previous attempt's code
         for end in range(length - 2, n - 2, -1):
-            if tokens[end] == last and tokens[end - n + 1:end + 1] == pattern:
-                return tokens[end + 1:end + 1 + size]
+            if tokens[end] == last and tokens[end - n + 1 : end + 1] == pattern:
+                return tokens[end + 1 : end + 1 + size]
     return []
 
 
-def greedy_decode(model: Any, ids: list[int], cache: Any, reused: int, *, max_new_tokens: int,
-                  eos_ids: Iterable[int] = (), lookup: int = 0,
-                  on_token: Callable[[int], str | None] | None = None,
-                  cancel: threading.Event | None = None,
-                  choose: Callable[[Any], int] | None = None) -> tuple[list[int], list[int], str]:
+def greedy_decode(
+    model: Any,
+    ids: list[int],
+    cache: Any,
+    reused: int,
+    *,
+    max_new_tokens: int,
+    eos_ids: Iterable[int] = (),
+    lookup: int = 0,
+    on_token: Callable[[int], str | None] | None = None,
+    cancel: threading.Event | None = None,
+    choose: Callable[[Any], int] | None = None,
+) -> tuple[list[int], list[int], str]:
     """Continue `ids` greedily; `cache` holds the keys/values of ``ids[:reused]`` and grows.
 
     `choose` replaces the greedy choice (it gets one position's logits, e.g. `sampler`); a draft
@@ -72,8 +81,7 @@ def greedy_decode(model: Any, ids: list[int], cache: Any, reused: int, *, max_ne
         draft = lookup_draft(tokens, min(lookup, max_new_tokens - len(new) - 1)) if lookup else []
         feed = torch.tensor([pending + draft], device=model.device)
         with torch.inference_mode():
-            logits = model(input_ids=feed, cache=cache, use_cache=True,
-                           logits_to_keep=len(draft) + 1).logits[0]
+            logits = model(input_ids=feed, cache=cache, use_cache=True, logits_to_keep=len(draft) + 1).logits[0]
         if choose is None:
             choices = logits.argmax(dim=-1).tolist()
             agreed = 0

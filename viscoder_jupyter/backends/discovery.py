@@ -3,6 +3,7 @@
 
 `tools/serve.py` writes the file; the openai backend's ``base_url = "auto"`` reads it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -104,8 +105,13 @@ def _start_lock(directory: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def start_server(model: str, quantization: str = setting_default("quantization"), *, wait_s: float = 900.0,
-                 idle_exit_s: float = 3600.0) -> dict:
+def start_server(
+    model: str,
+    quantization: str = setting_default("quantization"),
+    *,
+    wait_s: float = 900.0,
+    idle_exit_s: float = 3600.0,
+) -> dict:
     """The running `viscoder serve` for `model`, started in the background if there is none.
 
     It outlives the kernel that started it (every notebook shares it) and exits after
@@ -121,22 +127,33 @@ def start_server(model: str, quantization: str = setting_default("quantization")
             return info
         log_path = directory / f"{PREFIX}{uuid.uuid4().hex[:8]}.log"
         env = dict(os.environ, **{TOKEN_ENV: secrets.token_urlsafe(24)})
-        command = [sys.executable, "-m", "viscoder_jupyter.tools.cli", "serve", "--model", model,
-                   "--quantization", quantization, "--idle-exit", str(idle_exit_s)]
+        command = [
+            sys.executable,
+            "-m",
+            "viscoder_jupyter.tools.cli",
+            "serve",
+            "--model",
+            model,
+            "--quantization",
+            quantization,
+            "--idle-exit",
+            str(idle_exit_s),
+        ]
         with open(log_path, "w") as log:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
                 raise BackendUnavailable(
                     f"`viscoder serve` for {model!r} exited while starting (code {process.returncode}):"
-                    f" {' | '.join(tail)} (log: {log_path})")
+                    f" {' | '.join(tail)} (log: {log_path})"
+                )
             info = next((i for i in find_servers(directory) if i.get("pid") == process.pid), None)
             if info is not None:
                 return info
             time.sleep(0.2)
         process.terminate()
-        raise BackendUnavailable(f"`viscoder serve` for {model!r} did not start within {wait_s:g} s "
-                                 f"(log: {log_path}).")
+        raise BackendUnavailable(f"`viscoder serve` for {model!r} did not start within {wait_s:g} s (log: {log_path}).")

@@ -1,6 +1,7 @@
 """Which GGUF file: a local ``.gguf`` or a hub file written ``REPO_ID:FILE.gguf``, fetched with
 huggingface_hub after the same refusal of big models on a CPU as the transformers backend,
 judged on the file's real size."""
+
 from __future__ import annotations
 
 import os
@@ -43,13 +44,13 @@ def parse_model(model: str) -> tuple[str, str | None]:
     path = Path(text).expanduser()
     if path.exists():
         if path.is_dir():
-            raise BackendUnavailable(
-                f"GGUF model {text!r} is a folder, not a .gguf file. {_GGUF_HINT}")
+            raise BackendUnavailable(f"GGUF model {text!r} is a folder, not a .gguf file. {_GGUF_HINT}")
         with open(path, "rb") as handle:
             magic = handle.read(4)
         if magic != b"GGUF":
             raise BackendUnavailable(
-                f"{text!r} is not a GGUF file (it does not start with the GGUF magic bytes). {_GGUF_HINT}")
+                f"{text!r} is not a GGUF file (it does not start with the GGUF magic bytes). {_GGUF_HINT}"
+            )
         return str(path.resolve()), None
     match = _HUB_FILE.match(text)
     if match and not text.startswith(("~", ".", "/")):
@@ -72,8 +73,11 @@ def _refusal(label: str, size_bytes: float | None, billions: float | None, offli
         what.append(f"a {size_bytes / 1e9:.1f} GB file")
     if billions is not None:
         what.append(f"a ~{billions:g}B-parameter model")
-    cost = (f"a {size_bytes / 1e9:.1f} GB download, as much RAM" if size_bytes is not None
-            else "a download of several GB, as much RAM")
+    cost = (
+        f"a {size_bytes / 1e9:.1f} GB download, as much RAM"
+        if size_bytes is not None
+        else "a download of several GB, as much RAM"
+    )
     return BackendUnavailable(
         f"{label} is {' and '.join(what)}, and llama.cpp has no GPU here: on this CPU it would mean "
         f"{cost} and a few tokens per second, so it was not downloaded"
@@ -91,7 +95,8 @@ def fetch_hub_gguf(repo_id: str, filename: str, *, gpu: bool, allow_cpu_download
     except ImportError:
         raise BackendUnavailable(
             f"Downloading {repo_id}:{filename} needs huggingface_hub (pip install huggingface_hub). "
-            f"Or use a local file: {_GGUF_HINT}") from None
+            f"Or use a local file: {_GGUF_HINT}"
+        ) from None
     label = f"{repo_id}:{filename}"
     try:
         cached = hub.try_to_load_from_cache(repo_id, filename)

@@ -4,6 +4,7 @@ Refuses, before any download, what cannot work or would cost too much: a folder 
 not exist or holds no transformers model, a big model on a CPU, a model missing from the
 cache while the hub is offline. Imports no torch or transformers.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,8 +59,11 @@ def resolve_model(model: str) -> tuple[str, bool]:
             raise BackendUnavailable(f"Model {text!r} is a file, not a model folder.{hint} {_LOCAL_HINT}")
         if not (path / "config.json").is_file():
             ggufs = sorted(p.name for p in path.glob("*.gguf"))
-            hint = (f" It holds GGUF files ({', '.join(ggufs[:3])}), which must be converted first. "
-                    + _OFFLINE_HINT) if ggufs else ""
+            hint = (
+                (f" It holds GGUF files ({', '.join(ggufs[:3])}), which must be converted first. " + _OFFLINE_HINT)
+                if ggufs
+                else ""
+            )
             raise BackendUnavailable(
                 f"Model folder {str(path)!r} holds no config.json, so it is not a transformers model "
                 f"folder.{hint} {_LOCAL_HINT}"
@@ -88,8 +92,12 @@ def _hub_offline() -> bool:
     return bool(getattr(constants, "HF_HUB_OFFLINE", False))
 
 
-_WEIGHT_FILES = ("model.safetensors.index.json", "model.safetensors",
-                 "pytorch_model.bin.index.json", "pytorch_model.bin")
+_WEIGHT_FILES = (
+    "model.safetensors.index.json",
+    "model.safetensors",
+    "pytorch_model.bin.index.json",
+    "pytorch_model.bin",
+)
 
 
 def _hub_cached(repo_id: str) -> bool:

@@ -11,6 +11,7 @@ functions that need them.
 - A hub model of 3B parameters or more is not downloaded to run on a CPU unless allowed
   (hf_hub.py: which model, and whether it may be fetched).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +35,10 @@ MAX_LOADED_MODELS = 2
 
 # --------------------------------------------------------------------------- decisions
 
-def load_options(quantization: str, cuda_available: bool, bf16_supported: bool = True,
-                 cpu_float32: bool = False) -> dict:
+
+def load_options(
+    quantization: str, cuda_available: bool, bf16_supported: bool = True, cpu_float32: bool = False
+) -> dict:
     """How to load a model, as plain data: the decision table, with no torch import.
 
     Returns ``{"device", "load_in_4bit", "dtype", "device_map"}``:
@@ -70,7 +73,7 @@ def load_options(quantization: str, cuda_available: bool, bf16_supported: bool =
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cuda_available() -> bool:
     import torch
 
@@ -162,6 +165,7 @@ def model_key(settings: Any) -> tuple[str, str, str]:
 
 # --------------------------------------------------------------------------- loading
 
+
 @dataclass(eq=False)
 class LoadedModel:
     key: tuple
@@ -176,7 +180,7 @@ class LoadedModel:
     prefix_cache: PrefixCache = field(default_factory=PrefixCache)
 
 
-_MODELS: "OrderedDict[tuple, LoadedModel]" = OrderedDict()
+_MODELS: OrderedDict[tuple, LoadedModel] = OrderedDict()
 _MODELS_LOCK = threading.RLock()
 
 
@@ -198,7 +202,7 @@ def _eos_ids(model, tokenizer) -> list[int]:
     ids: list[int] = []
 
     def add(value):
-        for v in (value if isinstance(value, (list, tuple)) else [value]):
+        for v in value if isinstance(value, (list, tuple)) else [value]:
             if isinstance(v, int) and v >= 0 and v not in ids:
                 ids.append(v)
 
@@ -222,8 +226,11 @@ def _greedy_config(model, tokenizer, max_new_tokens: int):
     if pad is None and eos:
         pad = eos[0]
     return GenerationConfig(
-        do_sample=False, max_new_tokens=int(max_new_tokens), eos_token_id=eos or None,
-        pad_token_id=pad, bos_token_id=getattr(model.generation_config, "bos_token_id", None),
+        do_sample=False,
+        max_new_tokens=int(max_new_tokens),
+        eos_token_id=eos or None,
+        pad_token_id=pad,
+        bos_token_id=getattr(model.generation_config, "bos_token_id", None),
     )
 
 
@@ -292,9 +299,7 @@ def _load(ref: str, is_local: bool, options: dict, key: tuple) -> LoadedModel:
     except Exception as exc:  # OSError, hub errors, connection errors, ValueError for bad folders
         detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         if is_local:
-            raise BackendUnavailable(
-                f"Could not load the model in {where}: {detail}. {_LOCAL_HINT}"
-            ) from exc
+            raise BackendUnavailable(f"Could not load the model in {where}: {detail}. {_LOCAL_HINT}") from exc
         offline = " (HF_HUB_OFFLINE is set)" if hf_hub._hub_offline() else ""
         raise BackendUnavailable(
             f"Could not download or load {where} from the Hugging Face hub{offline}: {detail}. "
@@ -310,12 +315,19 @@ def _load(ref: str, is_local: bool, options: dict, key: tuple) -> LoadedModel:
     # The checkpoint's sampling defaults (temperature, top_p, repetition_penalty...) would be
     # merged into every call's config by transformers 5: replace them with the greedy one.
     model.generation_config = generation_config
-    return LoadedModel(key=key, model=model, tokenizer=tokenizer, generation_config=generation_config,
-                       options=options, load_seconds=time.perf_counter() - started)
+    return LoadedModel(
+        key=key,
+        model=model,
+        tokenizer=tokenizer,
+        generation_config=generation_config,
+        options=options,
+        load_seconds=time.perf_counter() - started,
+    )
 
 
-def get_or_load(ref: str, is_local: bool, quantization: str, allow_cpu_download: bool,
-                dtype: str | None = None) -> LoadedModel:
+def get_or_load(
+    ref: str, is_local: bool, quantization: str, allow_cpu_download: bool, dtype: str | None = None
+) -> LoadedModel:
     """`dtype` ("float32", ...) overrides the table's compute dtype; float32 makes greedy
     decoding independent of how tokens are batched (see kv_cache.py), at twice the memory.
     Without it, a CPU lacking native bf16 gets float32 where it fits (`prefer_float32_on_cpu`)."""

@@ -7,6 +7,7 @@ that differs anywhere is recomputed from there on, never served stale states.
 
 Imports no torch at module level; caches are transformers `DynamicCache` objects.
 """
+
 from __future__ import annotations
 
 import copy
@@ -87,7 +88,7 @@ class PrefixCache:
         with self._lock:
             self._entries = [e for e in self._entries if e.cache is not cache]
             self._entries.append(Entry(list(tokens), prompt_length, cache))
-            del self._entries[:-self.max_entries]
+            del self._entries[: -self.max_entries]
 
 
 def _crop(cache: Any, length: int) -> None:

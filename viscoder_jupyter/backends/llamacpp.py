@@ -22,6 +22,7 @@ generation at a time:
   stops within one token when the coroutine is cancelled (between prompt batches while the
   prompt is evaluated).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,17 @@ from ..core.settings import setting, setting_default
 from .base import Backend, Messages, OnText, Reply, Sampling, run_cancellable
 from .gguf_files import _first_line, fetch_hub_gguf, parse_model
 from .kv_cache import common_prefix
-from .llamacpp_engine import (DEFAULT_N_CTX, PROMPT_LOOKUP_TOKENS, LoadedGGUF, _Cancelled, _classes, gpu_offload,
-                              import_llama_cpp, load_gguf, worker)
+from .llamacpp_engine import (
+    DEFAULT_N_CTX,
+    PROMPT_LOOKUP_TOKENS,
+    LoadedGGUF,
+    _Cancelled,
+    _classes,
+    gpu_offload,
+    import_llama_cpp,
+    load_gguf,
+    worker,
+)
 from .streaming import FenceWatcher
 
 #: Sampling looks for the nucleus among this many likeliest tokens (as decoding.sampler does).
@@ -45,15 +55,24 @@ SAMPLING_TOP_K = 64
 
 # --------------------------------------------------------------------------- the backend
 
+
 class LlamaCppBackend(Backend):
     """Runs a GGUF chat model (VisCoder, Qwen2.5-Coder...) in this process with llama.cpp."""
 
     name = "llamacpp"
 
-    def __init__(self, model: str, max_new_tokens: int = setting_default("max_new_tokens"),
-                 allow_cpu_download: bool = setting_default("allow_cpu_download"), *,
-                 n_ctx: int = DEFAULT_N_CTX, prompt_lookup: int = PROMPT_LOOKUP_TOKENS,
-                 reuse_cache: bool = True, stop_at_fence: bool = True, n_threads: int | None = None):
+    def __init__(
+        self,
+        model: str,
+        max_new_tokens: int = setting_default("max_new_tokens"),
+        allow_cpu_download: bool = setting_default("allow_cpu_download"),
+        *,
+        n_ctx: int = DEFAULT_N_CTX,
+        prompt_lookup: int = PROMPT_LOOKUP_TOKENS,
+        reuse_cache: bool = True,
+        stop_at_fence: bool = True,
+        n_threads: int | None = None,
+    ):
         self.model = str(model or "").strip()
         self.ref, self.filename = parse_model(self.model)  # a missing local file fails here
         self.max_new_tokens = int(max_new_tokens)
@@ -70,7 +89,7 @@ class LlamaCppBackend(Backend):
         self.last_evaluated_prompt_tokens = 0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "LlamaCppBackend":
+    def from_settings(cls, settings: Any) -> LlamaCppBackend:
         return cls(
             model=str(getattr(settings, "model", "") or ""),
             max_new_tokens=int(setting(settings, "max_new_tokens")),
@@ -81,10 +100,13 @@ class LlamaCppBackend(Backend):
     @classmethod
     def cache_key(cls, settings: Any) -> tuple:
         """The loaded model itself is shared by every instance with the same file and n_ctx."""
-        return (cls.name, str(getattr(settings, "model", "") or "").strip(),
-                int(getattr(settings, "n_ctx", 0) or DEFAULT_N_CTX),
-                int(setting(settings, "max_new_tokens")),
-                bool(setting(settings, "allow_cpu_download")))
+        return (
+            cls.name,
+            str(getattr(settings, "model", "") or "").strip(),
+            int(getattr(settings, "n_ctx", 0) or DEFAULT_N_CTX),
+            int(setting(settings, "max_new_tokens")),
+            bool(setting(settings, "allow_cpu_download")),
+        )
 
     # -- loading
 
@@ -92,8 +114,7 @@ class LlamaCppBackend(Backend):
         """The local GGUF file (a hub file is downloaded first, if allowed)."""
         if self.filename is None:
             return self.ref
-        return fetch_hub_gguf(self.ref, self.filename, gpu=gpu_offload(),
-                              allow_cpu_download=self.allow_cpu_download)
+        return fetch_hub_gguf(self.ref, self.filename, gpu=gpu_offload(), allow_cpu_download=self.allow_cpu_download)
 
     def load(self) -> LoadedGGUF:
         """Load (or reuse) the model; blocking and thread-safe. Raises BackendUnavailable."""
@@ -109,8 +130,14 @@ class LlamaCppBackend(Backend):
 
     # -- generation
 
-    def _generate_sync(self, loaded: LoadedGGUF, messages: Messages, on_text: OnText | None,
-                       cancel: threading.Event, sampling: Sampling | None = None) -> Reply | None:
+    def _generate_sync(
+        self,
+        loaded: LoadedGGUF,
+        messages: Messages,
+        on_text: OnText | None,
+        cancel: threading.Event,
+        sampling: Sampling | None = None,
+    ) -> Reply | None:
         llm = loaded.llm
         with loaded.lock:
             if cancel.is_set():
@@ -120,13 +147,14 @@ class LlamaCppBackend(Backend):
             if room < 2:
                 raise ContextFull(
                     f"The conversation is {len(ids)} tokens, more than the {loaded.n_ctx}-token "
-                    "context the model was loaded with: ask with fewer or smaller frames.")
+                    "context the model was loaded with: ask with fewer or smaller frames."
+                )
             max_new = min(self.max_new_tokens, room)
             # The longest prefix already in llama.cpp's cache stays; at least one prompt token is
             # evaluated, since its logits choose the first reply token.
             reused = 0
             if self.reuse_cache and llm.n_tokens > 0:
-                reused = min(common_prefix(llm.input_ids[:llm.n_tokens].tolist(), ids), len(ids) - 1)
+                reused = min(common_prefix(llm.input_ids[: llm.n_tokens].tolist(), ids), len(ids) - 1)
             # (older llama-cpp-python returns None here; False means this model cannot drop a tail)
             if reused > 0 and llm._ctx.kv_cache_seq_rm(-1, reused, -1) is not False:
                 llm.n_tokens = reused
@@ -140,8 +168,9 @@ class LlamaCppBackend(Backend):
             else:
                 seed = int(sampling.seed) & 0xFFFFFFFF
                 llm.set_seed(seed if seed != 0xFFFFFFFF else 0xFFFFFFFE)  # 0xFFFFFFFF: llama.cpp draws one
-                options = dict(temp=float(sampling.temperature), top_p=float(sampling.top_p),
-                               top_k=SAMPLING_TOP_K, min_p=0.0)
+                options = dict(
+                    temp=float(sampling.temperature), top_p=float(sampling.top_p), top_k=SAMPLING_TOP_K, min_p=0.0
+                )
             llm.draft_model = _classes()[1](self.prompt_lookup) if self.prompt_lookup else None
             llm.viscoder_cancel, llm.viscoder_prompt = cancel, True
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -153,8 +182,15 @@ class LlamaCppBackend(Backend):
                     if on_text is not None:
                         on_text(delta)
 
-            tokens = llm.generate(ids[reused:], reset=False, typical_p=1.0, repeat_penalty=1.0,
-                                  frequency_penalty=0.0, presence_penalty=0.0, **options)
+            tokens = llm.generate(
+                ids[reused:],
+                reset=False,
+                typical_p=1.0,
+                repeat_penalty=1.0,
+                frequency_penalty=0.0,
+                presence_penalty=0.0,
+                **options,
+            )
             try:
                 for token in tokens:
                     if cancel.is_set():
@@ -183,10 +219,12 @@ class LlamaCppBackend(Backend):
             self.last_stop_reason = reason
             return Reply(text="".join(parts), prompt_tokens=len(ids), completion_tokens=len(new))
 
-    async def async_generate(self, messages: Messages, on_text: OnText | None = None, *,
-                             sampling: Sampling | None = None) -> Reply:
+    async def async_generate(
+        self, messages: Messages, on_text: OnText | None = None, *, sampling: Sampling | None = None
+    ) -> Reply:
         loaded = await asyncio.get_running_loop().run_in_executor(worker(), self.load)
         reply = await run_cancellable(
-            worker(), lambda cancel: self._generate_sync(loaded, messages, on_text, cancel, sampling))
+            worker(), lambda cancel: self._generate_sync(loaded, messages, on_text, cancel, sampling)
+        )
         assert reply is not None
         return reply

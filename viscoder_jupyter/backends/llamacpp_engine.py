@@ -3,6 +3,7 @@ machine's cores, and loading a GGUF model once (tokens, chat template, end-of-ge
 
 Importing this module does not import llama_cpp.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -140,11 +141,12 @@ def gpu_offload() -> bool:
 
 # --------------------------------------------------------------------------- llama-cpp-python
 
+
 class _Cancelled(Exception):
     """Raised inside Llama.eval between prompt batches when the request was cancelled."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _classes():
     """The Llama subclass and the draft model, defined once llama_cpp is imported."""
     llama_cpp = import_llama_cpp()
@@ -170,11 +172,11 @@ def _classes():
             for start in range(0, len(tokens), self.n_batch):
                 if self.viscoder_cancel is not None and self.viscoder_cancel.is_set():
                     raise _Cancelled()
-                batch = tokens[start:start + self.n_batch]
+                batch = tokens[start : start + self.n_batch]
                 n_past = self.n_tokens
                 self._batch.set_batch(batch=batch, n_past=n_past, logits_all=all_rows)
                 self._ctx.decode(self._batch)
-                self.input_ids[n_past:n_past + len(batch)] = batch
+                self.input_ids[n_past : n_past + len(batch)] = batch
                 self.n_tokens += len(batch)
                 self._requires_eval = False
 
@@ -208,8 +210,9 @@ def _ftype_names() -> dict[int, str]:
     names = {}
     for attr in dir(llama_cpp):
         if attr.startswith("LLAMA_FTYPE_") and isinstance(getattr(llama_cpp, attr), int):
-            names.setdefault(getattr(llama_cpp, attr),
-                             attr.removeprefix("LLAMA_FTYPE_").removeprefix("MOSTLY_").removeprefix("ALL_"))
+            names.setdefault(
+                getattr(llama_cpp, attr), attr.removeprefix("LLAMA_FTYPE_").removeprefix("MOSTLY_").removeprefix("ALL_")
+            )
     return names
 
 
@@ -247,8 +250,9 @@ class LoadedGGUF:
         return min(int(self.llm.n_ctx()), len(self.llm.input_ids))
 
     def prompt_tokens(self, messages: Messages) -> list[int]:
-        prompt = self.template.render(messages=messages, add_generation_prompt=True,
-                                      bos_token=self.bos_token, eos_token=self.eos_token)
+        prompt = self.template.render(
+            messages=messages, add_generation_prompt=True, bos_token=self.bos_token, eos_token=self.eos_token
+        )
         # The template writes any BOS itself (as transformers' apply_chat_template does).
         return self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
@@ -295,18 +299,16 @@ def _compile_template(template: str):
         raise jinja2.exceptions.TemplateError(message)
 
     def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                          sort_keys=sort_keys)
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[jinja2.ext.loopcontrols])
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
     return env.from_string(template)
 
 
-_MODELS: "OrderedDict[tuple, LoadedGGUF]" = OrderedDict()
+_MODELS: OrderedDict[tuple, LoadedGGUF] = OrderedDict()
 _MODELS_LOCK = threading.RLock()
 
 
@@ -351,10 +353,15 @@ def load_gguf(path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = Non
         started = time.perf_counter()
         try:
             llm = ViscoderLlama(
-                model_path=str(path), n_ctx=int(n_ctx), n_batch=PROMPT_BATCH, n_ubatch=PROMPT_BATCH,
-                n_threads=threads, n_threads_batch=threads,
+                model_path=str(path),
+                n_ctx=int(n_ctx),
+                n_batch=PROMPT_BATCH,
+                n_ubatch=PROMPT_BATCH,
+                n_threads=threads,
+                n_threads_batch=threads,
                 n_gpu_layers=-1 if gpu_offload() else 0,
-                draft_model=PromptLookup(PROMPT_LOOKUP_TOKENS), verbose=False,
+                draft_model=PromptLookup(PROMPT_LOOKUP_TOKENS),
+                verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise BackendUnavailable(
@@ -369,9 +376,13 @@ def load_gguf(path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = Non
                 "instruct/chat model (e.g. Qwen2.5-Coder-*-Instruct or VisCoder in GGUF)."
             )
         loaded = LoadedGGUF(
-            path=str(path), llm=llm, template=_compile_template(template),
-            bos_token=_special_text(llm, llm.token_bos()), eos_token=_special_text(llm, llm.token_eos()),
-            quantization=quantization_of(llm.metadata or {}, Path(path).name), n_threads=threads,
+            path=str(path),
+            llm=llm,
+            template=_compile_template(template),
+            bos_token=_special_text(llm, llm.token_bos()),
+            eos_token=_special_text(llm, llm.token_eos()),
+            quantization=quantization_of(llm.metadata or {}, Path(path).name),
+            n_threads=threads,
             load_seconds=time.perf_counter() - started,
         )
         _MODELS[key] = loaded

@@ -14,6 +14,7 @@ half-open, so running the cell again retries.
 ``base_url = "auto"`` uses the `viscoder serve` that another kernel of this user started for
 the same model (found through the Jupyter runtime dir), and starts one if there is none.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,9 +31,11 @@ from .streaming import FenceWatcher
 #: Seconds to open a connection, and to wait for each piece of the stream.
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 300.0
-_SETUP_HINT = ("Set the server with `%config VisCoder.base_url = 'http://HOST:PORT/v1'` (or "
-               "VISCODER_BASE_URL), or 'auto' to use (and start if needed) `viscoder serve` on "
-               "this machine.")
+_SETUP_HINT = (
+    "Set the server with `%config VisCoder.base_url = 'http://HOST:PORT/v1'` (or "
+    "VISCODER_BASE_URL), or 'auto' to use (and start if needed) `viscoder serve` on "
+    "this machine."
+)
 
 
 def normalize_base_url(url: str) -> str:
@@ -50,10 +53,17 @@ class OpenAIBackend(Backend):
 
     name: ClassVar[str] = "openai"
 
-    def __init__(self, base_url: str, model: str, api_key: str = "",
-                 max_new_tokens: int = setting_default("max_new_tokens"),
-                 quantization: str = setting_default("quantization"), *, connect_timeout: float = CONNECT_TIMEOUT_S,
-                 read_timeout: float = READ_TIMEOUT_S):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str = "",
+        max_new_tokens: int = setting_default("max_new_tokens"),
+        quantization: str = setting_default("quantization"),
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        read_timeout: float = READ_TIMEOUT_S,
+    ):
         if not (base_url or "").strip():
             raise BackendUnavailable("The 'openai' backend needs a server URL. " + _SETUP_HINT)
         self.auto = base_url.strip().lower() == "auto"
@@ -81,8 +91,13 @@ class OpenAIBackend(Backend):
 
     @classmethod
     def cache_key(cls, settings: Any) -> tuple:
-        return (cls.name, str(getattr(settings, "base_url", "")), str(getattr(settings, "model", "")),
-                str(getattr(settings, "api_key", "")), int(setting(settings, "max_new_tokens")))
+        return (
+            cls.name,
+            str(getattr(settings, "base_url", "")),
+            str(getattr(settings, "model", "")),
+            str(getattr(settings, "api_key", "")),
+            int(setting(settings, "max_new_tokens")),
+        )
 
     # -- where the server is
 
@@ -98,13 +113,20 @@ class OpenAIBackend(Backend):
 
     # -- generation
 
-    async def async_generate(self, messages: Messages, on_text: OnText | None = None, *,
-                             sampling: Sampling | None = None) -> Reply:
+    async def async_generate(
+        self, messages: Messages, on_text: OnText | None = None, *, sampling: Sampling | None = None
+    ) -> Reply:
         httpx = _httpx()
         await self.async_prepare()
         url = f"{self.base_url}/chat/completions"
-        body = {"model": self.model, "messages": messages, "stream": True, "temperature": 0,
-                "max_tokens": self.max_new_tokens, "stream_options": {"include_usage": True}}
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "stream": True,
+            "temperature": 0,
+            "max_tokens": self.max_new_tokens,
+            "stream_options": {"include_usage": True},
+        }
         if sampling is not None:
             body.update(temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed)
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -117,8 +139,11 @@ class OpenAIBackend(Backend):
             async with httpx.AsyncClient(timeout=timeout, trust_env=not local) as client:
                 async with client.stream("POST", url, json=body, headers=headers) as response:
                     if response.status_code >= 400:
-                        failed = BackendFailed if response.status_code in (429,) or response.status_code >= 500 \
-                            else BackendUnavailable  # worth trying again, or a setup to change
+                        failed = (
+                            BackendFailed
+                            if response.status_code in (429,) or response.status_code >= 500
+                            else BackendUnavailable
+                        )  # worth trying again, or a setup to change
                         raise failed(await self._http_error(client, response))
                     async for line in response.aiter_lines():
                         if stream.feed(line):
@@ -127,41 +152,51 @@ class OpenAIBackend(Backend):
             url, self.base_url = self.base_url, ("" if self.auto else self.base_url)  # auto: look again
             raise BackendUnavailable(
                 f"Cannot reach the model server at {url} ({_reason(exc)}). Is it running? "
-                + ("It was found through the Jupyter runtime dir; it may have just exited: the next try "
-                   "starts a new one." if self.auto else _SETUP_HINT)) from None
+                + (
+                    "It was found through the Jupyter runtime dir; it may have just exited: the next try "
+                    "starts a new one."
+                    if self.auto
+                    else _SETUP_HINT
+                )
+            ) from None
         except httpx.TimeoutException as exc:
             what = "to accept the connection" if isinstance(exc, httpx.ConnectTimeout) else "for the reply"
             raise BackendFailed(
                 f"The model server at {self.base_url} did not answer within "
                 f"{connect if isinstance(exc, httpx.ConnectTimeout) else read:g} s (waiting {what}); "
-                "it may be overloaded.") from None
+                "it may be overloaded."
+            ) from None
         except httpx.HTTPError as exc:  # RemoteProtocolError, ReadError: the connection broke
             if not stream.finished:
                 raise BackendFailed(self._cut_message(stream, _reason(exc))) from None
         if not stream.finished:
             raise BackendFailed(self._cut_message(stream, "the stream ended without [DONE]"))
         self.last_stop_reason = stream.finish_reason
-        return Reply(text=stream.text, prompt_tokens=stream.prompt_tokens,
-                     completion_tokens=stream.completion_tokens)
+        return Reply(text=stream.text, prompt_tokens=stream.prompt_tokens, completion_tokens=stream.completion_tokens)
 
     def _cut_message(self, stream: _Stream, reason: str) -> str:
-        return (f"The model server at {self.base_url} stopped in the middle of the reply "
-                f"({reason}; {len(stream.text)} characters received). It may have crashed or been "
-                "restarted.")
+        return (
+            f"The model server at {self.base_url} stopped in the middle of the reply "
+            f"({reason}; {len(stream.text)} characters received). It may have crashed or been "
+            "restarted."
+        )
 
     async def _http_error(self, client, response) -> str:
         status = response.status_code
         detail = _error_detail(await response.aread())
         where = f"The model server at {self.base_url}"
         if status in (401, 403):
-            return (f"{where} refused the request (HTTP {status}: {detail}): the API key is missing or "
-                    "wrong. Set `%config VisCoder.api_key` or VISCODER_API_KEY to the server's token.")
+            return (
+                f"{where} refused the request (HTTP {status}: {detail}): the API key is missing or "
+                "wrong. Set `%config VisCoder.api_key` or VISCODER_API_KEY to the server's token."
+            )
         if status == 404:
             served = await _served_models(client, self.base_url, response.request.headers)
-            return (f"{where} answered HTTP 404 for model {self.model!r} ({detail}). "
-                    + (f"It serves: {', '.join(served)}; set `%config VisCoder.model` to one of them."
-                       if served else "Check that the URL ends with /v1 and names an OpenAI-compatible "
-                                      "server, and the model name."))
+            return f"{where} answered HTTP 404 for model {self.model!r} ({detail}). " + (
+                f"It serves: {', '.join(served)}; set `%config VisCoder.model` to one of them."
+                if served
+                else "Check that the URL ends with /v1 and names an OpenAI-compatible server, and the model name."
+            )
         if status == 429:
             return f"{where} is busy (HTTP 429: {detail}); wait a moment."
         if status < 500:
@@ -229,6 +264,7 @@ class _Stream:
 
 # --------------------------------------------------------------------------- helpers
 
+
 def _httpx():
     try:
         import httpx
@@ -258,8 +294,9 @@ def _error_detail(raw: bytes | dict) -> str:
 
 async def _served_models(client, base_url: str, headers) -> list[str]:
     try:
-        response = await client.get(f"{base_url}/models", headers={
-            k: v for k, v in headers.items() if k.lower() == "authorization"})
+        response = await client.get(
+            f"{base_url}/models", headers={k: v for k, v in headers.items() if k.lower() == "authorization"}
+        )
         return [m["id"] for m in response.json().get("data", [])][:10]
     except Exception:  # noqa: BLE001 - only a hint for the error message
         return []

@@ -1,4 +1,5 @@
 """Recorded replies, served in order: reproducible demos and tests, no model needed."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,7 +26,7 @@ class ReplayBackend(Backend):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings) -> "ReplayBackend":
+    def from_settings(cls, settings) -> ReplayBackend:
         if not settings.replay:
             raise BackendUnavailable(f"The replay backend needs a file of recorded replies: {_SETTING_HINT}.")
         return cls(settings.replay)
@@ -45,8 +46,9 @@ class ReplayBackend(Backend):
     def remaining(self) -> int:
         return len(self.replies) - self._next
 
-    async def async_generate(self, messages: Messages, on_text: OnText | None = None, *,
-                             sampling: Sampling | None = None) -> Reply:
+    async def async_generate(
+        self, messages: Messages, on_text: OnText | None = None, *, sampling: Sampling | None = None
+    ) -> Reply:
         with self._lock:
             if self._next >= len(self.replies):
                 raise ReplayExhausted(

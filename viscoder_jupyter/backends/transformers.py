@@ -13,6 +13,7 @@ Two speed-ups keep the greedy output what plain token-by-token decoding gives:
   conversation (a corrected code block mostly repeats the previous one), checked by the
   model in one forward pass and kept as far as they match its own greedy choices.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,16 +36,24 @@ PROMPT_LOOKUP_TOKENS = 10
 
 # --------------------------------------------------------------------------- the backend
 
+
 class TransformersBackend(Backend):
     """Runs a VisCoder / Qwen2.5-Coder chat model in this process with transformers."""
 
     name = "transformers"
 
-    def __init__(self, model: str, quantization: str = setting_default("quantization"),
-                 max_new_tokens: int = setting_default("max_new_tokens"),
-                 allow_cpu_download: bool = setting_default("allow_cpu_download"), *, reuse_cache: bool = True,
-                 prompt_lookup: int = PROMPT_LOOKUP_TOKENS, stop_at_fence: bool = True,
-                 dtype: str | None = None):
+    def __init__(
+        self,
+        model: str,
+        quantization: str = setting_default("quantization"),
+        max_new_tokens: int = setting_default("max_new_tokens"),
+        allow_cpu_download: bool = setting_default("allow_cpu_download"),
+        *,
+        reuse_cache: bool = True,
+        prompt_lookup: int = PROMPT_LOOKUP_TOKENS,
+        stop_at_fence: bool = True,
+        dtype: str | None = None,
+    ):
         self.ref, self.is_local = resolve_model(model)
         self.quantization = (quantization or setting_default("quantization")).lower()
         if self.quantization not in QUANTIZATIONS:
@@ -60,7 +69,7 @@ class TransformersBackend(Backend):
         self.last_reused_tokens = 0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "TransformersBackend":
+    def from_settings(cls, settings: Any) -> TransformersBackend:
         return cls(
             model=str(getattr(settings, "model", "") or ""),
             quantization=str(setting(settings, "quantization")),
@@ -75,15 +84,18 @@ class TransformersBackend(Backend):
         The loaded model itself is shared across all keys with the same `model_key` (model,
         quantization, device); the last two only change this thin instance.
         """
-        return (cls.name, *model_key(settings), int(setting(settings, "max_new_tokens")),
-                bool(setting(settings, "allow_cpu_download")))
+        return (
+            cls.name,
+            *model_key(settings),
+            int(setting(settings, "max_new_tokens")),
+            bool(setting(settings, "allow_cpu_download")),
+        )
 
     # -- loading
 
     def load(self) -> LoadedModel:
         """Load (or reuse) the model; blocking and thread-safe. Raises BackendUnavailable."""
-        return get_or_load(self.ref, self.is_local, self.quantization, self.allow_cpu_download,
-                           self.dtype)
+        return get_or_load(self.ref, self.is_local, self.quantization, self.allow_cpu_download, self.dtype)
 
     async def async_load(self) -> LoadedModel:
         return await asyncio.to_thread(self.load)
@@ -107,8 +119,14 @@ class TransformersBackend(Backend):
 
     # -- generation
 
-    def _generate_sync(self, loaded: LoadedModel, messages: Messages, on_text: OnText | None,
-                       cancel: threading.Event, sampling: Sampling | None = None) -> Reply | None:
+    def _generate_sync(
+        self,
+        loaded: LoadedModel,
+        messages: Messages,
+        on_text: OnText | None,
+        cancel: threading.Event,
+        sampling: Sampling | None = None,
+    ) -> Reply | None:
         from transformers import DynamicCache
 
         tokenizer, model = loaded.tokenizer, loaded.model
@@ -130,23 +148,32 @@ class TransformersBackend(Backend):
 
             eos = loaded.generation_config.eos_token_id
             new_ids, tokens, reason = greedy_decode(
-                model, ids, cache, reused, max_new_tokens=self.max_new_tokens,
-                eos_ids=[eos] if isinstance(eos, int) else (eos or []), lookup=self.prompt_lookup,
-                on_token=on_token, cancel=cancel,
-                choose=sampler(sampling.temperature, sampling.top_p, sampling.seed) if sampling else None)
+                model,
+                ids,
+                cache,
+                reused,
+                max_new_tokens=self.max_new_tokens,
+                eos_ids=[eos] if isinstance(eos, int) else (eos or []),
+                lookup=self.prompt_lookup,
+                on_token=on_token,
+                cancel=cancel,
+                choose=sampler(sampling.temperature, sampling.top_p, sampling.seed) if sampling else None,
+            )
             rest = decoder.flush()
             if rest and on_text is not None:
                 on_text(rest)
             if self.reuse_cache:
-                loaded.prefix_cache.put(tokens[:cached_length(cache)], len(ids), cache)
+                loaded.prefix_cache.put(tokens[: cached_length(cache)], len(ids), cache)
             self.last_reused_tokens, self.last_stop_reason = reused, reason
             text = tokenizer.decode(new_ids, skip_special_tokens=True)
             return Reply(text=text, prompt_tokens=len(ids), completion_tokens=len(new_ids))
 
-    async def async_generate(self, messages: Messages, on_text: OnText | None = None, *,
-                             sampling: Sampling | None = None) -> Reply:
+    async def async_generate(
+        self, messages: Messages, on_text: OnText | None = None, *, sampling: Sampling | None = None
+    ) -> Reply:
         loaded = await asyncio.to_thread(self.load)
         reply = await run_cancellable(
-            None, lambda cancel: self._generate_sync(loaded, messages, on_text, cancel, sampling))
+            None, lambda cancel: self._generate_sync(loaded, messages, on_text, cancel, sampling)
+        )
         assert reply is not None
         return reply

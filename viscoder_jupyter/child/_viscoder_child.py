@@ -5,13 +5,23 @@ module and then sets OUTPUT_CAP and FACTS_MIME on it. It takes a baseline of the
 resets it before every attempt, caps what the code prints, reports the facts of the
 attempt's figures (for the checks), loads the request's frames and limits CPU time.
 """
-import copy, os, pickle, resource, sys, warnings
-import matplotlib, matplotlib.pyplot as plt, pandas as pd
+
+import copy
+import os
+import pickle
+import resource
+import sys
+import warnings
+
+import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
 
 # Set by the boot code (boot.py) once this module has run.
 OUTPUT_CAP = 0
 FACTS_MIME = ""
 state = {"baseline": {}, "rc": {}, "frames": {}, "cwd": os.getcwd(), "written": {}, "figures": []}
+
 
 def take_baseline(ip):
     state["baseline"] = dict(ip.user_ns)
@@ -27,47 +37,60 @@ def take_baseline(ip):
     # After the inline backend has drawn and closed the figures (so their layout is final).
     ip.events.register("post_execute", lambda: publish_figure_facts(ip))
 
+
 def record_new_figures():
     # plt.show() closes figures mid-cell; keep every figure the attempt made for the checks.
     from matplotlib._pylab_helpers import Gcf
+
     original = Gcf._set_new_active_manager.__func__
+
     def recording(cls, manager):
         state["figures"].append(manager.canvas.figure)
         return original(cls, manager)
+
     Gcf._set_new_active_manager = classmethod(recording)
+
 
 def publish_figure_facts(ip):
     figures, state["figures"] = state["figures"], []
     if not state.pop("attempt", False):
         return
     from IPython.display import publish_display_data
+
     try:
         facts = [figure_facts(f) for f in figures]
     except Exception as exc:  # a check must never fail the attempt
         facts = [{"error": repr(exc)}]
     publish_display_data({FACTS_MIME: {"figures": facts}})
 
+
 def figure_facts(fig):
     axes = [ax for ax in fig.axes if not hasattr(ax, "_colorbar") and ax.get_label() != "<colorbar>"]
     renderer = None
     if any(len(ax.get_xticks()) + len(ax.get_yticks()) > 5 for ax in axes):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
+
         renderer = FigureCanvasAgg(fig).get_renderer()  # the inline backend closed it: measure anew
-    facts = {"axes": [axes_facts(ax, renderer) for ax in axes],
-             "texts": sum(bool(t.get_text().strip()) for t in fig.texts)}
+    facts = {
+        "axes": [axes_facts(ax, renderer) for ax in axes],
+        "texts": sum(bool(t.get_text().strip()) for t in fig.texts),
+    }
     try:  # figure-level legends (seaborn's relplot, catplot)
         facts["legend"] = [t.get_text()[:LABEL_CHARS] for leg in fig.legends for t in leg.get_texts()][:LABELS_KEPT]
     except Exception:
         pass
     return facts
 
+
 def axes_facts(ax, renderer):
     import numpy as np
+
     def finite(values):
         try:
             return int(np.isfinite(np.asarray(values, dtype=float)).all(axis=-1).sum()) if np.size(values) else 0
         except (TypeError, ValueError):
             return int(np.size(values) > 0)
+
     marks = sum(finite(line.get_xydata()) for line in ax.get_lines())
     for patch in ax.patches:
         if hasattr(patch, "get_height"):
@@ -95,7 +118,9 @@ def axes_facts(ax, renderer):
         facts["shape_error"] = repr(exc)
     return facts
 
+
 LABELS_KEPT, LABEL_CHARS, BARS_KEPT = 60, 40, 200
+
 
 def shape_facts(ax):
     # For the request checks (request_checks.py) and for saying what was drawn: lines, points
@@ -103,6 +128,7 @@ def shape_facts(ax):
     import numpy as np
     from matplotlib.collections import PathCollection
     from matplotlib.container import BarContainer
+
     lines = 0
     for line in ax.get_lines():
         try:
@@ -130,17 +156,27 @@ def shape_facts(ax):
         pairs = sorted((float(a), float(b)) for a, b in pairs if np.isfinite(a) and np.isfinite(b))
         room = max(0, BARS_KEPT - kept)
         kept += min(room, len(pairs))
-        bar_sets.append({"orientation": orientation, "count": len(pairs),
-                         "positions": [round(a, 6) for a, _ in pairs[:room]],
-                         "lengths": [round(b, 9) for _, b in pairs[:room]]})
+        bar_sets.append(
+            {
+                "orientation": orientation,
+                "count": len(pairs),
+                "positions": [round(a, 6) for a, _ in pairs[:room]],
+                "lengths": [round(b, 9) for _, b in pairs[:room]],
+            }
+        )
     kinds = {s["orientation"] for s in bar_sets if s["count"]}
     legend = ax.get_legend()
     return {
-        "lines": lines, "points": points, "bars": sum(s["count"] for s in bar_sets), "bar_sets": bar_sets,
+        "lines": lines,
+        "points": points,
+        "bars": sum(s["count"] for s in bar_sets),
+        "bar_sets": bar_sets,
         "orientation": (kinds.pop() if len(kinds) == 1 else "mixed") if kinds else None,
-        "ticks_x": tick_texts(ax.xaxis), "ticks_y": tick_texts(ax.yaxis),
+        "ticks_x": tick_texts(ax.xaxis),
+        "ticks_y": tick_texts(ax.yaxis),
         "legend": [t.get_text()[:LABEL_CHARS] for t in legend.get_texts()][:LABELS_KEPT] if legend else [],
     }
+
 
 def bar_orientation(rects):
     # Containers made before matplotlib 3.4 carry no orientation: bars that share their left
@@ -153,6 +189,7 @@ def bar_orientation(rects):
         return "vertical"
     return None
 
+
 def tick_texts(axis):
     labels = [t.get_text() for t in axis.get_majorticklabels()]
     if not any(s.strip() for s in labels):  # never drawn: ask the formatter
@@ -162,11 +199,13 @@ def tick_texts(axis):
             labels = []
     return [s[:LABEL_CHARS] for s in labels if s.strip()][:LABELS_KEPT]
 
+
 def crowded(axis, renderer, horizontal):
     # Labels collide when neighbours are closer than the label's own extent along the axis:
     # its width (flat labels), or its height over sin(angle) (rotated ones, whose boxes overlap
     # without the text colliding). Returns (colliding pairs, labels).
     import math
+
     labels = [t for t in axis.get_majorticklabels() if t.get_visible() and t.get_text().strip()]
     if len(labels) < 3:
         return [0, len(labels)]
@@ -183,15 +222,19 @@ def crowded(axis, renderer, horizontal):
     pairs = sum(1 for (a, ea), (b, eb) in zip(points, points[1:]) if b - a < 0.9 * (ea + eb) / 2)
     return [pairs, len(labels)]
 
+
 class Discard(dict):
     # IPython keeps every printed chunk and figure of every cell for `%history -o`:
     # a warm child would hoard them, and a print loop would fill its memory.
     def __contains__(self, key):
         return False
+
     def __getitem__(self, key):
         return []
+
     def __setitem__(self, key, value):
         pass
+
 
 def capped(base):
     # ipykernel buffers what is printed until its IOPub thread sends it: a print loop
@@ -203,12 +246,15 @@ def capped(base):
             done = state["written"].get(self.name, 0)
             state["written"][self.name] = done + len(text)
             if done < OUTPUT_CAP:
-                base.write(self, text[:OUTPUT_CAP - done])
+                base.write(self, text[: OUTPUT_CAP - done])
                 if done + len(text) >= OUTPUT_CAP:
                     base.write(self, "\n[... output truncated]\n")
             return len(text)
+
         write = property(lambda self: self._write, lambda self, value: None)
+
     return CappedStream
+
 
 def limit_cpu(seconds):
     # From now on: the warm-up's imports don't count. The hard limit keeps code from raising it.
@@ -218,9 +264,11 @@ def limit_cpu(seconds):
     cap = (lambda n: n) if hard == resource.RLIM_INFINITY else (lambda n: min(n, hard))
     resource.setrlimit(resource.RLIMIT_CPU, (cap(soft), cap(soft + 5)))
 
+
 def load_frames(path):
     with open(path, "rb") as f:
         state["frames"] = pickle.load(f)
+
 
 def reset(ip):
     state["attempt"] = True

@@ -1,5 +1,6 @@
 """Starting the child kernel: the warm-up cell that installs `_viscoder_child.py` in it, and
 the cell that hands it a request's frames."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -12,6 +12,7 @@ as it arrives (outputs.py), and what an attempt left running killed (processes.p
 All coroutines must run on one event loop (the zmq sockets belong to it).
 nbclient and nbformat are imported lazily: importing them costs about a second.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,12 +25,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..core.errors import AttemptError, ChildKernelDied, CodeRaised, ExecutionTimeout, RequestError, ViscoderError
+from ..core.settings import setting_default
 from . import boot, outputs, processes
 from . import sandbox as sb
 from .folders import Folders, seed_matplotlib_cache
-from ..core.errors import (AttemptError, ChildKernelDied, CodeRaised, ExecutionTimeout,
-                           RequestError, ViscoderError)
-from ..core.settings import setting_default
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -40,11 +40,11 @@ log.addHandler(logging.NullHandler())
 _nbclient_log = log.getChild("nbclient")
 _nbclient_log.setLevel(logging.CRITICAL)
 
-RECOVERY_TIMEOUT = 3.0    # a `pass` must run this soon after an interrupt, or we restart
+RECOVERY_TIMEOUT = 3.0  # a `pass` must run this soon after an interrupt, or we restart
 COPY_BYTES_PER_S = 200e6  # allowance for the per-attempt copy of the frames, on top of the timeout
-LOAD_TIMEOUT = 600.0      # unpickling the frames once per request
-SHUTDOWN_GRACE = 10.0     # jupyter_client's kill-and-wait; past it we kill again and go on
-THREAD_SLACK = 32         # threads an attempt may leave behind before the kernel is replaced
+LOAD_TIMEOUT = 600.0  # unpickling the frames once per request
+SHUTDOWN_GRACE = 10.0  # jupyter_client's kill-and-wait; past it we kill again and go on
+THREAD_SLACK = 32  # threads an attempt may leave behind before the kernel is replaced
 _TIMEOUT_ENAME = "_ViscoderTimeout"  # nbclient's synthetic reply after it interrupted
 
 
@@ -52,12 +52,12 @@ _TIMEOUT_ENAME = "_ViscoderTimeout"  # nbclient's synthetic reply after it inter
 class ExecutionOutcome:
     """What one attempt produced."""
 
-    images: list[bytes]        # PNG bytes of every image/png displayed, in order
-    plotly_json: list[dict]    # application/vnd.plotly.v1+json payloads, in order
-    stdout: str                # stream output (stdout and stderr as they came), capped
+    images: list[bytes]  # PNG bytes of every image/png displayed, in order
+    plotly_json: list[dict]  # application/vnd.plotly.v1+json payloads, in order
+    stdout: str  # stream output (stdout and stderr as they came), capped
     error: AttemptError | None
-    seconds: float             # wall time of the whole attempt, reset and recovery included
-    truncated: bool = False    # output past the caps was dropped
+    seconds: float  # wall time of the whole attempt, reset and recovery included
+    truncated: bool = False  # output past the caps was dropped
     figure_facts: list[dict] | None = None  # per matplotlib figure: marks per axes, crowded ticks
 
     @property
@@ -74,26 +74,32 @@ class ChildKernel:
     (re)started; every failure of the code itself comes back as `ExecutionOutcome.error`.
     """
 
-    def __init__(self, kernel_name: str = "python3", startup_timeout: float = 60.0, *,
-                 sandbox: str = setting_default("sandbox"), memory_limit_mb: int = setting_default("memory_limit_mb"),
-                 cpu_time_limit_s: int = setting_default("cpu_time_limit_s")):
+    def __init__(
+        self,
+        kernel_name: str = "python3",
+        startup_timeout: float = 60.0,
+        *,
+        sandbox: str = setting_default("sandbox"),
+        memory_limit_mb: int = setting_default("memory_limit_mb"),
+        cpu_time_limit_s: int = setting_default("cpu_time_limit_s"),
+    ):
         self.kernel_name = kernel_name
         self.startup_timeout = startup_timeout
         self.sandbox, self.memory_limit_mb, self.cpu_time_limit_s = sandbox, memory_limit_mb, cpu_time_limit_s
-        self.sandboxed: bool | None = None     # decided at each start
+        self.sandboxed: bool | None = None  # decided at each start
         self.sandbox_notice: str | None = None  # one line saying why it runs without the sandbox
-        self._km: Any = None                   # AsyncKernelManager, one per kernel process
-        self._nb: Any = None                   # outputs.capped_client_class() instance
+        self._km: Any = None  # AsyncKernelManager, one per kernel process
+        self._nb: Any = None  # outputs.capped_client_class() instance
         self._start_lock = asyncio.Lock()
         self._run_lock = asyncio.Lock()
-        self._folders = Folders()              # ours (private), and the kernel's (rw, scratch)
+        self._folders = Folders()  # ours (private), and the kernel's (rw, scratch)
         self._log_file: Any = None
         self._last_reply: dict | None = None
         self._closed = False
-        self._stale = False                    # settings changed: restart before the next attempt
-        self._cancelled = False                # an attempt was cancelled: check the child is idle
-        self._copy_seconds = 0.0               # extra time per attempt for copying the frames
-        self._vitals = processes.Vitals(None, 0)     # the kernel's pid, threads and CPU after warm-up
+        self._stale = False  # settings changed: restart before the next attempt
+        self._cancelled = False  # an attempt was cancelled: check the child is idle
+        self._copy_seconds = 0.0  # extra time per attempt for copying the frames
+        self._vitals = processes.Vitals(None, 0)  # the kernel's pid, threads and CPU after warm-up
 
     def configure(self, *, sandbox: str, memory_limit_mb: int, cpu_time_limit_s: int) -> None:
         """New settings take effect at the next (re)start; a running kernel is replaced
@@ -108,8 +114,13 @@ class ChildKernel:
         """The kernel spec's argv (with `{connection_file}`) under the limits, in the sandbox."""
         f = self._folders
         assert f.private and f.rw and f.scratch
-        return sb.kernel_command(spec_argv, (f.private, f.rw, f.scratch), os.path.join(f.private, "kernel.json"),
-                                 self.memory_limit_mb, bool(self.sandboxed))
+        return sb.kernel_command(
+            spec_argv,
+            (f.private, f.rw, f.scratch),
+            os.path.join(f.private, "kernel.json"),
+            self.memory_limit_mb,
+            bool(self.sandboxed),
+        )
 
     def _kernel_env(self) -> dict[str, str]:
         return sb.kernel_env(os.environ, self._folders.rw if self.sandboxed else None)
@@ -212,6 +223,7 @@ class ChildKernel:
 
     async def _run_locked(self, code: str, timeout: float, started: float) -> ExecutionOutcome:
         from nbclient.exceptions import DeadKernelError
+
         if self._stale or not self.is_alive or self._vitals.cpu_running_out() or not await self._settled():
             await self._restart()
         # The child resets the namespace before the code (a pre_run_cell hook), copying the
@@ -244,8 +256,9 @@ class ChildKernel:
         if self.is_alive and self._vitals.threads_left_over(THREAD_SLACK):
             log.info("the generated code left threads running; restarting the child kernel")
             await self._restart()
-        return ExecutionOutcome(got.images, got.plotly_json, got.stdout, error, time.monotonic() - started,
-                                truncated, got.figure_facts)
+        return ExecutionOutcome(
+            got.images, got.plotly_json, got.stdout, error, time.monotonic() - started, truncated, got.figure_facts
+        )
 
     # ---- internals -------------------------------------------------------------------
     def _process(self) -> subprocess.Popen | None:
@@ -263,8 +276,11 @@ class ChildKernel:
         self.sandboxed, self.sandbox_notice = await asyncio.to_thread(sb.choose, self.sandbox)
         self._stale = self._cancelled = False
         km = AsyncKernelManager(
-            kernel_name=self.kernel_name, transport="ipc",
-            ip=os.path.join(rw, "k"), connection_file=os.path.join(private, "kernel.json"), log=_nbclient_log,
+            kernel_name=self.kernel_name,
+            transport="ipc",
+            ip=os.path.join(rw, "k"),
+            connection_file=os.path.join(private, "kernel.json"),
+            log=_nbclient_log,
         )
         km.kernel_spec.argv = self._kernel_cmd(km.kernel_spec.argv)
         if self.sandboxed:
@@ -272,21 +288,28 @@ class ChildKernel:
             km.kernel_spec.interrupt_mode = "message"
             seed_matplotlib_cache(rw)
         nb = outputs.capped_client_class()(
-            nbformat.v4.new_notebook(), km=km, kernel_name=self.kernel_name,
-            allow_errors=True, record_timing=False, coalesce_streams=False,
+            nbformat.v4.new_notebook(),
+            km=km,
+            kernel_name=self.kernel_name,
+            allow_errors=True,
+            record_timing=False,
+            coalesce_streams=False,
             interrupt_on_timeout=True,
             error_on_timeout={"ename": _TIMEOUT_ENAME, "evalue": "", "traceback": []},
             timeout_func=lambda cell: cell.metadata.get("viscoder_timeout"),
             startup_timeout=max(1, math.ceil(self.startup_timeout)),
             extra_arguments=["--InteractiveShell.colors=nocolor"],  # hist_file=:memory: is nbclient's
-            on_cell_executed=self._on_cell_executed, log=_nbclient_log,
+            on_cell_executed=self._on_cell_executed,
+            log=_nbclient_log,
         )
         self._log_file = open(os.path.join(private, "kernel.log"), "ab")  # noqa: SIM115
         self._km, self._nb = km, nb
         try:
             await nb.async_start_new_kernel(
-                cwd=self._folders.scratch, env=self._kernel_env(),
-                stdout=self._log_file, stderr=self._log_file,
+                cwd=self._folders.scratch,
+                env=self._kernel_env(),
+                stdout=self._log_file,
+                stderr=self._log_file,
             )
             await nb.async_start_new_kernel_client()
             await self._quiet(boot.warmup_code(self.cpu_time_limit_s), self.startup_timeout, "warm-up")
@@ -341,19 +364,20 @@ class ChildKernel:
 
     def _death_detail(self) -> str:
         proc = self._process()
-        return processes.death_detail(proc.poll() if proc is not None else None, bool(self.sandboxed),
-                               self.cpu_time_limit_s)
+        return processes.death_detail(
+            proc.poll() if proc is not None else None, bool(self.sandboxed), self.cpu_time_limit_s
+        )
 
     @staticmethod
     def _cell(source: str, timeout: float | None) -> Any:
         import nbformat
+
         return nbformat.v4.new_code_cell(source, metadata={"viscoder_timeout": timeout})
 
     def _on_cell_executed(self, cell: Any, cell_index: int, execute_reply: dict) -> None:
         self._last_reply = execute_reply
 
-    async def _execute(self, cell: Any, *, interrupt: bool,
-                       store_history: bool = False) -> dict[str, Any] | None:
+    async def _execute(self, cell: Any, *, interrupt: bool, store_history: bool = False) -> dict[str, Any] | None:
         """Run one cell; return the execute_reply content (nbclient's sentinel on timeout)."""
         nb = self._nb
         assert nb is not None
@@ -384,6 +408,7 @@ class ChildKernel:
 
     async def _responds(self) -> bool:
         from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
         try:
             await self._execute(self._cell("pass", RECOVERY_TIMEOUT), interrupt=False)
             return True

@@ -8,6 +8,7 @@ symlink, say) meets the new one, or root handing them over.
 
 A notebook killed outright runs no atexit: the next session sweeps what it left in /tmp.
 """
+
 from __future__ import annotations
 
 import json
@@ -91,7 +92,8 @@ def seed_matplotlib_cache(rw_dir: str) -> None:
     target = os.path.join(rw_dir, "mpl")
     os.makedirs(target, exist_ok=True)
     source = os.environ.get("MPLCONFIGDIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "matplotlib")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "matplotlib"
+    )
     try:
         for name in os.listdir(source):
             if name.startswith("fontlist") and name.endswith(".json"):
@@ -115,8 +117,11 @@ def sweep() -> int:
         except (OSError, ValueError, KeyError, TypeError):
             continue
         for folder in owner.get("folders", []):
-            if isinstance(folder, str) and os.path.dirname(folder) == top \
-                    and os.path.basename(folder).startswith(_PREFIXES):
+            if (
+                isinstance(folder, str)
+                and os.path.dirname(folder) == top
+                and os.path.basename(folder).startswith(_PREFIXES)
+            ):
                 shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(private, ignore_errors=True)
         removed += 1

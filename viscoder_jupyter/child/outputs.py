@@ -1,5 +1,6 @@
 """An attempt's output, kept within caps while it arrives, and collected into images,
 plotly figures, text, the first error and the figure facts."""
+
 from __future__ import annotations
 
 import base64
@@ -7,8 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-STDOUT_CAP = 20_000             # characters of stdout/stderr kept per attempt
-DISPLAY_CAP = 64 * 2**20        # bytes of images and other rich output kept per attempt
+STDOUT_CAP = 20_000  # characters of stdout/stderr kept per attempt
+DISPLAY_CAP = 64 * 2**20  # bytes of images and other rich output kept per attempt
 TRUNCATED = "\n[... truncated]"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 FACTS_MIME = "application/vnd.viscoder.figure-facts+json"  # what the child saw in the attempt's figures
@@ -47,8 +48,10 @@ def capped_client_class() -> Any:
                         msg = {**msg, "content": {**content, "text": text[:room]}}
                     self.kept_text += min(len(text), room)
                 elif kind in _RICH:
-                    size = sum(len(v) if isinstance(v, str) else len(json.dumps(v))
-                               for v in (content.get("data") or {}).values())
+                    size = sum(
+                        len(v) if isinstance(v, str) else len(json.dumps(v))
+                        for v in (content.get("data") or {}).values()
+                    )
                     if self.kept_rich + size > DISPLAY_CAP:
                         self.truncated = True
                         return None
@@ -61,11 +64,11 @@ def capped_client_class() -> Any:
 
 @dataclass
 class Collected:
-    images: list[bytes] = field(default_factory=list)     # PNG bytes, in order
+    images: list[bytes] = field(default_factory=list)  # PNG bytes, in order
     plotly_json: list[dict] = field(default_factory=list)
     stdout: str = ""
-    error: dict | None = None                             # the first error output
-    figure_facts: list[dict] | None = None                # None: the child reported nothing
+    error: dict | None = None  # the first error output
+    figure_facts: list[dict] | None = None  # None: the child reported nothing
 
 
 def collect(outputs: list, truncated: bool = False) -> Collected:

@@ -1,5 +1,6 @@
 """The child kernel's process tree, read from /proc (Linux): the kernel, what the generated
 code left running, how it died. Elsewhere the checks that need these facts are skipped."""
+
 from __future__ import annotations
 
 import os
@@ -150,7 +151,8 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 _SIGNAL_HINTS = {
-    signal.SIGXCPU: "the CPU time limit", signal.SIGXFSZ: "the file size limit",
+    signal.SIGXCPU: "the CPU time limit",
+    signal.SIGXFSZ: "the file size limit",
     signal.SIGKILL: "killed outright: out of memory, or past the CPU time limit",
 }
 

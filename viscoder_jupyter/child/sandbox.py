@@ -18,6 +18,7 @@ Limits, set by a tiny wrapper that execs the kernel (see `_WRAPPER`):
 Not enforced: disk use by many files in scratch, total memory of many processes, and all of
 the sandbox's file and network isolation in a plain child.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..core.errors import ViscoderError
 from ..core.settings import SANDBOX_MODES
@@ -41,9 +42,9 @@ log.addHandler(logging.NullHandler())
 
 MODES = SANDBOX_MODES  # VisCoder.sandbox
 APT_INSTALL = "sudo apt-get install -y bubblewrap"
-PROCESS_LIMIT = 256     # processes + threads in the sandbox; a warm kernel uses about 15
+PROCESS_LIMIT = 256  # processes + threads in the sandbox; a warm kernel uses about 15
 FILE_LIMIT_MB = 1024
-TMPFS_LIMIT_MB = 512    # the private /tmp and /dev/shm live in RAM, outside RLIMIT_AS
+TMPFS_LIMIT_MB = 512  # the private /tmp and /dev/shm live in RAM, outside RLIMIT_AS
 PROBE_TIMEOUT = 20.0
 
 # Names of variables that look like credentials, and URLs with a password in them.
@@ -64,7 +65,8 @@ class SandboxUnavailable(ViscoderError):
 def scrub_env(env: dict[str, str]) -> dict[str, str]:
     """The environment without credentials and without a desktop to open windows on."""
     return {
-        k: v for k, v in env.items()
+        k: v
+        for k, v in env.items()
         if not (_SECRET_NAME.search(k) or _SECRET_VALUE.search(v) or k in _DESKTOP or k.startswith("JPY_"))
     }
 
@@ -101,8 +103,9 @@ os.execv(argv[0], argv)
 """
 
 
-def wrapper_argv(python: str, rlimits: dict[str, int], uid: int | None, own: list[str],
-                 connection_file: str | None = None) -> list[str]:
+def wrapper_argv(
+    python: str, rlimits: dict[str, int], uid: int | None, own: list[str], connection_file: str | None = None
+) -> list[str]:
     if os.name != "posix":
         return []  # no `resource` module: no limits
     config = json.dumps({"rlimits": rlimits, "uid": uid, "own": own, "connection_file": connection_file})
@@ -131,11 +134,12 @@ def _nproc_counts_the_sandbox_alone() -> bool:
     return (major, minor) >= (5, 14)
 
 
-_PYTHONS = {"python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]}
+_PYTHONS = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
 
 
-def kernel_command(spec_argv: list[str], folders: tuple[str, str, str], connection_file: str,
-                   memory_mb: int, sandboxed: bool) -> list[str]:
+def kernel_command(
+    spec_argv: list[str], folders: tuple[str, str, str], connection_file: str, memory_mb: int, sandboxed: bool
+) -> list[str]:
     """A kernel spec's argv run under the limits, inside bwrap when `sandboxed`.
 
     `folders`: (private, rw, scratch), as in `bwrap_argv`.
@@ -193,17 +197,47 @@ def bwrap_argv(private_dir: str, rw_dir: str, scratch_dir: str) -> list[str]:
     argv += _bind_back(needed, hidden)
     size = ["--size", str(TMPFS_LIMIT_MB * 2**20)] if _tmpfs_size else []
     argv += [
-        "--dev", "/dev", "--perms", "1777", *size, "--tmpfs", "/dev/shm",
-        "--proc", "/proc", "--tmpfs", "/run",
-        "--perms", "1777", *size, "--tmpfs", "/tmp",
+        "--dev",
+        "/dev",
+        "--perms",
+        "1777",
+        *size,
+        "--tmpfs",
+        "/dev/shm",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/run",
+        "--perms",
+        "1777",
+        *size,
+        "--tmpfs",
+        "/tmp",
         # A venv or checkout under /tmp (CI clones, scratch venvs) must survive the private /tmp.
         *_bind_back(needed, ["/tmp"]),
-        "--ro-bind", private_dir, private_dir, "--bind", rw_dir, rw_dir, "--bind", scratch_dir, scratch_dir,
-        "--chdir", scratch_dir,
-        "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-        "--hostname", "viscoder-sandbox", "--die-with-parent", "--new-session",
+        "--ro-bind",
+        private_dir,
+        private_dir,
+        "--bind",
+        rw_dir,
+        rw_dir,
+        "--bind",
+        scratch_dir,
+        scratch_dir,
+        "--chdir",
+        scratch_dir,
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname",
+        "viscoder-sandbox",
+        "--die-with-parent",
+        "--new-session",
         # ipykernel would watch for its parent by pid, which reads 1 in here: "parent exited".
-        "--unsetenv", "JPY_PARENT_PID",
+        "--unsetenv",
+        "JPY_PARENT_PID",
     ]
     if os.geteuid() == 0:  # keep only what the wrapper needs to hand the folders over and drop root
         argv += ["--cap-drop", "ALL"]
@@ -230,8 +264,13 @@ def kernel_env(environ: Mapping[str, str], sandbox_rw_dir: str | None) -> dict[s
         env.setdefault(name, threads)
     env.setdefault("MALLOC_ARENA_MAX", "2")
     if sandbox_rw_dir:
-        env.update(HOME="/tmp", TMPDIR="/tmp", IPYTHONDIR="/tmp/.ipython", XDG_CACHE_HOME="/tmp/.cache",
-                   MPLCONFIGDIR=os.path.join(sandbox_rw_dir, "mpl"))
+        env.update(
+            HOME="/tmp",
+            TMPDIR="/tmp",
+            IPYTHONDIR="/tmp/.ipython",
+            XDG_CACHE_HOME="/tmp/.cache",
+            MPLCONFIGDIR=os.path.join(sandbox_rw_dir, "mpl"),
+        )
     return env
 
 
@@ -274,12 +313,14 @@ def _try_bwrap() -> str | None:
         private, rw, scratch = (os.path.join(top, name) for name in ("private", "rw", "scratch"))
         for folder in (private, rw, scratch):
             os.mkdir(folder, 0o700)
-        argv = (bwrap_argv(private, rw, scratch) + ["--"]
-                + wrapper_argv(sys.executable, rlimits(0, True), sandbox_uid(), [rw, scratch])
-                + [sys.executable, "-c", "import json, os; print(os.getcwd())"])
+        argv = (
+            bwrap_argv(private, rw, scratch)
+            + ["--"]
+            + wrapper_argv(sys.executable, rlimits(0, True), sandbox_uid(), [rw, scratch])
+            + [sys.executable, "-c", "import json, os; print(os.getcwd())"]
+        )
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT,
-                                  stdin=subprocess.DEVNULL)
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"bwrap could not start ({exc})"
         if done.returncode != 0 or done.stdout.strip() != scratch:
@@ -310,10 +351,13 @@ def choose(mode: str) -> tuple[bool, str | None]:
     if mode == "required":
         raise SandboxUnavailable(
             f"The sandbox is required (VisCoder.sandbox = 'required') but {reason}. "
-            f"Install it ({APT_INSTALL}) or set %config VisCoder.sandbox = 'auto'.")
+            f"Install it ({APT_INSTALL}) or set %config VisCoder.sandbox = 'auto'."
+        )
     hint = f" To isolate it: {APT_INSTALL}" if sys.platform.startswith("linux") else ""
-    notice = (f"VisCoder: {reason}; generated code runs in a plain child process without the "
-              f"sandbox (no file or network isolation).{hint}")
+    notice = (
+        f"VisCoder: {reason}; generated code runs in a plain child process without the "
+        f"sandbox (no file or network isolation).{hint}"
+    )
     with _probe_lock:
         if not _announced:
             _announced, _pending_notice = True, notice

@@ -1,29 +1,115 @@
 """What plotting code uses, read from its syntax tree (text search where it does not parse):
 the columns it names, groups on or maps to an encoding, and whether it plots whole frames."""
+
 from __future__ import annotations
 
 import ast
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 # Calls whose arguments group on a column, and calls on a column that list its values.
-_GROUPING = {"groupby", "pivot", "pivot_table", "crosstab", "set_index", "unstack", "stack", "melt",
-             "resample", "Grouper", "cut", "qcut", "factorize", "Categorical", "get_dummies"}
+_GROUPING = {
+    "groupby",
+    "pivot",
+    "pivot_table",
+    "crosstab",
+    "set_index",
+    "unstack",
+    "stack",
+    "melt",
+    "resample",
+    "Grouper",
+    "cut",
+    "qcut",
+    "factorize",
+    "Categorical",
+    "get_dummies",
+}
 _VALUES_OF = {"value_counts", "unique", "drop_duplicates"}
 # Keyword arguments that map a column to an encoding (seaborn, plotly express, pandas .plot).
 _ENCODINGS = {
-    "x", "y", "hue", "color", "c", "col", "row", "style", "size", "s", "sizes", "facet_col", "facet_row",
-    "symbol", "line_group", "line_dash", "pattern_shape", "columns", "index", "by", "labels", "names",
-    "animation_frame", "level", "id_vars", "groups", "path", "parents", "ids", "dimensions", "tick_label",
-    "xticklabels", "yticklabels", "x_vars", "y_vars", "values",
+    "x",
+    "y",
+    "hue",
+    "color",
+    "c",
+    "col",
+    "row",
+    "style",
+    "size",
+    "s",
+    "sizes",
+    "facet_col",
+    "facet_row",
+    "symbol",
+    "line_group",
+    "line_dash",
+    "pattern_shape",
+    "columns",
+    "index",
+    "by",
+    "labels",
+    "names",
+    "animation_frame",
+    "level",
+    "id_vars",
+    "groups",
+    "path",
+    "parents",
+    "ids",
+    "dimensions",
+    "tick_label",
+    "xticklabels",
+    "yticklabels",
+    "x_vars",
+    "y_vars",
+    "values",
 }
 # Calls whose positional arguments are the data drawn (or the tick labels shown).
 _PLOTTING = {
-    "bar", "barh", "plot", "scatter", "pie", "boxplot", "violinplot", "step", "stem", "fill_between",
-    "fill_betweenx", "stackplot", "hist", "errorbar", "hlines", "vlines", "barplot", "countplot",
-    "lineplot", "scatterplot", "stripplot", "swarmplot", "pointplot", "catplot", "relplot", "boxenplot",
-    "line", "area", "Bar", "Scatter", "Pie", "Box", "Histogram", "xticks", "yticks", "set_xticks",
-    "set_yticks", "set_xticklabels", "set_yticklabels", "legend", "heatmap", "treemap", "sunburst",
+    "bar",
+    "barh",
+    "plot",
+    "scatter",
+    "pie",
+    "boxplot",
+    "violinplot",
+    "step",
+    "stem",
+    "fill_between",
+    "fill_betweenx",
+    "stackplot",
+    "hist",
+    "errorbar",
+    "hlines",
+    "vlines",
+    "barplot",
+    "countplot",
+    "lineplot",
+    "scatterplot",
+    "stripplot",
+    "swarmplot",
+    "pointplot",
+    "catplot",
+    "relplot",
+    "boxenplot",
+    "line",
+    "area",
+    "Bar",
+    "Scatter",
+    "Pie",
+    "Box",
+    "Histogram",
+    "xticks",
+    "yticks",
+    "set_xticks",
+    "set_yticks",
+    "set_xticklabels",
+    "set_yticklabels",
+    "legend",
+    "heatmap",
+    "treemap",
+    "sunburst",
 }
 # Access to columns by position or all at once: which columns are used is not in the text.
 ANY_COLUMNS = re.compile(r"\.columns\b|\.iloc\b|select_dtypes|\.melt\(|pairplot|\.corr\(|\.describe\(|\.T\b")
@@ -68,8 +154,11 @@ class Code:
     def uses(self, col: str) -> bool:
         if self.tree is None:
             return bool(re.search(rf"""['"]{re.escape(col)}['"]|\.{re.escape(col)}\b""", self.text))
-        return (col in self.strings or col in self.attributes
-                or any(re.search(rf"(?<![\w]){re.escape(col)}(?![\w])", q) for q in self.queries))
+        return (
+            col in self.strings
+            or col in self.attributes
+            or any(re.search(rf"(?<![\w]){re.escape(col)}(?![\w])", q) for q in self.queries)
+        )
 
     def plots_whole_frame(self, frames: Iterable[str]) -> bool:
         """df.plot(), df.hist(), sns.heatmap(df), plt.plot(df): every column, none by name."""
@@ -81,9 +170,14 @@ class Code:
             if not isinstance(node, ast.Call):
                 continue
             func = node.func
-            if isinstance(func, ast.Attribute) and func.attr in _WHOLE_FRAME and (
-                    bare(func.value) or (isinstance(func.value, ast.Attribute) and func.value.attr == "plot"
-                                         and bare(func.value.value))):
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr in _WHOLE_FRAME
+                and (
+                    bare(func.value)
+                    or (isinstance(func.value, ast.Attribute) and func.value.attr == "plot" and bare(func.value.value))
+                )
+            ):
                 return True
             keywords = {k.arg for k in node.keywords}
             data = [*node.args, *(k.value for k in node.keywords if k.arg in ("data", "data_frame"))]
@@ -100,8 +194,11 @@ class Code:
                 arguments = [*node.args, *(k.value for k in node.keywords)]
                 if name in _GROUPING and any(col in self._mentioned(a) for a in arguments):
                     return True
-                if name in _VALUES_OF and isinstance(node.func, ast.Attribute) \
-                        and col in self._mentioned(node.func.value):
+                if (
+                    name in _VALUES_OF
+                    and isinstance(node.func, ast.Attribute)
+                    and col in self._mentioned(node.func.value)
+                ):
                     return True
                 if any(k.arg in _ENCODINGS and col in self._mentioned(k.value) for k in node.keywords):
                     return True

@@ -1,4 +1,5 @@
 """From a model reply to code that runs against the user's frames."""
+
 from __future__ import annotations
 
 import ast
@@ -60,15 +61,20 @@ def repair_code(code: str, frame_names: list[str]) -> tuple[str, list[str]]:
     lines = code.splitlines()
     notes: list[str] = []
     for node in sorted(_statements(tree), key=lambda n: n.lineno, reverse=True):
-        replacement = _data_loading(node, lines, frame_names) if isinstance(node, ast.Assign) else _file_output(node, lines)
+        replacement = (
+            _data_loading(node, lines, frame_names) if isinstance(node, ast.Assign) else _file_output(node, lines)
+        )
         if replacement is None:
             continue
         new_lines, note = replacement
         old = ast.get_source_segment(code, node) or lines[node.lineno - 1].strip()
         start = node.lineno - 1
         if not new_lines:  # a comment that introduced the removed line ("# Load the data") goes too
-            while start > 0 and lines[start - 1].strip().startswith("#") \
-                    and _indent(lines[start - 1]) == _indent(lines[node.lineno - 1]):
+            while (
+                start > 0
+                and lines[start - 1].strip().startswith("#")
+                and _indent(lines[start - 1]) == _indent(lines[node.lineno - 1])
+            ):
                 start -= 1
         lines[start : node.end_lineno] = new_lines
         notes.insert(0, f"{note}: `{old.strip()[:80]}`")
@@ -103,8 +109,12 @@ _OUTPUT_CALLS = {"savefig", "write_image", "write_html", "close"}
 
 def _file_output(node: ast.stmt, lines: list[str]):
     """`plt.savefig(...)`, `fig.write_image(...)`, `plt.close()`, `matplotlib.use('Agg')` as statements."""
-    if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
-            and isinstance(node.value.func, ast.Attribute) and isinstance(node.value.func.value, ast.Name)):
+    if not (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Attribute)
+        and isinstance(node.value.func.value, ast.Name)
+    ):
         return None
     owner, attr = node.value.func.value.id, node.value.func.attr
     if attr == "use" and owner in ("matplotlib", "mpl"):
@@ -134,11 +144,7 @@ def _only_statement(node: ast.stmt, lines: list[str]) -> bool:
 
 
 def _is_reader_call(value: ast.AST) -> bool:
-    return (
-        isinstance(value, ast.Call)
-        and isinstance(value.func, ast.Attribute)
-        and value.func.attr in _READERS
-    )
+    return isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in _READERS
 
 
 def missing_imports(code: str) -> list[str]:

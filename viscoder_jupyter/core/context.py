@@ -4,6 +4,7 @@ The default is PandasPlotBench's "head" descriptor, the format VisCoder was trai
 and evaluated on. Wide frames keep the format but show fewer columns and rows
 before anything is cut.
 """
+
 from __future__ import annotations
 
 import re
@@ -44,8 +45,13 @@ def describe_frame(df: pd.DataFrame, budget: int = DEFAULT_BUDGET) -> str:
         head = _head_json(df.iloc[:, :ncols], rows)
         if len(head) <= head_budget:
             break
-    text = (header + "Column names and types: " + ", ".join(listed)
-            + f"\nHead (first {min(ncols, df.shape[1])} columns):\n" + head)
+    text = (
+        header
+        + "Column names and types: "
+        + ", ".join(listed)
+        + f"\nHead (first {min(ncols, df.shape[1])} columns):\n"
+        + head
+    )
     return text[:budget]
 
 
@@ -64,8 +70,10 @@ def wide_frame_notes(frames: dict[str, pd.DataFrame], budget: int = DEFAULT_BUDG
             continue
         listed = df.shape[1] - int(more.group(1)) if more else df.shape[1]
         valued = int(head.group(1)) if head else df.shape[1]
-        notes.append(f"{name} is wide ({df.shape[1]} columns): the model sees the names of {listed} and sample "
-                     f"values of {valued}; name the columns to plot in the request")
+        notes.append(
+            f"{name} is wide ({df.shape[1]} columns): the model sees the names of {listed} and sample "
+            f"values of {valued}; name the columns to plot in the request"
+        )
     return notes
 
 

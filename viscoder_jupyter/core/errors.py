@@ -3,6 +3,7 @@
 Two families: errors in what the user asked (shown as one line, no traceback),
 and failed attempts (fed back to the model as a self-debug turn).
 """
+
 from __future__ import annotations
 
 import re
@@ -76,7 +77,7 @@ class CodeRaised(AttemptError):
         self.traceback = traceback
 
     @classmethod
-    def from_reply(cls, content: dict[str, Any]) -> "CodeRaised":
+    def from_reply(cls, content: dict[str, Any]) -> CodeRaised:
         """Build from an execute_reply or error message content."""
         tb = strip_ansi("\n".join(content.get("traceback") or []))
         return cls(content.get("ename", "Error"), content.get("evalue", ""), tb)
@@ -121,8 +122,7 @@ class NoCodeInReply(AttemptError):
 
     def __init__(self):
         super().__init__(
-            "The reply contained no Python code. "
-            "Reply with the complete code enclosed in ```python ... ```."
+            "The reply contained no Python code. Reply with the complete code enclosed in ```python ... ```."
         )
 
 

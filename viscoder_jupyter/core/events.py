@@ -3,6 +3,7 @@
 Front ends (the magic, the sidebar, the benchmark) only render these; the loop
 knows nothing of IPython or the browser.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,9 +26,9 @@ class Attempt:
     execute_seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    repairs: list[str] = field(default_factory=list)   # what was mended in the code before it ran
-    candidates: int = 1                                # sampled candidates tried in this round
-    figure_facts: list[dict] | None = None             # what the child saw in its matplotlib figures
+    repairs: list[str] = field(default_factory=list)  # what was mended in the code before it ran
+    candidates: int = 1  # sampled candidates tried in this round
+    figure_facts: list[dict] | None = None  # what the child saw in its matplotlib figures
 
     @property
     def ok(self) -> bool:
@@ -61,8 +62,11 @@ class PlotResult:
     def final(self) -> Attempt | None:
         """The answer: the last attempt that passed, else the last that drew something (an empty
         figure only when nothing else drew), else the last."""
-        for good in (lambda a: a.ok, lambda a: a.drew and getattr(a.error, "ename", "") != "EmptyFigure",
-                     lambda a: a.drew):
+        for good in (
+            lambda a: a.ok,
+            lambda a: a.drew and getattr(a.error, "ename", "") != "EmptyFigure",
+            lambda a: a.drew,
+        ):
             found = [a for a in self.attempts if good(a)]
             if found:
                 return found[-1]

@@ -6,6 +6,7 @@ dtype or a value brings the real column names near the one used, dtypes and a fe
 values; an error that smells of a changed API brings the installed library versions;
 an empty figure brings the values the code filtered on.
 """
+
 from __future__ import annotations
 
 import ast
@@ -18,12 +19,22 @@ from .errors import AttemptError, CodeRaised, FigureProblem
 
 LIBRARIES = ("pandas", "matplotlib", "seaborn", "plotly", "numpy")
 MAX_HINT_CHARS = 1500
-_DATA_ERRORS = {"KeyError", "ValueError", "TypeError", "IndexError", "AttributeError", "UFuncTypeError",
-                "DTypePromotionError", "InvalidIndexError"}
+_DATA_ERRORS = {
+    "KeyError",
+    "ValueError",
+    "TypeError",
+    "IndexError",
+    "AttributeError",
+    "UFuncTypeError",
+    "DTypePromotionError",
+    "InvalidIndexError",
+}
 _API_SMELLS = re.compile(
     r"unexpected keyword argument|has no attribute|cannot import name|No module named|deprecated|"
     r"is not a valid (value|package style)|not found in the style library|got an unexpected|"
-    r"takes \d+ positional argument|missing \d+ required positional", re.I)
+    r"takes \d+ positional argument|missing \d+ required positional",
+    re.I,
+)
 
 
 def data_hints(error: AttemptError | None, code: str, frames: dict[str, Any]) -> str:
@@ -45,6 +56,7 @@ def data_hints(error: AttemptError | None, code: str, frames: dict[str, Any]) ->
 
 # ---- columns --------------------------------------------------------------------------------
 
+
 def _frames(frames: dict[str, Any]):
     for name, frame in frames.items():
         if hasattr(frame, "columns"):
@@ -63,8 +75,10 @@ def _missing_names(text: str, frames: dict[str, Any]) -> list[str]:
             close = difflib.get_close_matches(word, columns, n=3, cutoff=0.6)
             close += [c for c in columns if c.lower() == word.lower() and c not in close]
             if close or _names_a_column(text):
-                hints.append(f"`{name}` has no column {word!r}"
-                             + (f"; the closest are {', '.join(map(repr, close))}." if close else "."))
+                hints.append(
+                    f"`{name}` has no column {word!r}"
+                    + (f"; the closest are {', '.join(map(repr, close))}." if close else ".")
+                )
                 hints.append(_column_list(name, frame))
     return hints
 
@@ -100,8 +114,10 @@ def _column_facts(name: str, frame, column) -> str:
     values = series.dropna().unique()[:5]
     sample = ", ".join(_short(v) for v in values)
     nulls = int(series.isna().sum())
-    return (f"`{name}[{column!r}]`: dtype {series.dtype}, {series.nunique()} distinct values, "
-            f"{nulls} missing; e.g. {sample}.")
+    return (
+        f"`{name}[{column!r}]`: dtype {series.dtype}, {series.nunique()} distinct values, "
+        f"{nulls} missing; e.g. {sample}."
+    )
 
 
 def _short(value) -> str:
@@ -118,6 +134,7 @@ def _string_constants(code: str) -> set[str]:
 
 
 # ---- filters that keep nothing ----------------------------------------------------------------
+
 
 def _filters_matching_nothing(code: str, frames: dict[str, Any]) -> list[str]:
     """`df[df['Country'] == 'USA']` where no row equals 'USA': say which values there are."""
@@ -170,6 +187,7 @@ def _literals(node: ast.AST) -> list:
 
 # ---- library versions -------------------------------------------------------------------------
 
+
 def installed_versions() -> str:
     found = []
     for name in LIBRARIES:
@@ -185,6 +203,7 @@ def _api_hints(text: str) -> list[str]:
     if "style" in text:
         try:
             import matplotlib.pyplot as plt
+
             hints.append("Matplotlib styles available: " + ", ".join(sorted(plt.style.available)) + ".")
         except Exception:  # noqa: BLE001 - a hint, never a failure
             pass

@@ -5,6 +5,7 @@ goes in as the assistant's earlier reply and the traceback (or what looks wrong)
 the user's report, the error-correction dialogue VisCoder was trained on, so every
 later round is the ordinary feedback turn.
 """
+
 from __future__ import annotations
 
 from .errors import RequestError, strip_ansi
@@ -27,7 +28,9 @@ def clean_traceback(text: str) -> str:
 def check_fixable(traceback: str, note: str) -> None:
     """A fix needs an error to fix or a note of what is wrong."""
     if not clean_traceback(traceback) and not (note or "").strip():
-        raise RequestError("Nothing to fix: the cell raised no error. Say what is wrong with the plot, e.g. 'labels overlap'.")
+        raise RequestError(
+            "Nothing to fix: the cell raised no error. Say what is wrong with the plot, e.g. 'labels overlap'."
+        )
 
 
 def fix_messages(source: str, traceback: str, note: str, descriptions: dict[str, str], lib: str) -> list[dict]:

@@ -1,8 +1,10 @@
 """Which DataFrames a request is about, chosen from a namespace."""
+
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import RequestError
 
@@ -52,8 +54,11 @@ def select_frames(namespace: Mapping[str, Any], names: list[str], request: str) 
     if len(by_columns) == 1 or (by_columns and by_columns[0][0] > by_columns[1][0]):
         name = by_columns[0][1]  # the one frame whose columns the request names
         return check_frames({name: candidates[name]})
-    suggestion = by_columns[0][1] if by_columns else next(
-        (k for k in sorted(candidates) if not candidates[k].empty), sorted(candidates)[0])
+    suggestion = (
+        by_columns[0][1]
+        if by_columns
+        else next((k for k in sorted(candidates) if not candidates[k].empty), sorted(candidates)[0])
+    )
     raise RequestError(
         f"Several DataFrames are defined ({', '.join(sorted(candidates))}); "
         "say which to plot, e.g. %%viscoder " + suggestion
@@ -67,8 +72,11 @@ def _ranked_by_named_columns(candidates: Mapping[str, Any], request: str) -> lis
     for name, df in candidates.items():
         if df.empty:
             continue
-        hits = sum(1 for column in map(str, df.columns)
-                   if len(column) >= 3 and re.search(rf"(?<!\w){re.escape(column.lower())}(?!\w)", words))
+        hits = sum(
+            1
+            for column in map(str, df.columns)
+            if len(column) >= 3 and re.search(rf"(?<!\w){re.escape(column.lower())}(?!\w)", words)
+        )
         if hits:
             ranked.append((hits, name))
     return sorted(ranked, key=lambda item: (-item[0], item[1]))

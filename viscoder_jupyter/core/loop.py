@@ -4,24 +4,36 @@ Front ends pass `on_event` to render progress; this module knows nothing of
 IPython or the browser, nor which kernel and backend are shared: `runtime` validates
 the request and passes them in.
 """
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..backends.base import Backend, Sampling
 from .checks import figure_problem
-from .request_checks import check_request
 from .codeblocks import extract_code, repair_code
 from .context import describe_frames, wide_frame_notes
 from .errors import BackendFailed, ContextFull, NoCodeInReply, NoFigure, ViscoderError
+from .events import (
+    Attempt,
+    AttemptFinished,
+    AttemptStarted,
+    CodeWritten,
+    Done,
+    Event,
+    Notice,
+    PlotResult,
+    Status,
+    TextStreamed,
+)
 from .feedback import data_hints
-from .events import (Attempt, AttemptFinished, AttemptStarted, CodeWritten, Done, Event, Notice, PlotResult,
-                     Status, TextStreamed)
 from .prompt import feedback_turn, first_turn, fresh_start
+from .request_checks import check_request
 from .settings import VisCoder
 
 OnEvent = Callable[[Event], None]
@@ -76,16 +88,30 @@ async def async_run(
                 if settings.samples and len(attempts) >= 2 and _same_failure(*attempts[-2:]):
                     # Sampled from the opening, not the history: with its failed code in view the model
                     # copies it, sampled or not; the error is named so it is not walked into again.
-                    attempt = await _sampled_attempt(number, request, fresh_start(opening, attempts[-1].error),
-                                                     frames, settings, backend, kernel, emit, prepare)
+                    attempt = await _sampled_attempt(
+                        number,
+                        request,
+                        fresh_start(opening, attempts[-1].error),
+                        frames,
+                        settings,
+                        backend,
+                        kernel,
+                        emit,
+                        prepare,
+                    )
                 else:
-                    attempt = await _attempt(number, request, messages, frames, settings, backend, kernel,
-                                             emit, prepare, extract)
+                    attempt = await _attempt(
+                        number, request, messages, frames, settings, backend, kernel, emit, prepare, extract
+                    )
             except ContextFull:
                 if not attempts:
                     raise
-                emit(Notice(f"self-debug stopped after attempt {len(attempts)}: the conversation with the "
-                            "failed attempts no longer fits the model's context"))
+                emit(
+                    Notice(
+                        f"self-debug stopped after attempt {len(attempts)}: the conversation with the "
+                        "failed attempts no longer fits the model's context"
+                    )
+                )
                 break
             attempts.append(attempt)
             emit(AttemptFinished(attempt))
@@ -128,8 +154,11 @@ def on_loop_thread(on_event: OnEvent) -> OnEvent:
 def _same_failure(before: Attempt, last: Attempt) -> bool:
     """Greedy decoding is stuck: the same code again, or the same error, and no figure at all
     (a figure that only fails a check is not worth the candidates' time)."""
-    return (not before.drew and not last.drew
-            and (before.code == last.code or before.error.one_line() == last.error.one_line()))
+    return (
+        not before.drew
+        and not last.drew
+        and (before.code == last.code or before.error.one_line() == last.error.one_line())
+    )
 
 
 def _check_keeps_failing(attempts: list[Attempt]) -> bool:
@@ -138,8 +167,9 @@ def _check_keeps_failing(attempts: list[Attempt]) -> bool:
     if len(attempts) < 2:
         return False
     before, last = attempts[-2:]
-    return (before.drew and last.drew and not before.ok and not last.ok
-            and before.error.one_line() == last.error.one_line())
+    return (
+        before.drew and last.drew and not before.ok and not last.ok and before.error.one_line() == last.error.one_line()
+    )
 
 
 async def _sampled_attempt(number, request, messages, frames, settings, backend, kernel, emit, prepare) -> Attempt:
@@ -147,8 +177,18 @@ async def _sampled_attempt(number, request, messages, frames, settings, backend,
     tried: list[Attempt] = []
     for k in range(settings.samples):
         emit(Status(f"greedy retries repeat themselves: sampled candidate {k + 1} of {settings.samples}"))
-        candidate = await _attempt(number, request, messages, frames, settings, backend, kernel, emit, prepare,
-                                   sampling=Sampling(seed=1000 * number + k))
+        candidate = await _attempt(
+            number,
+            request,
+            messages,
+            frames,
+            settings,
+            backend,
+            kernel,
+            emit,
+            prepare,
+            sampling=Sampling(seed=1000 * number + k),
+        )
         tried.append(candidate)
         if candidate.drew:
             break
@@ -160,8 +200,19 @@ async def _sampled_attempt(number, request, messages, frames, settings, backend,
     return chosen
 
 
-async def _attempt(number, request, messages, frames, settings, backend, kernel, emit, prepare, extract=None,
-                   sampling: Sampling | None = None) -> Attempt:
+async def _attempt(
+    number,
+    request,
+    messages,
+    frames,
+    settings,
+    backend,
+    kernel,
+    emit,
+    prepare,
+    extract=None,
+    sampling: Sampling | None = None,
+) -> Attempt:
     started = time.perf_counter()
     on_text = lambda text: emit(TextStreamed(number, text))  # noqa: E731
     try:

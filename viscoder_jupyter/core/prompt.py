@@ -6,9 +6,10 @@ earlier rewording ("the dataframe is already loaded in `df`") passed fewer first
 29 matplotlib tasks against 15). So the model is asked to load each frame from a CSV file, as
 in training, and the repairs (codeblocks.repair_code) turn that line into the live frame.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from .errors import AttemptError
 
@@ -115,6 +116,8 @@ def feedback_turn(code: str, error: AttemptError, round_number: int, hints: str 
 def fresh_start(opening: list[dict[str, str]], error: AttemptError) -> list[dict[str, str]]:
     """The opening request again, naming the error the stuck attempts keep making."""
     last = opening[-1]
-    note = (f"\n\nNote: an earlier solution failed with `{error.one_line()}` and could not be fixed. "
-            "Write a different solution that avoids it.")
+    note = (
+        f"\n\nNote: an earlier solution failed with `{error.one_line()}` and could not be fixed. "
+        "Write a different solution that avoids it."
+    )
     return [*opening[:-1], {**last, "content": last["content"] + note}]

@@ -15,12 +15,14 @@ A miss becomes a `FigureProblem` fed back to the model like the other checks (ch
 Pure functions: the child kernel's figure facts (child/_viscoder_child.py) and plotly's JSON come in
 as data.
 """
+
 from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .code_facts import ANY_COLUMNS, Code
 from .errors import FigureProblem
@@ -33,17 +35,19 @@ ENAME = "NotAsRequested"
 class Finding:
     """One rule the request called for: what was checked and, if it failed, what to do."""
 
-    rule: str          # "columns", "grouping", "horizontal", "sorted"
-    checked: str       # what the rule verified, in a few words
+    rule: str  # "columns", "grouping", "horizontal", "sorted"
+    checked: str  # what the rule verified, in a few words
     ok: bool
-    miss: str = ""     # what is wrong (failed rules)
-    fix: str = ""      # how to mend it, for the model
+    miss: str = ""  # what is wrong (failed rules)
+    fix: str = ""  # how to mend it, for the model
 
 
 # ---- the check ---------------------------------------------------------------------------------
 
-def request_problem(request: str, code: str, frames_columns: Any, figure_facts: list[dict] | None,
-                    plotly_json: list[dict] | None) -> FigureProblem | None:
+
+def request_problem(
+    request: str, code: str, frames_columns: Any, figure_facts: list[dict] | None, plotly_json: list[dict] | None
+) -> FigureProblem | None:
     """What the figure misses of the request, as one `FigureProblem`, or None.
 
     frames_columns: {frame name: its columns} (a list of names, or {column: its distinct values
@@ -53,13 +57,18 @@ def request_problem(request: str, code: str, frames_columns: Any, figure_facts: 
     failed = [f for f in findings(request, code, frames_columns, figure_facts, plotly_json) if not f.ok]
     if not failed:
         return None
-    return FigureProblem(ENAME, "The figure does not do what the request asks: "
-                         + "; ".join(f.miss for f in failed) + ".\n"
-                         + "\n".join(f"- {f.fix}" for f in failed))
+    return FigureProblem(
+        ENAME,
+        "The figure does not do what the request asks: "
+        + "; ".join(f.miss for f in failed)
+        + ".\n"
+        + "\n".join(f"- {f.fix}" for f in failed),
+    )
 
 
-def check_request(request: str, code: str, frames: Mapping[str, Any], figure_facts: list[dict] | None,
-                  plotly_json: list[dict] | None) -> FigureProblem | None:
+def check_request(
+    request: str, code: str, frames: Mapping[str, Any], figure_facts: list[dict] | None, plotly_json: list[dict] | None
+) -> FigureProblem | None:
     """`request_problem` for the live frames (what the loop calls)."""
     return request_problem(request, code, frame_columns(frames, request), figure_facts, plotly_json)
 
@@ -85,8 +94,9 @@ def frame_columns(frames: Mapping[str, Any], request: str = "") -> dict[str, dic
     return out
 
 
-def findings(request: str, code: str, frames_columns: Any, figure_facts: list[dict] | None,
-             plotly_json: list[dict] | None) -> list[Finding]:
+def findings(
+    request: str, code: str, frames_columns: Any, figure_facts: list[dict] | None, plotly_json: list[dict] | None
+) -> list[Finding]:
     """Every rule the request calls for, checked (passed or failed)."""
     request = request or ""
     code = code or ""
@@ -111,8 +121,9 @@ def findings(request: str, code: str, frames_columns: Any, figure_facts: list[di
     return out
 
 
-def follows_request(request: str, code: str, frames_columns: Any, figure_facts: list[dict] | None,
-                    plotly_json: list[dict] | None) -> bool:
+def follows_request(
+    request: str, code: str, frames_columns: Any, figure_facts: list[dict] | None, plotly_json: list[dict] | None
+) -> bool:
     return request_problem(request, code, frames_columns, figure_facts, plotly_json) is None
 
 
@@ -121,6 +132,7 @@ def join_words(words: list[str]) -> str:
 
 
 # ---- columns: named, grouped by ------------------------------------------------------------------
+
 
 def _normalize(frames_columns: Any) -> tuple[list[str], dict[str, list[str] | None]]:
     """(frame names, {column: its values or None}) from {frame: columns} or a plain list of columns."""
@@ -137,7 +149,7 @@ def _normalize(frames_columns: Any) -> tuple[list[str], dict[str, list[str] | No
     return [str(name) for name in frames_columns], columns
 
 
-def _column_findings(request, source: "Code", columns, facts, plotly_json, names=()) -> list[Finding]:
+def _column_findings(request, source: Code, columns, facts, plotly_json, names=()) -> list[Finding]:
     out = []
     implicit = bool(ANY_COLUMNS.search(source.text)) or source.plots_whole_frame(names)
     labels = _figure_labels(facts, plotly_json)
@@ -155,12 +167,17 @@ def _column_findings(request, source: "Code", columns, facts, plotly_json, names
             out.append(Finding("columns", "uses " + join_words(used), True))
         if unused:
             quoted = ", ".join(repr(c) for c in unused)
-            out.append(Finding(
-                "columns", "uses " + join_words(unused), False,
-                f"it names the column{'s' * (len(unused) > 1)} {quoted}, which the code never uses",
-                f"Use the column{'s' * (len(unused) > 1)} {quoted} as the request says (as the plotted values, "
-                f"an axis or the grouping); refer to {'them' if len(unused) > 1 else 'it'} by the exact name, "
-                f"e.g. df[{unused[0]!r}]."))
+            out.append(
+                Finding(
+                    "columns",
+                    "uses " + join_words(unused),
+                    False,
+                    f"it names the column{'s' * (len(unused) > 1)} {quoted}, which the code never uses",
+                    f"Use the column{'s' * (len(unused) > 1)} {quoted} as the request says (as the plotted values, "
+                    f"an axis or the grouping); refer to {'them' if len(unused) > 1 else 'it'} by the exact name, "
+                    f"e.g. df[{unused[0]!r}].",
+                )
+            )
     for col, words in grouping_columns(request, columns):
         values = columns.get(col)
         if values is not None and len(values) < 2:
@@ -171,12 +188,17 @@ def _column_findings(request, source: "Code", columns, facts, plotly_json, names
         if values and _labels_show(values, labels):
             out.append(Finding("grouping", f"split by {col}", True))
             continue
-        out.append(Finding(
-            "grouping", f"split by {col}", False,
-            f"it asks for the data {words!r}, but the figure is not split by {col!r}",
-            f"Group on {col!r} (df.groupby({col!r})...) or map it to an encoding (x={col!r}, hue={col!r} in "
-            f"seaborn, color={col!r} in plotly, one bar/line per {col} with a legend), so that each {col} "
-            "gets its own mark; do not just filter on it."))
+        out.append(
+            Finding(
+                "grouping",
+                f"split by {col}",
+                False,
+                f"it asks for the data {words!r}, but the figure is not split by {col!r}",
+                f"Group on {col!r} (df.groupby({col!r})...) or map it to an encoding (x={col!r}, hue={col!r} in "
+                f"seaborn, color={col!r} in plotly, one bar/line per {col} with a legend), so that each {col} "
+                "gets its own mark; do not just filter on it.",
+            )
+        )
     return out
 
 
@@ -225,8 +247,12 @@ _BARH_IN_CODE = re.compile(r"\bbarh\b|orient(?:ation)?\s*=\s*['\"]h", re.I)
 
 
 def _plotly_bars(plotly_json: list[dict]) -> list[dict]:
-    return [t for fig in plotly_json for t in fig.get("data", [])
-            if isinstance(t, dict) and t.get("type") in ("bar", "histogram", "funnel")]
+    return [
+        t
+        for fig in plotly_json
+        for t in fig.get("data", [])
+        if isinstance(t, dict) and t.get("type") in ("bar", "histogram", "funnel")
+    ]
 
 
 def _horizontal(code: str, facts: list[dict], plotly_json: list[dict]) -> Finding | None:
@@ -239,15 +265,19 @@ def _horizontal(code: str, facts: list[dict], plotly_json: list[dict]) -> Findin
     if any(w in ("horizontal", "mixed") for w in ways):
         return Finding("horizontal", "horizontal bars", True)
     if "plotly" in code:
-        fix = ("Draw horizontal bars: px.bar(..., x=<values>, y=<categories>, orientation='h') "
-               "(go.Bar(orientation='h')).")
+        fix = (
+            "Draw horizontal bars: px.bar(..., x=<values>, y=<categories>, orientation='h') (go.Bar(orientation='h'))."
+        )
     elif "seaborn" in code or "sns." in code:
         fix = "Draw horizontal bars: sns.barplot(data=..., x=<values>, y=<categories>, orient='h')."
     else:
-        fix = ("Draw horizontal bars: plt.barh(categories, values) or ax.barh(...) (pandas: .plot.barh() or "
-               "kind='barh'), with the categories on the y axis.")
-    return Finding("horizontal", "horizontal bars", False,
-                   "it asks for horizontal bars, but the bars are vertical", fix)
+        fix = (
+            "Draw horizontal bars: plt.barh(categories, values) or ax.barh(...) (pandas: .plot.barh() or "
+            "kind='barh'), with the categories on the y axis."
+        )
+    return Finding(
+        "horizontal", "horizontal bars", False, "it asks for horizontal bars, but the bars are vertical", fix
+    )
 
 
 def _monotonic(values: list[float]) -> bool:
@@ -283,8 +313,9 @@ def _bar_sequences(ax: dict) -> list[list[float]]:
     return sequences
 
 
-def _sorted(code: str, facts: list[dict], plotly_json: list[dict], by_label: bool,
-            keys: list[list[str]] = ()) -> Finding | None:
+def _sorted(
+    code: str, facts: list[dict], plotly_json: list[dict], by_label: bool, keys: list[list[str]] = ()
+) -> Finding | None:
     """`by_label`: the request sorts by name or date; `keys`: the values of the columns it sorts
     by: where they are the bars' labels, labels in order pass too."""
     seen: list[list[float]] = []
@@ -302,8 +333,9 @@ def _sorted(code: str, facts: list[dict], plotly_json: list[dict], by_label: boo
     layout_orders = []
     for fig in plotly_json:
         layout = fig.get("layout", {}) or {}
-        layout_orders += [str((layout.get(k) or {}).get("categoryorder", ""))
-                          for k in layout if k[:5] in ("xaxis", "yaxis")]
+        layout_orders += [
+            str((layout.get(k) or {}).get("categoryorder", "")) for k in layout if k[:5] in ("xaxis", "yaxis")
+        ]
     traces = _plotly_bars(plotly_json)
     if traces:
         if any("total" in o or (by_label and "category" in o) for o in layout_orders):
@@ -322,13 +354,20 @@ def _sorted(code: str, facts: list[dict], plotly_json: list[dict], by_label: boo
     if not seen:
         return None  # no bars: "sorted" is about something this check does not see
     sample = ", ".join(f"{v:g}" for v in seen[0][:6]) + (", ..." if len(seen[0]) > 6 else "")
-    fix = ("Sort the values before plotting (e.g. totals = totals.sort_values(ascending=False), then plot "
-           "totals.index against totals.values); categories that are numbers are placed by value, so "
-           "convert them to text first.")
+    fix = (
+        "Sort the values before plotting (e.g. totals = totals.sort_values(ascending=False), then plot "
+        "totals.index against totals.values); categories that are numbers are placed by value, so "
+        "convert them to text first."
+    )
     if "plotly" in code:
         fix += " In plotly: fig.update_layout(xaxis={'categoryorder': 'total descending'}) (yaxis for horizontal bars)."
-    return Finding("sorted", "sorted bars", False,
-                   f"it asks for sorted bars, but the bar lengths along the axis are not in order ({sample})", fix)
+    return Finding(
+        "sorted",
+        "sorted bars",
+        False,
+        f"it asks for sorted bars, but the bar lengths along the axis are not in order ({sample})",
+        fix,
+    )
 
 
 def _plotly_array(value: Any) -> list[float]:

@@ -7,6 +7,7 @@ gives ``--lib {matplotlib,seaborn,plotly}`` and ``--max-new-tokens N`` (with its
 default is the setting's own (environment variable, then the trait's default) unless
 ``overrides`` gives the CLI another one; None there means "unset: the settings decide".
 """
+
 from __future__ import annotations
 
 from typing import Any

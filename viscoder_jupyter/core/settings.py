@@ -4,12 +4,13 @@ Precedence, lowest first: built-in default, environment variable, IPython config
 (`c.VisCoder.x` or `%config VisCoder.x = ...`), then the magic's flags or the
 keyword arguments of `generate_plot`.
 """
+
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from traitlets import Bool, TraitError, CaselessStrEnum, Float, Int, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from .errors import RequestError
@@ -24,52 +25,78 @@ class VisCoder(Configurable):
     """Settings for %%viscoder and generate_plot."""
 
     # Built-in defaults are the traits' own; the environment variables named in the help come first.
-    backend = Unicode("transformers", help="Model backend: 'transformers' (in-process; a .gguf model runs on "
-                      "'llamacpp'), 'llamacpp' (GGUF files on llama.cpp), 'openai' (any OpenAI-compatible "
-                      "server) or 'replay'. Env: VISCODER_BACKEND.").tag(config=True)
-    model = Unicode(DEFAULT_MODEL, help="Hub id, local folder or .gguf file of the model. "
-                    "Env: VISCODER_MODEL.").tag(config=True)
-    replay = Unicode(help="JSONL file of recorded replies for the replay backend. "
-                     "Env: VISCODER_REPLAY.").tag(config=True)
-    lib = CaselessStrEnum(LIBRARIES, default_value="matplotlib",
-                          help="Plotting library the code must use.").tag(config=True)
+    backend = Unicode(
+        "transformers",
+        help="Model backend: 'transformers' (in-process; a .gguf model runs on "
+        "'llamacpp'), 'llamacpp' (GGUF files on llama.cpp), 'openai' (any OpenAI-compatible "
+        "server) or 'replay'. Env: VISCODER_BACKEND.",
+    ).tag(config=True)
+    model = Unicode(DEFAULT_MODEL, help="Hub id, local folder or .gguf file of the model. Env: VISCODER_MODEL.").tag(
+        config=True
+    )
+    replay = Unicode(help="JSONL file of recorded replies for the replay backend. Env: VISCODER_REPLAY.").tag(
+        config=True
+    )
+    lib = CaselessStrEnum(LIBRARIES, default_value="matplotlib", help="Plotting library the code must use.").tag(
+        config=True
+    )
     retries = Int(3, help="Self-debug rounds after the first attempt (as in VisCoder's protocol).").tag(config=True)
     timeout = Float(10.0, help="Seconds one attempt may run in the child kernel.").tag(config=True)
     insert = Bool(True, help="Insert the working code as a new cell below.").tag(config=True)
     max_new_tokens = Int(2048, help="Most tokens the model may write in one reply.").tag(config=True)
     quantization = CaselessStrEnum(
-        QUANTIZATIONS, default_value="auto",
+        QUANTIZATIONS,
+        default_value="auto",
         help="'auto': 4-bit NF4 on CUDA; on the CPU bf16 if native, else float32 where it fits; "
-             "'4bit' forces bitsandbytes 4-bit (also on the CPU); 'none': no 4-bit.",
+        "'4bit' forces bitsandbytes 4-bit (also on the CPU); 'none': no 4-bit.",
     ).tag(config=True)
     frame_budget = Int(4000, help="Most characters describing one DataFrame in the prompt.").tag(config=True)
     # Beyond VisCoder's own loop (traceback-only feedback); each can be switched off to measure it.
-    checks = Bool(True, help="Check the figure of code that ran (empty axes, several figures, "
-                  "unreadable tick labels) and feed problems back like errors.").tag(config=True)
-    request_checks = Bool(True, help="With `checks`: also check that the figure does what the request asks, "
-                          "where no model is needed to tell (the columns it names are used, 'by X' splits by "
-                          "X, horizontal bars, sorted bars), and feed misses back like errors.").tag(config=True)
-    data_feedback = Bool(True, help="Add facts from the live frames (real column names, dtypes, values) "
-                         "and library versions to the feedback after an error.").tag(config=True)
-    repairs = Bool(True, help="Mend data loading from files, missing imports and savefig calls "
-                   "before running, without asking the model.").tag(config=True)
-    samples = Int(3, help="When a retry fails the same way as the attempt before it, the next round "
-                  "samples up to this many candidates and keeps the first that works (0: greedy only).",
-                  ).tag(config=True)
-    base_url = Unicode(help="OpenAI-compatible server for the 'openai' backend, e.g. "
-                       "http://127.0.0.1:8000/v1; 'auto' finds or starts `viscoder serve`. "
-                       "Env: VISCODER_BASE_URL.").tag(config=True)
+    checks = Bool(
+        True,
+        help="Check the figure of code that ran (empty axes, several figures, "
+        "unreadable tick labels) and feed problems back like errors.",
+    ).tag(config=True)
+    request_checks = Bool(
+        True,
+        help="With `checks`: also check that the figure does what the request asks, "
+        "where no model is needed to tell (the columns it names are used, 'by X' splits by "
+        "X, horizontal bars, sorted bars), and feed misses back like errors.",
+    ).tag(config=True)
+    data_feedback = Bool(
+        True,
+        help="Add facts from the live frames (real column names, dtypes, values) "
+        "and library versions to the feedback after an error.",
+    ).tag(config=True)
+    repairs = Bool(
+        True,
+        help="Mend data loading from files, missing imports and savefig calls "
+        "before running, without asking the model.",
+    ).tag(config=True)
+    samples = Int(
+        3,
+        help="When a retry fails the same way as the attempt before it, the next round "
+        "samples up to this many candidates and keeps the first that works (0: greedy only).",
+    ).tag(config=True)
+    base_url = Unicode(
+        help="OpenAI-compatible server for the 'openai' backend, e.g. "
+        "http://127.0.0.1:8000/v1; 'auto' finds or starts `viscoder serve`. "
+        "Env: VISCODER_BASE_URL."
+    ).tag(config=True)
     api_key = Unicode(help="Bearer token for the 'openai' backend. Env: VISCODER_API_KEY.").tag(config=True)
     sandbox = CaselessStrEnum(
-        SANDBOX_MODES, default_value="auto",
+        SANDBOX_MODES,
+        default_value="auto",
         help="Run the child kernel under bubblewrap: 'auto' where it works, 'required' refuses to run "
-             "without it, 'off' never.",
+        "without it, 'off' never.",
     ).tag(config=True)
     memory_limit_mb = Int(4096, help="Most memory (MiB) the child kernel may use; 0 for no limit.").tag(config=True)
-    cpu_time_limit_s = Int(600, help="Most CPU seconds the child kernel may use before it is restarted; "
-                           "0 for no limit.").tag(config=True)
+    cpu_time_limit_s = Int(
+        600, help="Most CPU seconds the child kernel may use before it is restarted; 0 for no limit."
+    ).tag(config=True)
     allow_cpu_download = Bool(
-        False, help="Allow downloading a hub model of more than 2B parameters to run on a CPU.",
+        False,
+        help="Allow downloading a hub model of more than 2B parameters to run on a CPU.",
     ).tag(config=True)
 
     @default("backend")
@@ -104,7 +131,7 @@ class VisCoder(Configurable):
             raise RequestError("--timeout must be a positive number of seconds.")
         return proposal["value"]
 
-    def with_overrides(self, **overrides) -> "VisCoder":
+    def with_overrides(self, **overrides) -> VisCoder:
         """A copy with the given options set; None means 'keep the configured value'."""
         values = {name: getattr(self, name) for name in self.trait_names(config=True)}
         for name, value in overrides.items():

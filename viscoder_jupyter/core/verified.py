@@ -1,5 +1,6 @@
 """What is known about an attempt's figure, in words: what it drew, and which request rules it
 passes or misses (shown under the result by the magic and the sidebar)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,8 +22,9 @@ def verified_text(attempt, request: str | None = None, frames_columns: Any = Non
     for fig in plotly_json:
         traces = [t for t in fig.get("data", []) if isinstance(t, dict)]
         kinds = sorted({str(t.get("type") or "scatter") for t in traces})
-        parts.append(f"a plotly figure with {_count(len(traces), 'trace')}"
-                     + (f" ({', '.join(kinds)})" if kinds else ""))
+        parts.append(
+            f"a plotly figure with {_count(len(traces), 'trace')}" + (f" ({', '.join(kinds)})" if kinds else "")
+        )
     if not parts:
         images = len(getattr(attempt, "images", []) or [])
         parts.append(f"{_count(images, 'image')} (nothing known about what is drawn)" if images else "a figure")

@@ -1,7 +1,9 @@
 """`generate_plot`: the loop as a plain Python call, no IPython needed."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .. import runtime
 from ..core.errors import RequestError
@@ -19,15 +21,15 @@ def _as_named_frames(frames: Any) -> dict[str, Any]:
     raise RequestError(f"frames must be a DataFrame or a dict of name to DataFrame, not {type(frames).__name__}.")
 
 
-async def async_generate_plot(frames, request: str, *, on_event=None, settings: VisCoder | None = None,
-                              **options) -> PlotResult:
+async def async_generate_plot(
+    frames, request: str, *, on_event=None, settings: VisCoder | None = None, **options
+) -> PlotResult:
     """Async twin of `generate_plot`; must run on `runtime.event_loop()` when using the shared kernel."""
     job = runtime.plot_job(request, settings or VisCoder(), frames=_as_named_frames(frames), overrides=options)
     return await runtime.async_run_job(job, on_event)
 
 
-def generate_plot(frames, request: str, *, on_event=None, settings: VisCoder | None = None,
-                  **options) -> PlotResult:
+def generate_plot(frames, request: str, *, on_event=None, settings: VisCoder | None = None, **options) -> PlotResult:
     """Ask the model for a plot of `frames` and return the first code that draws one.
 
     frames: a DataFrame (named `df` in the code) or a dict of name to DataFrame.

@@ -1,4 +1,5 @@
 """Which cell `%viscoder_fix` fixes: a post_run_cell hook remembers the last failed and plotting cells."""
+
 from __future__ import annotations
 
 import itertools

@@ -5,6 +5,7 @@ The messages and their fields are declared in `protocol` (mirrored in labextensi
 The request is checked and run by `runtime` (`fix_job`, then the loop on its background
 loop), so a fix never blocks the kernel: the user can keep running cells meanwhile.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -100,8 +101,11 @@ class FixChannel:
         elif kind == "cancel":
             self.cancel(fields["id"])
         else:
-            self.send(message("error", id=fields.get("id", ""), reason="bad_request",
-                              message=f"Unknown message type {kind!r}."))
+            self.send(
+                message(
+                    "error", id=fields.get("id", ""), reason="bad_request", message=f"Unknown message type {kind!r}."
+                )
+            )
 
     def on_close(self, msg: dict) -> None:
         run = self._run
@@ -113,12 +117,24 @@ class FixChannel:
         run_id = fix["id"]
         with self._lock:
             if self._run is not None and not self._run.finished:
-                self.send(message("error", id=run_id, reason="busy",
-                                  message="A fix is already running for this notebook: wait for it or cancel it."))
+                self.send(
+                    message(
+                        "error",
+                        id=run_id,
+                        reason="busy",
+                        message="A fix is already running for this notebook: wait for it or cancel it.",
+                    )
+                )
                 return
             try:
-                job = runtime.fix_job(fix["source"], fix["traceback"], fix["note"], self.settings_of(),
-                                      namespace=self.shell.user_ns, overrides=overrides_from(fix["settings"]))
+                job = runtime.fix_job(
+                    fix["source"],
+                    fix["traceback"],
+                    fix["note"],
+                    self.settings_of(),
+                    namespace=self.shell.user_ns,
+                    overrides=overrides_from(fix["settings"]),
+                )
             except NoFrames as exc:
                 self.send(message("error", id=run_id, reason="no_frames", message=str(exc)))
                 return
@@ -149,8 +165,9 @@ class FixChannel:
             elif isinstance(exc, ViscoderError):
                 self._finish(run, _error(run.id, exc))
             else:
-                self._finish(run, message("error", id=run.id, reason="internal",
-                                          message=f"{type(exc).__name__}: {exc}"))
+                self._finish(
+                    run, message("error", id=run.id, reason="internal", message=f"{type(exc).__name__}: {exc}")
+                )
 
     def _event(self, run: _Run, event) -> None:
         if isinstance(event, TextStreamed):
@@ -174,23 +191,39 @@ class FixChannel:
             self._flush(run)
             if attempt.drew:
                 for png in attempt.images:
-                    self.send(message("figure", id=run.id, number=attempt.number,
-                                      png=base64.b64encode(png).decode("ascii")))
+                    self.send(
+                        message("figure", id=run.id, number=attempt.number, png=base64.b64encode(png).decode("ascii"))
+                    )
             if not attempt.ok:
                 error = attempt.error
-                self.send(message("attempt_failed", id=run.id, number=attempt.number,
-                                  code=attempt.code or attempt.reply, ename=error.ename,
-                                  evalue=error.one_line(), error=error.feedback_text()[-4000:]))
+                self.send(
+                    message(
+                        "attempt_failed",
+                        id=run.id,
+                        number=attempt.number,
+                        code=attempt.code or attempt.reply,
+                        ename=error.ename,
+                        evalue=error.one_line(),
+                        error=error.feedback_text()[-4000:],
+                    )
+                )
         elif isinstance(event, Done):
             from ..core.verified import verified_text
 
             result = event.result
-            self._finish(run, message(
-                "done", id=run.id, ok=result.ok, code=result.code,
-                attempts=len(result.attempts), seconds=round(sum(a.seconds for a in result.attempts), 3),
-                error=result.error.one_line() if result.error else "",
-                verified=verified_text(result.final, result.request) if result.final else "",
-            ))
+            self._finish(
+                run,
+                message(
+                    "done",
+                    id=run.id,
+                    ok=result.ok,
+                    code=result.code,
+                    attempts=len(result.attempts),
+                    seconds=round(sum(a.seconds for a in result.attempts), 3),
+                    error=result.error.one_line() if result.error else "",
+                    verified=verified_text(result.final, result.request) if result.final else "",
+                ),
+            )
 
     def _flush(self, run: _Run) -> None:
         run.flushed_at = time.monotonic()

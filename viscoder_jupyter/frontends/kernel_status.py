@@ -16,6 +16,7 @@ the main shell, as they did before subshells. Nothing else on the control channe
 touched by the run itself, though ipykernel handles control messages one at a time, so one
 that arrives behind a held request (a restart's shutdown_request) waits with it.
 """
+
 from __future__ import annotations
 
 import asyncio

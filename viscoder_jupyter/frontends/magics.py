@@ -1,4 +1,5 @@
 """`%%viscoder`: a thin IPython front end over the loop."""
+
 from __future__ import annotations
 
 import queue
@@ -57,7 +58,9 @@ class VisCoderMagics(Magics):
         self.history = CellHistory(shell)  # fed by a post_run_cell hook (see register)
 
     @magic_arguments("%viscoder")  # the usage line then reads %%viscoder: it is a cell magic
-    @argument("frames", nargs="*", help="DataFrame variable(s) to plot; default: the only one, or those the request names.")
+    @argument(
+        "frames", nargs="*", help="DataFrame variable(s) to plot; default: the only one, or those the request names."
+    )
     # Help and types from the settings. None (unset) means the configured value; the settings check
     # the value (one-line errors), so --lib names its choices in its help rather than to argparse.
     @argument(*_flag("lib")[0], **_flag("lib")[1])
@@ -74,12 +77,19 @@ class VisCoderMagics(Magics):
         touched), errors go back to the model, and the working code lands in a new cell.
         """
         if cell is None:
-            raise UsageError("%%viscoder is a cell magic: write the request in the cell, below the line, e.g.\n"
-                             "%%viscoder sales\nbar chart of revenue by region")
+            raise UsageError(
+                "%%viscoder is a cell magic: write the request in the cell, below the line, e.g.\n"
+                "%%viscoder sales\nbar chart of revenue by region"
+            )
         parsed = parse_argstring(self.viscoder, line)
         args = ViscoderArgs(
-            frames=parsed.frames, lib=parsed.lib, retries=parsed.retries, timeout=parsed.timeout,
-            backend=parsed.backend, model=parsed.model, insert=False if parsed.no_insert else None,
+            frames=parsed.frames,
+            lib=parsed.lib,
+            retries=parsed.retries,
+            timeout=parsed.timeout,
+            backend=parsed.backend,
+            model=parsed.model,
+            insert=False if parsed.no_insert else None,
         )
         try:
             self.handle_request(args, cell)
@@ -88,8 +98,14 @@ class VisCoderMagics(Magics):
             raise UsageError(with_retry_hint(exc, _RETRY)) from None
 
     def handle_request(self, args: ViscoderArgs, request: str) -> None:
-        job = runtime.plot_job(request, self.settings, namespace=self.shell.user_ns, names=args.frames,
-                               overrides=args.overrides(), empty=_EMPTY_CELL)
+        job = runtime.plot_job(
+            request,
+            self.settings,
+            namespace=self.shell.user_ns,
+            names=args.frames,
+            overrides=args.overrides(),
+            empty=_EMPTY_CELL,
+        )
         result = self._run_with_view(job)
         if result is not None:
             self.show_result(result, request, job.settings)

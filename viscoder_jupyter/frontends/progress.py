@@ -3,6 +3,7 @@
 Views are driven from the cell's own thread (the magic drains an event queue),
 so widget messages carry the right parent and land under the right cell.
 """
+
 from __future__ import annotations
 
 import html
@@ -21,7 +22,9 @@ def summary(result) -> str:
 
     n = len(result.attempts)
     seconds = sum(a.seconds for a in result.attempts)
-    timing = f"{seconds:.1f} s" + (f", plus {result.prepare_seconds:.1f} s loading" if result.prepare_seconds >= 1 else "")
+    timing = f"{seconds:.1f} s" + (
+        f", plus {result.prepare_seconds:.1f} s loading" if result.prepare_seconds >= 1 else ""
+    )
     tries = f"{n} attempt{'s' * (n > 1)}"
     if result.ok:
         verified, _, checked = verified_text(result.final, result.request).partition("; ")
@@ -109,12 +112,16 @@ class WidgetProgress:
         elif isinstance(event, AttemptFinished):
             attempt = event.attempt
             if attempt.repairs:
-                self._add_entry(f"attempt {attempt.number}: mended {len(attempt.repairs)} thing(s) before running",
-                                "\n".join(attempt.repairs))
+                self._add_entry(
+                    f"attempt {attempt.number}: mended {len(attempt.repairs)} thing(s) before running",
+                    "\n".join(attempt.repairs),
+                )
             if not attempt.ok:
                 error = attempt.error
-                self._add_entry(f"attempt {attempt.number}: {error.one_line()}",
-                                f"{attempt.code or attempt.reply}\n\n{error.feedback_text()}")
+                self._add_entry(
+                    f"attempt {attempt.number}: {error.one_line()}",
+                    f"{attempt.code or attempt.reply}\n\n{error.feedback_text()}",
+                )
                 self._record.append(f"  attempt {attempt.number} failed: {error.one_line()}")
         elif isinstance(event, Done):
             self.stream.layout.display = "none" if event.result.ok else ""

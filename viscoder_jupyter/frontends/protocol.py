@@ -9,6 +9,7 @@ fields (and that SETTING_KEYS are the properties of labextension/schema/sidebar.
         it streams, batched), attempt_failed, figure (base64 PNG of a working attempt), and one
         of done, cancelled, error to end a run
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -38,8 +39,7 @@ KERNEL: dict[str, dict[str, type]] = {
     "attempt_failed": {"id": str, "number": int, "code": str, "ename": str, "evalue": str, "error": str},
     "figure": {"id": str, "number": int, "png": str},
     # verified: what is known of the final attempt's figure, in words ("" when none drew)
-    "done": {"id": str, "ok": bool, "code": str, "attempts": int, "seconds": float, "error": str,
-             "verified": str},
+    "done": {"id": str, "ok": bool, "code": str, "attempts": int, "seconds": float, "error": str, "verified": str},
     "cancelled": {"id": str},
     "error": {"id": str, "reason": str, "message": str},
 }

@@ -9,6 +9,7 @@ added when used); `--protocol ours` is exactly what the magic sends, and `ours-n
 all). All run on the same loop, child kernel and model; several protocols in one run
 alternate task by task and share replies to identical conversations (`SharedReplies`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,11 @@ VARIANTS = {
     "ours-bare": {"checks": False, "request_checks": False, "data_feedback": False, "repairs": False, "samples": 0},
 }
 PROTOCOLS = ("paper", *VARIANTS)
-INSTRUCTIONS = {"full": "task__plot_description", "short": "_task__plot_description_short",
-                "single": "_task__plot_description_short_single"}
+INSTRUCTIONS = {
+    "full": "task__plot_description",
+    "short": "_task__plot_description_short",
+    "single": "_task__plot_description_short_single",
+}
 
 
 @dataclass
@@ -57,7 +61,10 @@ class Task:
 
     def request_parts(self, instruction: str) -> list[str]:
         """Description and style as the benchmark sends them: labelled, unstripped."""
-        return [self.fields[INSTRUCTIONS[instruction]], self.fields["task__plot_style"] if instruction == "full" else ""]
+        return [
+            self.fields[INSTRUCTIONS[instruction]],
+            self.fields["task__plot_style"] if instruction == "full" else "",
+        ]
 
     def style(self, instruction: str) -> str:
         # The short variants stand alone in the benchmark; only the full task has a style part.
@@ -78,12 +85,14 @@ def load_tasks(folder: Path, ids: set[int] | None = None, limit: int | None = No
 
 # ---- our protocol ----------------------------------------------------------------------
 
+
 def ours_request(task: Task, instruction: str) -> str:
     description = re.sub(r"^Plot Description:\s*", "", task.description(instruction))
     return "\n\n".join(filter(None, [description, task.style(instruction)]))
 
 
 # ---- running ---------------------------------------------------------------------------
+
 
 class SharedReplies(Backend):
     """Greedy decoding gives one reply per conversation: protocols that send the same
@@ -103,7 +112,9 @@ class SharedReplies(Backend):
         if path is not None and path.is_file():
             for line in path.read_text(encoding="utf-8").splitlines():
                 row = json.loads(line)
-                self.memo[row["key"]] = Reply(row["text"], row["prompt_tokens"], row["completion_tokens"], row["seconds"])
+                self.memo[row["key"]] = Reply(
+                    row["text"], row["prompt_tokens"], row["completion_tokens"], row["seconds"]
+                )
 
     @classmethod
     def from_settings(cls, settings):  # pragma: no cover - built by run_bench only
@@ -137,8 +148,18 @@ class SharedReplies(Backend):
         self.memo[key] = reply
         if self.path is not None:
             with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"key": key, "text": reply.text, "prompt_tokens": reply.prompt_tokens,
-                                    "completion_tokens": reply.completion_tokens, "seconds": reply.seconds}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "key": key,
+                            "text": reply.text,
+                            "prompt_tokens": reply.prompt_tokens,
+                            "completion_tokens": reply.completion_tokens,
+                            "seconds": reply.seconds,
+                        }
+                    )
+                    + "\n"
+                )
         return reply
 
 
@@ -148,8 +169,9 @@ def protocol_settings(protocol: str, settings: VisCoder) -> VisCoder:
     return settings.with_overrides(**VARIANTS[protocol])
 
 
-async def run_task(task: Task, protocol: str, settings: VisCoder, instructs: dict, instruction: str,
-                   backend, kernel) -> tuple[PlotResult, float]:
+async def run_task(
+    task: Task, protocol: str, settings: VisCoder, instructs: dict, instruction: str, backend, kernel
+) -> tuple[PlotResult, float]:
     import pandas as pd
 
     df = pd.read_csv(task.csv)
@@ -157,16 +179,24 @@ async def run_task(task: Task, protocol: str, settings: VisCoder, instructs: dic
     settings = protocol_settings(protocol, settings)
     if protocol == "paper":
         result = await runtime.async_run(
-            task.description(instruction), {"df": df}, settings, backend=backend, kernel=kernel,
+            task.description(instruction),
+            {"df": df},
+            settings,
+            backend=backend,
+            kernel=kernel,
             messages=paper_messages(task, df, instructs, settings.lib, instruction),
-            extract=paper_extract, prepare=paper_prepare, feedback=paper_feedback,
+            extract=paper_extract,
+            prepare=paper_prepare,
+            feedback=paper_feedback,
         )
     else:
         # The product's first turn, with the task's description and style as its numbered parts.
-        messages = first_turn(task.request_parts(instruction), describe_frames({"df": df}, settings.frame_budget),
-                              settings.lib)
-        result = await runtime.async_run(ours_request(task, instruction), {"df": df}, settings,
-                                         backend=backend, kernel=kernel, messages=messages)
+        messages = first_turn(
+            task.request_parts(instruction), describe_frames({"df": df}, settings.frame_budget), settings.lib
+        )
+        result = await runtime.async_run(
+            ours_request(task, instruction), {"df": df}, settings, backend=backend, kernel=kernel, messages=messages
+        )
     return result, time.perf_counter() - started
 
 
@@ -176,20 +206,39 @@ def empty_figure(attempt, request: str) -> bool:
 
 
 def attempt_rows(task: Task, protocol: str, result: PlotResult, wall: float) -> list[dict]:
-    return [{
-        "task": task.id, "protocol": protocol, "attempt": a.number, "ok": a.ok,
-        "error": a.error.ename if a.error else None,
-        "error_line": a.error.one_line() if a.error else None,
-        "generate_s": round(a.generate_seconds, 3), "execute_s": round(a.execute_seconds, 3),
-        "prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens,
-        "drew": a.drew, "candidates": a.candidates, "empty_figure": empty_figure(a, result.request), "repairs": a.repairs,
-        "task_wall_s": round(wall, 3), "code": a.code, "reply": a.reply,
-    } for a in result.attempts]
+    return [
+        {
+            "task": task.id,
+            "protocol": protocol,
+            "attempt": a.number,
+            "ok": a.ok,
+            "error": a.error.ename if a.error else None,
+            "error_line": a.error.one_line() if a.error else None,
+            "generate_s": round(a.generate_seconds, 3),
+            "execute_s": round(a.execute_seconds, 3),
+            "prompt_tokens": a.prompt_tokens,
+            "completion_tokens": a.completion_tokens,
+            "drew": a.drew,
+            "candidates": a.candidates,
+            "empty_figure": empty_figure(a, result.request),
+            "repairs": a.repairs,
+            "task_wall_s": round(wall, 3),
+            "code": a.code,
+            "reply": a.reply,
+        }
+        for a in result.attempts
+    ]
 
 
-async def run_bench(tasks: list[Task], protocols: list[str], settings: VisCoder, instructs: dict,
-                    instruction: str, out: Path, reply_cache: Path | None = None,
-                    ) -> dict[str, list[tuple[Task, PlotResult, float]]]:
+async def run_bench(
+    tasks: list[Task],
+    protocols: list[str],
+    settings: VisCoder,
+    instructs: dict,
+    instruction: str,
+    out: Path,
+    reply_cache: Path | None = None,
+) -> dict[str, list[tuple[Task, PlotResult, float]]]:
     from .bench_report import Progress, save_png
 
     backend = get_backend(settings)
@@ -225,23 +274,32 @@ SETTING_FLAGS = ("lib", "backend", "model", "replay", "retries", "timeout", "max
 #: Where bench's defaults are not the settings' own: the rounds and the time per attempt are
 #: VisCoder's protocol, pinned whatever the magic's defaults become; None leaves the setting
 #: to VisCoder() (environment, then built in) and out of the report's list of options.
-SETTING_DEFAULTS = {"retries": 3, "timeout": 10.0, "backend": None, "model": None, "replay": None,
-                    "max_new_tokens": None}
+SETTING_DEFAULTS = {
+    "retries": 3,
+    "timeout": 10.0,
+    "backend": None,
+    "model": None,
+    "replay": None,
+    "max_new_tokens": None,
+}
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="viscoder bench", description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="folder with tasks.jsonl, csv/ and instructs.json")
-    parser.add_argument("--protocol", default="ours",
-                        help=f"comma-separated, among: {', '.join(PROTOCOLS)} (e.g. 'paper,ours')")
+    parser.add_argument(
+        "--protocol", default="ours", help=f"comma-separated, among: {', '.join(PROTOCOLS)} (e.g. 'paper,ours')"
+    )
     add_setting_flags(parser, SETTING_FLAGS, overrides=SETTING_DEFAULTS)
     parser.add_argument("--limit", type=int, help="first N tasks only")
     parser.add_argument("--ids", help="comma-separated task ids")
     parser.add_argument("--instruction", default="full", choices=sorted(INSTRUCTIONS))
     parser.add_argument("--out", type=Path, default=Path("bench-out"), help="output folder")
-    parser.add_argument("--reply-cache", type=Path,
-                        help="JSONL of replies per conversation, shared by protocols and runs "
-                             "(default: OUT/reply-cache.jsonl)")
+    parser.add_argument(
+        "--reply-cache",
+        type=Path,
+        help="JSONL of replies per conversation, shared by protocols and runs (default: OUT/reply-cache.jsonl)",
+    )
     return parser
 
 
@@ -265,8 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     reply_cache = args.reply_cache or args.out / "reply-cache.jsonl"
-    outcomes = runtime.run_sync(run_bench(tasks, protocols, settings, instructs, args.instruction, args.out,
-                                          reply_cache))
+    outcomes = runtime.run_sync(
+        run_bench(tasks, protocols, settings, instructs, args.instruction, args.out, reply_cache)
+    )
     summaries = {}
     for protocol, rows in outcomes.items():
         summaries[protocol] = summarize(rows, settings.retries, empty_figure)

@@ -1,4 +1,5 @@
 """What `viscoder bench` prints and writes: progress, summary.json, report.html."""
+
 from __future__ import annotations
 
 import base64
@@ -28,8 +29,9 @@ class Progress:
         self.passed[protocol] += result.ok
         rates = "  ".join(f"{p} {100 * self.passed[p] / max(1, self.done[p]):5.1f}%" for p in self.done)
         state = f"ok after {len(result.attempts)}" if result.ok else f"failed x{len(result.attempts)}"
-        line = (f"[{self.done[protocol]:>3}/{self.total}] pass: {rates} | task {task.id} {protocol}: "
-                f"{state} ({wall:.1f} s)")
+        line = (
+            f"[{self.done[protocol]:>3}/{self.total}] pass: {rates} | task {task.id} {protocol}: {state} ({wall:.1f} s)"
+        )
         print(("\r\x1b[2K" if self.tty else "") + line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
 
     def close(self) -> None:
@@ -85,8 +87,7 @@ def _task_columns(task):
     return _COLUMNS[csv]
 
 
-def summarize(rows: list[tuple], retries: int, empty=lambda attempt, request: False,
-              covered=request_covered) -> dict:
+def summarize(rows: list[tuple], retries: int, empty=lambda attempt, request: False, covered=request_covered) -> dict:
     """Pass rate after each round (the paper's Normal, then self-debug rounds), times, errors.
 
     Execution pass rate as in the paper: the code ran and showed a figure (a figure failing
@@ -97,8 +98,10 @@ def summarize(rows: list[tuple], retries: int, empty=lambda attempt, request: Fa
     """
     n = len(rows)
     first_ok = [next((a.number for a in r.attempts if a.drew), None) for _, r, _ in rows]
-    rounds = {("normal" if k == 0 else f"round_{k}"): round(100 * sum(1 for f in first_ok if f and f <= k + 1) / max(1, n), 1)
-              for k in range(retries + 1)}
+    rounds = {
+        ("normal" if k == 0 else f"round_{k}"): round(100 * sum(1 for f in first_ok if f and f <= k + 1) / max(1, n), 1)
+        for k in range(retries + 1)
+    }
     passing = [(r, sum(a.seconds for a in r.attempts)) for _, r, _ in rows if r.ok]
     non_empty = sum(1 for _, r, _ in rows if r.ok and not empty(r.final, r.request))
     coverage = sum(1 for task, r, _ in rows if r.ok and covered(r.final, r.request, task))
@@ -107,8 +110,9 @@ def summarize(rows: list[tuple], retries: int, empty=lambda attempt, request: Fa
     walls = [wall for _, _, wall in rows]
     errors = Counter(a.error.ename for _, r, _ in rows for a in r.attempts if a.error)
     first_errors = Counter(r.attempts[0].error.ename for _, r, _ in rows if r.attempts and r.attempts[0].error)
-    same_code_repeated = sum(1 for _, r, _ in rows if not r.ok and len({a.code for a in r.attempts}) == 1
-                             and len(r.attempts) > 1)
+    same_code_repeated = sum(
+        1 for _, r, _ in rows if not r.ok and len({a.code for a in r.attempts}) == 1 and len(r.attempts) > 1
+    )
     return {
         "tasks": n,
         "pass_rate_by_round": rounds,
@@ -146,48 +150,75 @@ def add_shared_times(outcomes: dict[str, list], summaries: dict[str, dict]) -> N
 
 def print_table(summaries: dict[str, dict], settings, seconds: float, file=sys.stdout) -> None:
     rounds = list(next(iter(summaries.values()))["pass_rate_by_round"])
-    header = ["protocol", *rounds, "non-empty %", "request %", "median s to plot", "p90 s",
-              "median s, tasks all solved", "generations", "s generating"]
-    print(f"\nexecution pass rate (%), lib={settings.lib}, model={settings.model if settings.backend != 'replay' else 'replay'}, "
-          f"{next(iter(summaries.values()))['tasks']} tasks, {seconds / 60:.1f} min", file=file)
+    header = [
+        "protocol",
+        *rounds,
+        "non-empty %",
+        "request %",
+        "median s to plot",
+        "p90 s",
+        "median s, tasks all solved",
+        "generations",
+        "s generating",
+    ]
+    print(
+        f"\nexecution pass rate (%), lib={settings.lib}, model={settings.model if settings.backend != 'replay' else 'replay'}, "
+        f"{next(iter(summaries.values()))['tasks']} tasks, {seconds / 60:.1f} min",
+        file=file,
+    )
     print("| " + " | ".join(header) + " |", file=file)
     print("|" + "---|" * len(header), file=file)
     for protocol, s in summaries.items():
-        cells = [protocol, *(f"{s['pass_rate_by_round'][r]:.1f}" for r in rounds), f"{s['non_empty_figure_rate']:.1f}",
-                 f"{s.get('request_coverage_rate', 0.0):.1f}",
-                 str(s["median_time_to_plot_s"]), str(s["p90_time_to_plot_s"]),
-                 f"{s.get('median_time_to_plot_shared_s')} ({s.get('tasks_every_protocol_solved')})",
-                 str(s["generations"]), str(s["seconds_generating"])]
+        cells = [
+            protocol,
+            *(f"{s['pass_rate_by_round'][r]:.1f}" for r in rounds),
+            f"{s['non_empty_figure_rate']:.1f}",
+            f"{s.get('request_coverage_rate', 0.0):.1f}",
+            str(s["median_time_to_plot_s"]),
+            str(s["p90_time_to_plot_s"]),
+            f"{s.get('median_time_to_plot_shared_s')} ({s.get('tasks_every_protocol_solved')})",
+            str(s["generations"]),
+            str(s["seconds_generating"]),
+        ]
         print("| " + " | ".join(cells) + " |", file=file)
 
 
 def write_html(path: Path, outcomes: dict, summaries: dict, options: dict) -> None:
     """One self-contained page: summaries, the grid of plots, the failures with code and error."""
-    parts = ["<!doctype html><meta charset='utf-8'><title>viscoder bench</title><style>",
-             "body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-             "padding:4px 8px}.grid{display:flex;flex-wrap:wrap;gap:12px}.grid figure{margin:0;width:260px}"
-             ".grid img{width:260px;border:1px solid #ddd}pre{background:#f6f6f6;padding:8px;white-space:pre-wrap}"
-             "</style>", "<h1>viscoder bench</h1>",
-             f"<p>{html.escape(' '.join(f'--{k}={v}' for k, v in options.items() if v is not None))}</p>"]
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>viscoder bench</title><style>",
+        "body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:4px 8px}.grid{display:flex;flex-wrap:wrap;gap:12px}.grid figure{margin:0;width:260px}"
+        ".grid img{width:260px;border:1px solid #ddd}pre{background:#f6f6f6;padding:8px;white-space:pre-wrap}"
+        "</style>",
+        "<h1>viscoder bench</h1>",
+        f"<p>{html.escape(' '.join(f'--{k}={v}' for k, v in options.items() if v is not None))}</p>",
+    ]
     for protocol, rows in outcomes.items():
         s = summaries[protocol]
         parts.append(f"<h2>protocol: {html.escape(protocol)}</h2><table><tr>")
         parts += [f"<th>{html.escape(k)}</th>" for k in s["pass_rate_by_round"]]
         parts.append("<th>non-empty</th><th>request coverage</th><th>median s to plot</th><th>p90 s</th></tr><tr>")
         parts += [f"<td>{v:.1f}%</td>" for v in s["pass_rate_by_round"].values()]
-        parts.append(f"<td>{s['non_empty_figure_rate']:.1f}%</td><td>{s.get('request_coverage_rate', 0.0):.1f}%</td>"
-                     f"<td>{s['median_time_to_plot_s']}</td><td>{s['p90_time_to_plot_s']}</td></tr></table>")
+        parts.append(
+            f"<td>{s['non_empty_figure_rate']:.1f}%</td><td>{s.get('request_coverage_rate', 0.0):.1f}%</td>"
+            f"<td>{s['median_time_to_plot_s']}</td><td>{s['p90_time_to_plot_s']}</td></tr></table>"
+        )
         parts.append(f"<p>errors by name: {html.escape(str(s['errors_by_name']))}</p><div class='grid'>")
         for task, result, wall in rows:
             if result.ok and result.images:
                 data = base64.b64encode(result.images[0]).decode()
-                parts.append(f"<figure><img src='data:image/png;base64,{data}'><figcaption>task {task.id}: "
-                             f"{len(result.attempts)} attempt(s), {wall:.1f} s</figcaption></figure>")
+                parts.append(
+                    f"<figure><img src='data:image/png;base64,{data}'><figcaption>task {task.id}: "
+                    f"{len(result.attempts)} attempt(s), {wall:.1f} s</figcaption></figure>"
+                )
         parts.append("</div><h3>failures</h3>")
-        for task, result, wall in rows:
+        for task, result, _ in rows:
             if not result.ok:
                 last = result.final
                 error = last.error.feedback_text() if last and last.error else ""
-                parts.append(f"<details><summary>task {task.id}: {html.escape(last.error.one_line() if last and last.error else '')}"
-                             f"</summary><pre>{html.escape(last.code if last else '')}</pre><pre>{html.escape(error)}</pre></details>")
+                parts.append(
+                    f"<details><summary>task {task.id}: {html.escape(last.error.one_line() if last and last.error else '')}"
+                    f"</summary><pre>{html.escape(last.code if last else '')}</pre><pre>{html.escape(error)}</pre></details>"
+                )
     path.write_text("".join(parts), encoding="utf-8")

@@ -1,4 +1,5 @@
 """The `viscoder` command: each subcommand lives in its own module, imported on use."""
+
 from __future__ import annotations
 
 import importlib

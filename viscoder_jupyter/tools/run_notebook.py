@@ -5,6 +5,7 @@
 nbclient runs every cell in a real kernel; a cell that asked for a new cell below
 (IPython's set_next_input payload) gets it in the written notebook, unexecuted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,11 @@ def execute(nb: nbformat.NotebookNode, timeout: float = 1800, cwd: str | None = 
         # ipc, like the child kernel: no "running over TCP" warning on the terminal.
         km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "k"))
         client = NotebookClient(
-            nb, km=km, timeout=timeout, store_widget_state=True, on_cell_executed=on_cell_executed,
+            nb,
+            km=km,
+            timeout=timeout,
+            store_widget_state=True,
+            on_cell_executed=on_cell_executed,
             resources={"metadata": {"path": cwd}} if cwd else {},
         )
         try:

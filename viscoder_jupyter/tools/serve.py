@@ -18,6 +18,7 @@ over the in-process transformers backend, so a model loads once instead of once 
 
 Importing this module imports neither torch nor tornado.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,11 +43,11 @@ KEEPALIVE_S = 5.0
 
 # --------------------------------------------------------------------------- the server
 
+
 class Server:
     """What the handlers share: the backend settings, the queue, the token, counters."""
 
-    def __init__(self, model: str, quantization: str, token: str, max_new_tokens: int,
-                 idle_exit_s: float = 0.0):
+    def __init__(self, model: str, quantization: str, token: str, max_new_tokens: int, idle_exit_s: float = 0.0):
         from ..backends.hf_hub import resolve_model
 
         self.model, self.quantization = model, quantization
@@ -55,8 +56,15 @@ class Server:
         self.token, self.max_new_tokens = token, max_new_tokens
         self.queue = asyncio.Lock()  # waiters are woken in arrival order
         self.idle_exit_s, self.last_activity = idle_exit_s, time.monotonic()
-        self.stats = {"requests": 0, "completed": 0, "cancelled": 0, "failed": 0,
-                      "queued": 0, "active": 0, "max_active": 0}
+        self.stats = {
+            "requests": 0,
+            "completed": 0,
+            "cancelled": 0,
+            "failed": 0,
+            "queued": 0,
+            "active": 0,
+            "max_active": 0,
+        }
 
     def backend(self, max_tokens: int):
         from ..backends.transformers import TransformersBackend
@@ -140,7 +148,8 @@ def make_app(server: Server):
 
         def prepare(self):
             if self.request.path.startswith("/v1/") and not server.authorized(
-                    self.request.headers.get("Authorization")):
+                self.request.headers.get("Authorization")
+            ):
                 self.fail(401, "authentication_error", "Missing or wrong bearer token.", "invalid_api_key")
 
     class Health(Base):
@@ -149,8 +158,12 @@ def make_app(server: Server):
 
     class Models(Base):
         def get(self):
-            self.finish({"object": "list", "data": [
-                {"id": server.model, "object": "model", "owned_by": "viscoder", "root": server.ref}]})
+            self.finish(
+                {
+                    "object": "list",
+                    "data": [{"id": server.model, "object": "model", "owned_by": "viscoder", "root": server.ref}],
+                }
+            )
 
     class Chat(Base):
         task: asyncio.Task | None = None
@@ -165,15 +178,17 @@ def make_app(server: Server):
                 messages = _messages(body)
                 if body.get("n", 1) != 1:
                     raise ValueError("only n=1 is supported")
-                limit = int(body.get("max_completion_tokens") or body.get("max_tokens")
-                            or server.max_new_tokens)
+                limit = int(body.get("max_completion_tokens") or body.get("max_tokens") or server.max_new_tokens)
                 sampling = _sampling(body)
             except (ValueError, TypeError, AttributeError) as exc:
                 return self.fail(400, "invalid_request_error", f"Bad request: {exc}.")
             if body.get("model") and body["model"] not in server.names:
-                return self.fail(404, "invalid_request_error",
-                                 f"This server serves {server.model!r}, not {body['model']!r}.",
-                                 "model_not_found")
+                return self.fail(
+                    404,
+                    "invalid_request_error",
+                    f"This server serves {server.model!r}, not {body['model']!r}.",
+                    "model_not_found",
+                )
             server.stats["requests"] += 1
             limit = max(1, min(limit, server.max_new_tokens))
             ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -184,9 +199,13 @@ def make_app(server: Server):
                 await self.whole(messages, limit, ident, created, sampling)
 
         def chunk(self, ident, created, delta, finish=None, usage=None) -> str:
-            data = {"id": ident, "object": "chat.completion.chunk", "created": created,
-                    "model": server.model,
-                    "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            data = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": server.model,
+                "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
             if usage:
                 data["usage"] = usage
             return f"data: {json.dumps(data)}\n\n"
@@ -199,15 +218,26 @@ def make_app(server: Server):
                 return
             except BackendUnavailable as exc:
                 return self.fail(503, "server_error", str(exc))
-            self.finish({"id": ident, "object": "chat.completion", "created": created,
-                         "model": server.model, "usage": _usage(reply),
-                         "choices": [{"index": 0, "finish_reason": finish,
-                                      "message": {"role": "assistant", "content": reply.text}}]})
+            self.finish(
+                {
+                    "id": ident,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": server.model,
+                    "usage": _usage(reply),
+                    "choices": [
+                        {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": reply.text}}
+                    ],
+                }
+            )
 
         async def stream(self, messages, limit, ident, created, include_usage, sampling=None):
             loop = asyncio.get_running_loop()
             deltas: asyncio.Queue = asyncio.Queue()
-            on_text = lambda text: loop.call_soon_threadsafe(deltas.put_nowait, text)
+
+            def on_text(text):
+                loop.call_soon_threadsafe(deltas.put_nowait, text)
+
             self.set_header("Content-Type", "text/event-stream")
             self.set_header("Cache-Control", "no-cache")
             self.task = asyncio.ensure_future(server.generate(messages, limit, on_text, sampling))
@@ -216,8 +246,7 @@ def make_app(server: Server):
                 await self.flush()
                 while True:
                     getter = asyncio.ensure_future(deltas.get())
-                    await asyncio.wait({getter, self.task}, timeout=KEEPALIVE_S,
-                                       return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait({getter, self.task}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
                     if getter.done():
                         self.write(self.chunk(ident, created, {"content": getter.result()}))
                         await self.flush()
@@ -242,16 +271,19 @@ def make_app(server: Server):
             self.write("data: [DONE]\n\n")
             self.finish()
 
-    return tornado.web.Application([
-        (r"/health", Health), (r"/v1/models", Models), (r"/v1/chat/completions", Chat)])
+    return tornado.web.Application([(r"/health", Health), (r"/v1/models", Models), (r"/v1/chat/completions", Chat)])
 
 
 def _usage(reply) -> dict:
-    return {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-            "total_tokens": reply.prompt_tokens + reply.completion_tokens}
+    return {
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": reply.completion_tokens,
+        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+    }
 
 
 # --------------------------------------------------------------------------- command line
+
 
 def make_parser() -> argparse.ArgumentParser:
     """--model, --quantization and --max-new-tokens are the settings' (default, choices, help)."""
@@ -260,22 +292,34 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="viscoder serve",
         description="Serve one model to every notebook through an OpenAI-compatible API "
-                    "(/v1/chat/completions with streaming, /v1/models). Kernels on this machine find "
-                    "it through a file in the Jupyter runtime dir (%config VisCoder.backend = 'openai', "
-                    "VisCoder.base_url = 'auto').")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default 127.0.0.1: this machine only); use a --token "
-                             "with any other")
+        "(/v1/chat/completions with streaming, /v1/models). Kernels on this machine find "
+        "it through a file in the Jupyter runtime dir (%config VisCoder.backend = 'openai', "
+        "VisCoder.base_url = 'auto').",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine only); use a --token with any other",
+    )
     parser.add_argument("--port", type=int, default=0, help="port (default 0: any free port; printed)")
     add_setting_flags(parser, ["model"])
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="auto: CUDA when available, else the CPU")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when available, else the CPU"
+    )
     add_setting_flags(parser, ["quantization"])
-    parser.add_argument("--token", default=os.environ.get(TOKEN_ENV, ""),
-                        help=f"bearer token clients must send (default: ${TOKEN_ENV}; none: open)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV, ""),
+        help=f"bearer token clients must send (default: ${TOKEN_ENV}; none: open)",
+    )
     add_setting_flags(parser, ["max_new_tokens"])
-    parser.add_argument("--idle-exit", type=float, default=0.0, metavar="SECONDS",
-                        help="exit after this long without requests (default 0: never)")
+    parser.add_argument(
+        "--idle-exit",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="exit after this long without requests (default 0: never)",
+    )
     return parser
 
 
@@ -296,14 +340,28 @@ async def serve(args: argparse.Namespace) -> int:
     port = sockets[0].getsockname()[1]
     host = "127.0.0.1" if args.host in ("0.0.0.0", "", "::", "localhost") else args.host
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/v1"
-    discovery = write_discovery({"url": url, "model": args.model, "model_ref": server.ref,
-                                  "pid": os.getpid(), "token": args.token, "started": time.time()})
+    discovery = write_discovery(
+        {
+            "url": url,
+            "model": args.model,
+            "model_ref": server.ref,
+            "pid": os.getpid(),
+            "token": args.token,
+            "started": time.time(),
+        }
+    )
     where = loaded.options["device"] + (" 4-bit" if loaded.options["load_in_4bit"] else f" {loaded.options['dtype']}")
-    print(f"viscoder serve: {args.model} ({where}, loaded in {time.perf_counter() - started:.1f} s) "
-          f"at {url}{' (bearer token required)' if args.token else ''}", flush=True)
+    print(
+        f"viscoder serve: {args.model} ({where}, loaded in {time.perf_counter() - started:.1f} s) "
+        f"at {url}{' (bearer token required)' if args.token else ''}",
+        flush=True,
+    )
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
-        print("warning: listening beyond this machine without --token: anyone who can reach it "
-              "can use the model", file=sys.stderr, flush=True)
+        print(
+            "warning: listening beyond this machine without --token: anyone who can reach it can use the model",
+            file=sys.stderr,
+            flush=True,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
