@@ -62,3 +62,16 @@ def test_the_comment_of_a_dropped_line_goes_with_it():
     code = "import pandas as pd\n# Load the sales dataframe\nsales = pd.read_csv('sales.csv')\n# Plot\nsales.plot()\n"
     mended, _ = repair_code(code, ["sales"])
     assert "Load the sales" not in mended and "# Plot" in mended and "sales.plot()" in mended
+
+
+def test_with_repairs_off_only_the_frame_reads_the_prompt_asks_for_go():
+    code = (
+        'import pandas as pd\nimport matplotlib.pyplot as plt\ndf = pd.read_csv("data.csv")\n'
+        'extra = pd.read_csv("other.csv")\nplt.bar(df.a, np.log(df.b))\nplt.savefig("out.png")'
+    )
+    mended, notes = repair_code(code, ["df"], only_frame_reads=True)
+    assert 'df = pd.read_csv("data.csv")' not in mended and notes == [
+        'dropped reading the data from a file: `df = pd.read_csv("data.csv")`'
+    ]
+    # Everything else stays for the model to meet: the other file, the missing numpy, the savefig.
+    assert 'extra = pd.read_csv("other.csv")' in mended and "import numpy" not in mended and "savefig" in mended

@@ -47,12 +47,14 @@ def prepare_code(code: str, frame_names: list[str]) -> str:
     return repair_code(code, frame_names)[0]
 
 
-def repair_code(code: str, frame_names: list[str]) -> tuple[str, list[str]]:
+def repair_code(code: str, frame_names: list[str], *, only_frame_reads: bool = False) -> tuple[str, list[str]]:
     """Mend, without the model, what would fail for reasons beside the plot itself.
 
     Reading the data from a file (the frames are live variables), missing imports of the
     usual aliases, and saving instead of showing (`savefig`, `write_image`, `plt.close`,
     `matplotlib.use`). Returns the code and one note per repair, for the attempt history.
+    `only_frame_reads`: just drop the lines that read a frame from its file, which the prompt
+    asks for (as PandasPlotBench's harness drops `df = pd.read_csv(...)`), with repairs off.
     """
     try:
         tree = ast.parse(code)
@@ -61,9 +63,12 @@ def repair_code(code: str, frame_names: list[str]) -> tuple[str, list[str]]:
     lines = code.splitlines()
     notes: list[str] = []
     for node in sorted(_statements(tree), key=lambda n: n.lineno, reverse=True):
-        replacement = (
-            _data_loading(node, lines, frame_names) if isinstance(node, ast.Assign) else _file_output(node, lines)
-        )
+        if only_frame_reads:
+            replacement = _frame_read(node, lines, frame_names) if isinstance(node, ast.Assign) else None
+        else:
+            replacement = (
+                _data_loading(node, lines, frame_names) if isinstance(node, ast.Assign) else _file_output(node, lines)
+            )
         if replacement is None:
             continue
         new_lines, note = replacement
@@ -79,6 +84,8 @@ def repair_code(code: str, frame_names: list[str]) -> tuple[str, list[str]]:
         lines[start : node.end_lineno] = new_lines
         notes.insert(0, f"{note}: `{old.strip()[:80]}`")
     code = "\n".join(lines)
+    if only_frame_reads:
+        return code, notes
     missing = missing_imports(code)
     if missing:
         notes.append("added " + "; ".join(f"`{stmt}`" for stmt in missing))
@@ -89,6 +96,13 @@ def repair_code(code: str, frame_names: list[str]) -> tuple[str, list[str]]:
 def _statements(tree: ast.AST):
     """Every statement, nested ones too (a read_csv inside `main()` counts)."""
     return [n for n in ast.walk(tree) if isinstance(n, ast.stmt)]
+
+
+def _frame_read(node: ast.Assign, lines: list[str], frame_names: list[str]):
+    target = node.targets[0] if len(node.targets) == 1 else None
+    if isinstance(target, ast.Name) and target.id in frame_names:
+        return _data_loading(node, lines, frame_names)
+    return None
 
 
 def _data_loading(node: ast.Assign, lines: list[str], frame_names: list[str]):

@@ -241,10 +241,8 @@ async def _attempt(
         return attempt
     if prepare is not None:
         attempt.code = prepare(code, list(frames))
-    elif settings.repairs:
-        attempt.code, attempt.repairs = repair_code(code, list(frames))
-    else:
-        attempt.code = code
+    else:  # with repairs off, still the frame reads the prompt asks for (the harness drops them too)
+        attempt.code, attempt.repairs = repair_code(code, list(frames), only_frame_reads=not settings.repairs)
     emit(CodeWritten(number, attempt.code))
     outcome = await kernel.async_run(attempt.code, settings.timeout)  # cancelling it interrupts the child
     attempt.execute_seconds = outcome.seconds

@@ -71,7 +71,8 @@ class VisCoder(Configurable):
     repairs = Bool(
         True,
         help="Mend data loading from files, missing imports and savefig calls "
-        "before running, without asking the model.",
+        "before running, without asking the model (off: only the line reading a frame from "
+        "its file, which the prompt asks for, becomes the live frame).",
     ).tag(config=True)
     samples = Int(
         3,
