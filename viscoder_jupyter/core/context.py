@@ -78,7 +78,14 @@ def wide_frame_notes(frames: dict[str, pd.DataFrame], budget: int = DEFAULT_BUDG
 
 
 def _name(column) -> str:
-    return _clean("/".join(map(str, column)) if isinstance(column, tuple) else str(column))
+    """A column (or index) name on one line: its line breaks and control characters are escaped, so a
+    name from the data cannot start a line of its own in the descriptor (or the prompt around it)."""
+    text = _clean("/".join(map(str, column)) if isinstance(column, tuple) else str(column))
+    return _BREAKS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+#: What str.splitlines (and a reader) takes for a line break, and the other control characters.
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _clean(text: str) -> str:
