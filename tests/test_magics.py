@@ -147,3 +147,57 @@ def test_a_backend_failure_says_how_to_try_again_where_the_user_is():
     assert with_retry_hint(broke, "Run the cell again to retry.").endswith("inserted. Run the cell again to retry.")
     assert _error("r", broke)["message"].endswith("Press Fix again to retry.")
     assert with_retry_hint(RequestError("No frame."), "Run the cell again.") == "No frame."
+
+
+# Code with characters HTML would take for markup, and a try at closing the block early.
+TRICKY_BAR = (
+    "```python\nimport matplotlib.pyplot as plt\n"
+    "# </pre></details><script>alert('x')</script>\n"
+    "totals = sales.groupby('region')['revenue'].sum()\n"
+    "plt.bar(totals.index, totals.values)\nplt.title('Revenue <by> region & \"all\"')\nplt.show()\n```\n"
+)
+
+
+def test_the_working_code_is_also_a_copyable_block_in_the_output(tmp_path):
+    """Front ends that ignore set_next_input (VS Code) still have the code: a closed <details>
+    block with the code escaped, and plain text for front ends without HTML. A real kernel."""
+    import html
+
+    from helpers import write_replies
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from viscoder_jupyter.tools.run_notebook import execute
+
+    replay = write_replies(tmp_path / "replies.jsonl", TRICKY_BAR, GOOD_BAR)
+    nb = new_notebook(
+        cells=[
+            new_code_cell(
+                "%load_ext viscoder_jupyter\n"
+                f"%config VisCoder.backend = 'replay'\n%config VisCoder.replay = {replay!r}\n"
+                "import pandas as pd\n"
+                "sales = pd.DataFrame({'region': ['North', 'South'], 'revenue': [10.0, 7.5]})"
+            ),
+            new_code_cell("%%viscoder sales\nrevenue by region"),
+            new_code_cell("%%viscoder sales --no-insert\nbar chart of revenue by region"),
+        ]
+    )
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb = execute(nb, timeout=120)
+    code = nb.cells[2].source  # the inserted cell, as the front end got it
+    assert "<script>" in code and "Revenue <by> region" in code
+    blocks = [o["data"] for o in nb.cells[1].outputs if "<details" in o.get("data", {}).get("text/html", "")]
+    assert len(blocks) == 1
+    block = blocks[0]["text/html"]
+    assert f'<pre style="user-select: all">{html.escape(code)}</pre></details>' in block
+    assert "<script>" not in block and "<by>" not in block
+    assert "Copy" in block and "<details class" in block and " open" not in block  # closed until clicked
+    assert blocks[0]["text/plain"] == "Working code:\n" + code
+    # No cell inserted (as where the front end ignores set_next_input): the block still holds the code.
+    assert len(nb.cells) == 4
+    plain = [
+        o["data"]["text/plain"] for o in nb.cells[3].outputs if "<details" in o.get("data", {}).get("text/html", "")
+    ]
+    assert (
+        plain[0].startswith("Working code:\n# %%viscoder: bar chart of revenue by region\n")
+        and "df = sales\n" in plain[0]
+    )

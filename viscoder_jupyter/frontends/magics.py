@@ -13,6 +13,7 @@ from .. import runtime
 from ..core.errors import ViscoderError, with_retry_hint
 from ..core.setting_flags import setting_argument
 from ..core.settings import VisCoder
+from .code_block import show_code_block
 
 
 def _flag(name: str):
@@ -179,6 +180,7 @@ class VisCoderMagics(Magics):
         for figure in attempt.plotly_json:
             display({"application/vnd.plotly.v1+json": figure, "text/plain": "<plotly figure>"}, raw=True)
         if result.ok:
+            show_code_block(inserted_cell(request, result.code, magic))  # kept where no cell gets inserted
             if settings.insert:
                 self.shell.set_next_input(inserted_cell(request, result.code, magic), replace=False)
             return
