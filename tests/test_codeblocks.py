@@ -75,3 +75,13 @@ def test_with_repairs_off_only_the_frame_reads_the_prompt_asks_for_go():
     ]
     # Everything else stays for the model to meet: the other file, the missing numpy, the savefig.
     assert 'extra = pd.read_csv("other.csv")' in mended and "import numpy" not in mended and "savefig" in mended
+
+
+def test_a_file_read_becomes_a_copy_of_the_live_frame_not_an_alias():
+    import pandas as pd
+
+    code = "import pandas as pd\ndata = pd.read_csv('data.csv')\ndata['total'] = data['a'] * 2\ndata.drop(columns='a', inplace=True)"
+    mended, _ = repair_code(code, ["df"])
+    df = pd.DataFrame({"a": [1, 2]})
+    exec(mended, {"df": df})
+    assert list(df.columns) == ["a"] and df["a"].tolist() == [1, 2]  # the user's frame, untouched

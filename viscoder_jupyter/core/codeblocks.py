@@ -114,7 +114,10 @@ def _data_loading(node: ast.Assign, lines: list[str], frame_names: list[str]):
     if name in frame_names:
         return [f"{indent}pass"] if _only_statement(node, lines) else [], "dropped reading the data from a file"
     if name and len(frame_names) == 1:
-        return [f"{indent}{name} = {frame_names[0]}"], f"used the live frame `{frame_names[0]}` instead of a file"
+        # A copy, not an alias: code that then changes `name` must not change the user's frame.
+        return [
+            f"{indent}{name} = {frame_names[0]}.copy()"
+        ], f"used the live frame `{frame_names[0]}` instead of a file"
     return None
 
 
