@@ -23,6 +23,7 @@ from typing import Any
 
 from ..core.errors import BackendUnavailable
 from .base import Messages
+from .chat_tokens import split_markers, template_spans
 from .decoding import lookup_draft
 from .gguf_files import _GGUF_HINT, _first_line
 
@@ -250,11 +251,28 @@ class LoadedGGUF:
         return min(int(self.llm.n_ctx()), len(self.llm.input_ids))
 
     def prompt_tokens(self, messages: Messages) -> list[int]:
-        prompt = self.template.render(
-            messages=messages, add_generation_prompt=True, bos_token=self.bos_token, eos_token=self.eos_token
-        )
-        # The template writes any BOS itself (as transformers' apply_chat_template does).
-        return self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        """The conversation in the model's chat template; only the template's own markers are special
+        tokens: a content holding "<|im_end|>" (from a column name, say) stays text (chat_tokens)."""
+
+        def render(ms: Messages) -> str:
+            return self.template.render(
+                messages=ms, add_generation_prompt=True, bos_token=self.bos_token, eos_token=self.eos_token
+            )
+
+        spans = template_spans(render, messages)
+        is_control = import_llama_cpp().llama_vocab_is_control
+        markers = {
+            _special_text(self.llm, token)
+            for text, from_template in spans
+            if from_template
+            for token in self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+            if is_control(self.vocab, token)
+        }
+        ids: list[int] = []
+        for text, marker in split_markers(spans, markers):
+            # The template writes any BOS itself (as transformers' apply_chat_template does).
+            ids += self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=marker)
+        return ids
 
     def piece(self, token: int) -> bytes:
         """The token's bytes as text (special tokens: nothing), any length."""

@@ -24,6 +24,7 @@ from typing import Any
 from ..core.errors import BackendUnavailable
 from ..core.settings import QUANTIZATIONS, choices_text, setting, setting_default
 from .base import Backend, Messages, OnText, Reply, Sampling, run_cancellable
+from .chat_tokens import hf_prompt_ids
 from .decoding import greedy_decode, sampler
 from .hf_hub import resolve_model
 from .hf_models import LoadedModel, get_or_load, model_key
@@ -133,8 +134,7 @@ class TransformersBackend(Backend):
         with loaded.lock:
             if cancel.is_set():
                 return None
-            prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            ids = hf_prompt_ids(tokenizer, messages)  # contents never become special tokens
             cache, reused = loaded.prefix_cache.take(ids) if self.reuse_cache else (None, 0)
             if cache is None:
                 cache = DynamicCache(config=model.config)
