@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from viscoder_jupyter.backends import backend_class
-from viscoder_jupyter.backends.discovery import find_servers
+from viscoder_jupyter.backends.discovery import find_servers, token_for, write_discovery
 from viscoder_jupyter.backends.openai import (
     OpenAIBackend,
     normalize_base_url,
@@ -224,11 +224,84 @@ def test_settings_and_urls():
         OpenAIBackend("gpu-box:8000", "m")
 
 
+def announce(path, info, mode=0o600) -> dict:
+    """A discovery file as `viscoder serve` writes it (this user's, mode 0600), or as told."""
+    path.write_text(info if isinstance(info, str) else json.dumps(info))
+    path.chmod(mode)
+    return info
+
+
 def test_discovery_skips_and_removes_files_of_dead_servers(tmp_path):
     dead = tmp_path / "viscoder-serve-999999999.json"
-    dead.write_text(json.dumps({"url": "http://127.0.0.1:1/v1", "model_ref": "m", "pid": 999999999}))
+    announce(dead, {"url": "http://127.0.0.1:1/v1", "model_ref": "m", "pid": 999999999})
     alive = tmp_path / f"viscoder-serve-{os.getpid()}.json"
-    alive.write_text(json.dumps({"url": "http://127.0.0.1:2/v1", "model_ref": "m", "pid": os.getpid()}))
-    (tmp_path / "viscoder-serve-broken.json").write_text("{not json")
+    announce(alive, {"url": "http://127.0.0.1:2/v1", "model_ref": "m", "pid": os.getpid()})
+    announce(tmp_path / "viscoder-serve-broken.json", "{not json")
     assert [info["pid"] for info in find_servers(tmp_path)] == [os.getpid()]
     assert not dead.exists() and alive.exists()
+
+
+GOOD = {"url": "http://127.0.0.1:8123/v1", "model_ref": "m", "pid": os.getpid(), "token": "t0ken"}
+
+
+@pytest.mark.parametrize(
+    "why, info, mode, owner",
+    [
+        ("readable by others", GOOD, 0o644, None),
+        ("writable by the group", GOOD, 0o620, None),
+        ("another user's", GOOD, 0o600, 12345),
+        ("a remote host", {**GOOD, "url": "http://evil.example:8123/v1"}, 0o600, None),
+        ("a LAN address", {**GOOD, "url": "http://192.168.1.20:8123/v1"}, 0o600, None),
+        ("https elsewhere", {**GOOD, "url": "https://127.0.0.1.evil.example/v1"}, 0o600, None),
+        ("not JSON", "{not json", 0o600, None),
+        ("a list", "[1, 2]", 0o600, None),
+        ("pid a string", {**GOOD, "pid": str(os.getpid())}, 0o600, None),
+        ("pid a bool", {**GOOD, "pid": True}, 0o600, None),
+        ("no url", {k: v for k, v in GOOD.items() if k != "url"}, 0o600, None),
+        ("token a number", {**GOOD, "token": 123}, 0o600, None),
+        ("a port that is not a number", {**GOOD, "url": "http://127.0.0.1:x/v1"}, 0o600, None),
+    ],
+)
+def test_discovery_ignores_files_it_cannot_trust(tmp_path, why, info, mode, owner):
+    # Where prompts (the user's data) go, and with which token: only this user's own file says.
+    path = tmp_path / "viscoder-serve-1.json"
+    announce(path, info, mode)
+    if owner is not None:
+        if os.getuid() != 0:
+            pytest.skip("giving a file to another user needs root")
+        os.chown(path, owner, -1)
+    assert find_servers(tmp_path) == [] and token_for(GOOD["url"], tmp_path) == ""
+    assert path.exists()  # not removed either: only this user's files of dead servers are
+    path.chmod(0o600)
+    if owner is None and why.startswith(("readable", "writable")):  # the same file, made private
+        assert find_servers(tmp_path) == [GOOD] and token_for(GOOD["url"], tmp_path) == "t0ken"
+
+
+def test_discovery_ignores_a_symlink_and_writes_through_none(tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    target = tmp_path / "elsewhere.json"
+    announce(target, GOOD)
+    (tmp_path / "viscoder-serve-2.json").symlink_to(target)
+    assert find_servers(tmp_path) == []
+    # Links planted where the server writes its file: the victims stay as they were.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for name in (f"viscoder-serve-{os.getpid()}.json", f"viscoder-serve-{os.getpid()}.tmp"):
+        (tmp_path / name).symlink_to(victim)
+    path = write_discovery(GOOD)
+    assert victim.read_text() == "precious" and not path.is_symlink()
+    assert path.stat().st_mode & 0o777 == 0o600 and json.loads(path.read_text()) == GOOD
+    assert find_servers(tmp_path) == [GOOD]
+    assert write_discovery({**GOOD, "token": "new"}) == path  # our own file: replaced
+    assert token_for(GOOD["url"], tmp_path) == "new"
+
+
+def test_discovery_refuses_to_replace_another_users_file(tmp_path, monkeypatch):
+    if os.getuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    path = tmp_path / f"viscoder-serve-{os.getpid()}.json"
+    announce(path, {**GOOD, "url": "http://127.0.0.1:1/v1"})
+    os.chown(path, 12345, -1)
+    with pytest.raises(BackendUnavailable, match="is not this user's file; remove it"):
+        write_discovery(GOOD)

@@ -1,20 +1,28 @@
 """Finding `viscoder serve`: the discovery file each server writes in the Jupyter runtime dir
 (``viscoder-serve-<pid>.json``, mode 0600: it holds the token), and starting one on demand.
 
-`tools/serve.py` writes the file; the openai backend's ``base_url = "auto"`` reads it.
+`tools/serve.py` writes the file; the openai backend's ``base_url = "auto"`` reads it, and takes
+the token from it for a loopback URL given without a key.
+
+The file says where to send the user's prompts (their data) and which token to send, so a
+file this user did not write is not believed: one owned by someone else, readable by others,
+a symlink, malformed, or pointing anywhere but this machine's loopback is ignored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import secrets
+import stat
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..core.errors import BackendUnavailable
 from ..core.settings import setting_default
@@ -29,16 +37,48 @@ def runtime_dir() -> Path:
     return Path(jupyter_runtime_dir())
 
 
+#: A discovery file is a few hundred bytes; anything much larger is not one.
+MAX_DISCOVERY_BYTES = 64 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _private_dir(directory: Path) -> Path:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return directory
+
+
+def _ours(st: os.stat_result) -> bool:
+    """A regular file of this user that only this user can read or write."""
+    if os.name != "posix":
+        return stat.S_ISREG(st.st_mode)
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o600
+
+
 def write_discovery(info: dict) -> Path:
-    """Announce a running server (this process) to every kernel of this user."""
-    directory = runtime_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    """Announce a running server (this process) to every kernel of this user.
+
+    Written to a fresh file (O_EXCL|O_NOFOLLOW: a planted file or symlink is never written
+    through), then renamed over the announced name: readers never see half a file.
+    """
+    directory = _private_dir(runtime_dir())
     path = directory / f"{PREFIX}{os.getpid()}.json"
-    temp = path.with_suffix(".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(info, f)
-    os.replace(temp, path)  # readers never see half a file
+    with contextlib.suppress(FileNotFoundError):
+        if os.name == "posix" and os.lstat(path).st_uid != os.getuid():  # ours (a stale one) is replaced
+            raise BackendUnavailable(
+                f"{path} exists and is not this user's file; remove it, then start `viscoder serve` again."
+            )
+    temp = directory / f".{PREFIX}{os.getpid()}-{secrets.token_hex(8)}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            if os.name == "posix":
+                os.fchmod(f.fileno(), 0o600)  # whatever the umask
+            json.dump(info, f)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
     return path
 
 
@@ -59,25 +99,75 @@ def _healthy(url: str, timeout: float = 2.0) -> bool:
 
     httpx = _httpx()
     try:
-        return httpx.get(url.rsplit("/v1", 1)[0] + "/health", timeout=timeout).status_code == 200
+        # A proxy from the environment cannot reach our loopback.
+        return httpx.get(url.rsplit("/v1", 1)[0] + "/health", timeout=timeout, trust_env=False).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def is_loopback(host: str | None) -> bool:
+    """'127.0.0.1', '::1', '[::1]', 'localhost': names that cannot leave this machine."""
+    host = (host or "").strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_discovery(path: Path) -> dict | None:
+    """The server a discovery file announces, or None where the file is not to be believed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))  # a FIFO does not block
+    except OSError:
+        return None  # gone, or a symlink
+    with os.fdopen(fd, "rb") as f:
+        if not _ours(os.fstat(f.fileno())):  # the opened file itself: no swap after a check
+            return None
+        data = f.read(MAX_DISCOVERY_BYTES + 1)
+    try:
+        info = json.loads(data)
+    except ValueError:
+        return None
+    if len(data) > MAX_DISCOVERY_BYTES or not isinstance(info, dict):
+        return None
+    pid, url, token = info.get("pid"), info.get("url"), info.get("token", "")
+    if type(pid) is not int or pid <= 0 or not isinstance(url, str) or not isinstance(token, str):
+        return None
+    if not isinstance(info.get("model_ref", ""), str):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return None
+    if parts.scheme != "http" or not is_loopback(parts.hostname):
+        return None
+    return info
 
 
 def find_servers(directory: Path | None = None) -> list[dict]:
     """Running servers announced in the runtime dir; files of dead ones are removed."""
     found = []
     for path in sorted((directory or runtime_dir()).glob(PREFIX + "*.json")):
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError):
+        info = read_discovery(path)
+        if info is None:
             continue
-        if not _alive(int(info.get("pid", -1))):
+        if not _alive(info["pid"]):
             with contextlib.suppress(OSError):
                 path.unlink()
             continue
         found.append(info)
     return found
+
+
+def token_for(url: str, directory: Path | None = None) -> str:
+    """The token of the running `viscoder serve` at `url` (a loopback URL), if one is announced."""
+    for info in find_servers(directory):
+        if info["url"].rstrip("/") == url.rstrip("/"):
+            return info.get("token", "")
+    return ""
 
 
 def find_server(model_ref: str, directory: Path | None = None) -> dict | None:
@@ -91,7 +181,7 @@ def find_server(model_ref: str, directory: Path | None = None) -> dict | None:
 @contextlib.contextmanager
 def _start_lock(directory: Path):
     """Kernels starting at once start one server: the second waits, then finds the first's."""
-    directory.mkdir(parents=True, exist_ok=True)
+    _private_dir(directory)
     with open(directory / "viscoder-serve-start.lock", "a") as f:
         try:
             import fcntl
@@ -120,7 +210,7 @@ def start_server(
     from .hf_hub import resolve_model
 
     ref, _ = resolve_model(model)
-    directory = runtime_dir()
+    directory = _private_dir(runtime_dir())
     with _start_lock(directory):
         info = find_server(ref, directory)
         if info is not None:
@@ -139,7 +229,8 @@ def start_server(
             "--idle-exit",
             str(idle_exit_s),
         ]
-        with open(log_path, "w") as log:
+        # Only this user reads the log (it names the model, prompts' errors and tracebacks).
+        with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600), "w") as log:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )

@@ -12,7 +12,12 @@ Every failure (server not reachable, too slow, HTTP 4xx/5xx, a stream cut mid-re
 half-open, so running the cell again retries.
 
 ``base_url = "auto"`` uses the `viscoder serve` that another kernel of this user started for
-the same model (found through the Jupyter runtime dir), and starts one if there is none.
+the same model (found through the Jupyter runtime dir), and starts one if there is none. A
+loopback URL given without an API key gets the token of the `viscoder serve` announced there.
+
+The server applies the chat template to the messages: keeping marker text in them (a column
+named "<|im_end|>") plain text is its job. `viscoder serve` does (backends/chat_tokens.py);
+another server may parse special tokens in message contents.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any, ClassVar
 from ..core.errors import BackendFailed, BackendUnavailable
 from ..core.settings import setting, setting_default
 from .base import Backend, Messages, OnText, Reply, Sampling
-from .discovery import start_server
+from .discovery import is_loopback, start_server, token_for
 from .streaming import FenceWatcher
 
 #: Seconds to open a connection, and to wait for each piece of the stream.
@@ -129,13 +134,14 @@ class OpenAIBackend(Backend):
         }
         if sampling is not None:
             body.update(temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed)
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        local = is_loopback(httpx.URL(url).host)
+        key = self.api_key or (token_for(self.base_url) if local else "")  # our own `viscoder serve`
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
         connect, read = self.timeout
         timeout = httpx.Timeout(read, connect=connect)
         stream = _Stream(on_text, f"The model server at {self.base_url}")
         try:
             # Proxy variables apply to remote servers only: a proxy cannot reach our loopback.
-            local = httpx.URL(url).host in ("127.0.0.1", "localhost", "::1")
             async with httpx.AsyncClient(timeout=timeout, trust_env=not local) as client:
                 async with client.stream("POST", url, json=body, headers=headers) as response:
                     if response.status_code >= 400:
