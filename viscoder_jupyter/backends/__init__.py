@@ -7,6 +7,8 @@ are also known by name so a source checkout works without installation.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 import threading
 from importlib.metadata import entry_points
 from typing import Any
@@ -23,11 +25,31 @@ _BUILT_IN = {
     "llamacpp": "viscoder_jupyter.backends.llamacpp:LlamaCppBackend",
 }
 _INSTALL_HINT = {
-    "transformers": "pip install 'viscoder-jupyter' torch transformers accelerate bitsandbytes",
+    "transformers": "pip install 'viscoder-jupyter[local]'",
     "llamacpp": "pip install 'viscoder-jupyter[cpu]'",
 }
 _instances: dict[tuple, Backend] = {}
 _lock = threading.Lock()
+
+
+def require_installed(backend: str, *modules: str) -> None:
+    """Say in one message what to install when a backend's engine is missing (the core install
+    has none), before anything tries to import it."""
+    missing = [m for m in modules if not _installed(m)]
+    if missing:
+        raise BackendUnavailable(
+            f"The {backend!r} backend needs {' and '.join(missing)}, not installed here. "
+            f"Install: {_INSTALL_HINT[backend]} (or use the 'openai' backend with a model server)."
+        )
+
+
+def _installed(module: str) -> bool:
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _registry() -> dict[str, str]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..core.errors import BackendUnavailable
 from ..core.settings import QUANTIZATIONS, choices_text, setting, setting_default
+from . import require_installed
 from .base import Backend, Messages, OnText, Reply, Sampling, run_cancellable
 from .chat_tokens import hf_prompt_ids
 from .decoding import greedy_decode, sampler
@@ -31,6 +32,8 @@ from .hf_models import LoadedModel, get_or_load, model_key
 from .kv_cache import cached_length
 from .streaming import FenceWatcher, IncrementalDecoder
 
+#: What this backend imports to run: `pip install 'viscoder-jupyter[local]'`.
+MODEL_STACK = ("torch", "transformers")
 #: Draft length for prompt-lookup decoding (0: off); see benchmarks/generation_speed.py.
 PROMPT_LOOKUP_TOKENS = 10
 
@@ -55,6 +58,7 @@ class TransformersBackend(Backend):
         stop_at_fence: bool = True,
         dtype: str | None = None,
     ):
+        require_installed(self.name, *MODEL_STACK)
         self.ref, self.is_local = resolve_model(model)
         self.quantization = (quantization or setting_default("quantization")).lower()
         if self.quantization not in QUANTIZATIONS:
@@ -85,6 +89,7 @@ class TransformersBackend(Backend):
         The loaded model itself is shared across all keys with the same `model_key` (model,
         quantization, device); the last two only change this thin instance.
         """
+        require_installed(cls.name, *MODEL_STACK)  # the first call that would import torch
         return (
             cls.name,
             *model_key(settings),
