@@ -158,7 +158,7 @@ def test_no_dataframe_is_said_plainly(kernel):
     "fields, reason, message",
     [
         ({"settings": {"backend": "nope"}}, "bad_request", "Unknown backend 'nope'"),
-        ({"settings": {"retries": -1}}, "bad_request", "--retries must be 0 or more"),
+        ({"settings": {"retries": -1}}, "bad_request", "fix.settings.retries: -1, must be from 0 to 10"),
         ({"source": "  "}, "bad_request", "The cell is empty"),
         ({"traceback": ""}, "bad_request", "Nothing to fix"),
     ],
@@ -256,3 +256,79 @@ def test_every_message_a_fix_sends_is_as_declared(kernel):
         "error",
     }
     assert [p for m in sent for p in problems(m)] == []
+
+
+@pytest.mark.parametrize(
+    "data, run_id, said",
+    [
+        ({"settings": {"retries": 50}}, "r1", "fix.settings.retries: 50, must be from 0 to 10"),
+        ({"settings": {"timeout": -5}}, "r1", "fix.settings.timeout: -5, must be more than 0 and at most 3600"),
+        ({"settings": {"lib": 3}}, "r1", "fix.settings.lib: int, declared str"),
+        ({"settings": {"api_key": "sk-x"}}, "r1", "unknown setting 'api_key'"),
+        ({"source": "x" * 200_001}, "r1", "fix.source: 200001 characters, more than 200000"),
+        ({"id": 7}, "", "fix.id: int, declared str"),
+        ({"note": None}, "r1", "fix.note: NoneType, declared str"),
+        ({"extra": True}, "r1", "fix: undeclared 'extra'"),
+    ],
+)
+def test_a_fix_not_as_declared_gets_an_error_reply_and_nothing_runs(kernel, data, run_id, said):
+    setup, kc = kernel
+    client = setup(GOOD_BAR)
+    client.open()
+    client.send(
+        {
+            "type": "fix",
+            "id": "r1",
+            "source": USER_CODE,
+            "traceback": USER_TRACEBACK,
+            "note": "",
+            "settings": {},
+            **data,
+        }
+    )
+    error = client.next()
+    assert error["type"] == "error" and error["reason"] == "bad_request" and error["id"] == run_id
+    assert said in error["message"] and error["message"].startswith("The kernel refused the sidebar's message")
+    # Nothing ran: the one recorded reply is still there for the next, good fix.
+    client.fix("r2")
+    done = client.until_final()[-1]
+    assert done["type"] == "done" and done["ok"] and done["id"] == "r2"
+
+
+def test_messages_that_are_not_objects_or_not_known_get_an_error_reply(kernel):
+    setup, _ = kernel
+    client = setup(GOOD_BAR)
+    client.open()
+    for data, said in [
+        (["fix"], "a message is a JSON object, not list"),
+        ({"type": "cancel", "id": "r", "now": 1}, "cancel: undeclared 'now'"),
+        ({"type": "cancel"}, "cancel: missing 'id'"),
+    ]:
+        client.send(data)
+        error = client.next()
+        assert error["type"] == "error" and error["reason"] == "bad_request" and said in error["message"], error
+
+
+FLAGGED_FIX = (
+    "```python\nimport matplotlib.pyplot as plt\nsales.to_csv('backup.csv')\n"
+    "plt.bar(sales['region'], sales['revenue'])\nplt.show()\n```"
+)
+
+
+def test_the_done_message_carries_what_the_review_flagged(kernel):
+    from viscoder_jupyter.frontends.protocol import problems
+
+    setup, _ = kernel
+    client = setup(FLAGGED_FIX)
+    client.open()
+    client.fix("r", settings={"retries": 0})
+    done = client.until_final()[-1]
+    assert problems(done) == []
+    assert done["ok"] and "sales.to_csv('backup.csv')" in done["code"]
+    assert done["findings"] == [
+        {
+            "line": done["code"].splitlines().index("sales.to_csv('backup.csv')") + 1,
+            "text": "sales.to_csv('backup.csv')",
+            "why": "calls .to_csv(...) with a destination: it writes a file",
+        }
+    ]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from viscoder_jupyter.frontends import protocol
-from viscoder_jupyter.frontends.protocol import incoming, message, problems
+from viscoder_jupyter.frontends.protocol import BadMessage, incoming, message, problems
 
 TS = (Path(__file__).resolve().parents[1] / "labextension" / "src" / "protocol.ts").read_text(encoding="utf-8")
 TS_TYPES = {
@@ -16,6 +16,7 @@ TS_TYPES = {
     "boolean": (bool,),
     "IFixSettings": (dict,),
     "ErrorReason": (str,),
+    "IReviewFinding[]": (list,),
 }
 
 
@@ -91,6 +92,7 @@ def test_messages_are_built_with_exactly_their_declared_fields():
                 "seconds": 0,
                 "error": "",
                 "verified": "",
+                "findings": [],
             }
         )
         == []
@@ -101,10 +103,56 @@ def test_messages_are_built_with_exactly_their_declared_fields():
     ]
 
 
-def test_incoming_messages_are_read_leniently():
-    assert incoming({"type": "fix", "id": 7, "source": None, "settings": "x"}) == (
-        "fix",
-        {"id": "7", "source": "", "traceback": "", "note": "", "settings": {}},
-    )
+def test_the_review_finding_is_declared_alike_on_both_sides():
+    fields = ts_interfaces(TS)["IReviewFinding"]
+    assert {name: kind for name, (kind, _) in fields.items()} == {
+        name: {int: "number", str: "string"}[kind] for name, kind in protocol.REVIEW_FINDING.items()
+    }
+
+
+FIX = {"type": "fix", "id": "r1", "source": "plot(df)", "traceback": "", "note": "", "settings": {}}
+
+
+def test_incoming_messages_are_read_as_declared():
+    assert incoming(FIX) == ("fix", {k: v for k, v in FIX.items() if k != "type"})
     assert incoming({"type": "cancel", "id": "r"}) == ("cancel", {"id": "r"})
-    assert incoming({"type": "launch"}) == ("launch", {"id": ""})
+    settings = {"retries": 10, "timeout": 3600, "lib": "Seaborn", "backend": "", "model": None, "samples": 0}
+    assert incoming({**FIX, "settings": settings})[1]["settings"] == settings
+
+
+@pytest.mark.parametrize(
+    "data, said",
+    [
+        ({"type": "fix", "id": 7, "source": None}, ["fix: missing 'traceback'", "fix.id: int, declared str"]),
+        ({**FIX, "extra": 1}, ["fix: undeclared 'extra'"]),
+        ({**FIX, "source": "x" * 200_001}, ["fix.source: 200001 characters, more than 200000"]),
+        ({**FIX, "id": "r" * 101}, ["fix.id: 101 characters, more than 100"]),
+        ({**FIX, "settings": {"retries": 11}}, ["fix.settings.retries: 11, must be from 0 to 10"]),
+        ({**FIX, "settings": {"retries": -1}}, ["fix.settings.retries: -1, must be from 0 to 10"]),
+        ({**FIX, "settings": {"retries": True}}, ["fix.settings.retries: bool, declared int"]),
+        ({**FIX, "settings": {"samples": 2.5}}, ["fix.settings.samples: float, declared int"]),
+        ({**FIX, "settings": {"timeout": 0}}, ["fix.settings.timeout: 0, must be more than 0 and at most 3600"]),
+        ({**FIX, "settings": {"timeout": 1e9}}, ["fix.settings.timeout: 1000000000.0, must be more than 0"]),
+        ({**FIX, "settings": {"timeout": "10"}}, ["fix.settings.timeout: str, declared float"]),
+        ({**FIX, "settings": {"lib": "ggplot"}}, ["fix.settings.lib: 'ggplot', not one of matplotlib"]),
+        ({**FIX, "settings": {"model": "m" * 1001}}, ["fix.settings.model: 1001 characters, more than 1000"]),
+        ({**FIX, "settings": {"api_key": "k"}}, ["fix.settings: unknown setting 'api_key'"]),
+        ({**FIX, "settings": []}, ["fix.settings: list, declared dict"]),
+        ({"type": "launch", "id": "x"}, ["Unknown message type 'launch'"]),
+        (["fix"], ["a message is a JSON object, not list"]),
+    ],
+)
+def test_a_message_that_is_not_as_declared_is_refused_saying_what_is_wrong(data, said):
+    with pytest.raises(BadMessage) as refused:
+        incoming(data)
+    for words in said:
+        assert any(problem.startswith(words) for problem in refused.value.problems), refused.value.problems
+    # The refusal reaches the run that sent it when its id can be read, else no run.
+    readable = isinstance(data, dict) and isinstance(data.get("id"), str) and len(data["id"]) <= 100
+    assert refused.value.id == (data["id"] if readable else "")
+
+
+def test_every_frontend_text_field_has_a_limit_and_every_range_a_setting():
+    texts = {name for fields in protocol.FRONTEND.values() for name, kind in fields.items() if kind is str}
+    assert texts <= set(protocol.TEXT_LIMITS)
+    assert set(protocol.SETTING_RANGES) <= set(protocol.SETTING_KEYS)

@@ -99,6 +99,20 @@ export interface IDone {
    * empty when no attempt drew, absent from kernels older than the field.
    */
   verified?: string;
+  /**
+   * What the review of generated code flagged in `code` (viscoder_jupyter/core/code_review.py):
+   * network, other programs, file writes, eval, credentials, IPython escapes, probes. The panel
+   * shows each and keeps Accept off until the user says they read the code. Empty when nothing
+   * is flagged; absent from kernels older than the field.
+   */
+  findings?: IReviewFinding[];
+}
+
+/** One line the review flagged: its number (1-based) in `code`, its text, and why. */
+export interface IReviewFinding {
+  line: number;
+  text: string;
+  why: string;
 }
 
 export interface ICancelled {

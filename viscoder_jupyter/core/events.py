@@ -29,6 +29,7 @@ class Attempt:
     repairs: list[str] = field(default_factory=list)  # what was mended in the code before it ran
     candidates: int = 1  # sampled candidates tried in this round
     figure_facts: list[dict] | None = None  # what the child saw in its matplotlib figures
+    findings: list = field(default_factory=list)  # what the review of the code flagged (core/code_review.py)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +84,11 @@ class PlotResult:
     @property
     def error(self) -> AttemptError | None:
         return self.final.error if self.final else None
+
+    @property
+    def findings(self) -> list:
+        """What the review flagged in the answer's code: front ends show it before it is used."""
+        return self.final.findings if self.final else []
 
     def _repr_png_(self):
         # Shows the figure when a result is the last expression of a cell.

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..backends.base import Backend, Sampling
 from .checks import figure_problem
+from .code_review import FlaggedCode, review_code
 from .codeblocks import extract_code, repair_code
 from .context import describe_frames, wide_frame_notes
 from .errors import BackendFailed, ContextFull, NoCodeInReply, NoFigure, ViscoderError
@@ -244,6 +245,7 @@ async def _attempt(
     else:  # with repairs off, still the frame reads the prompt asks for (the harness drops them too)
         attempt.code, attempt.repairs = repair_code(code, list(frames), only_frame_reads=not settings.repairs)
     emit(CodeWritten(number, attempt.code))
+    attempt.findings = review_code(attempt.code)  # for the user, before the code reaches their kernel
     outcome = await kernel.async_run(attempt.code, settings.timeout)  # cancelling it interrupts the child
     attempt.execute_seconds = outcome.seconds
     attempt.images = outcome.images
@@ -252,6 +254,8 @@ async def _attempt(
     attempt.figure_facts = outcome.figure_facts
     if outcome.error or not outcome.has_figure:
         attempt.error = outcome.error or NoFigure()
+    elif attempt.findings and settings.checks:  # a clean version should come first (not in the paper protocol)
+        attempt.error = FlaggedCode(attempt.findings, settings.lib)
     elif settings.checks:
         attempt.error = figure_problem(outcome.figure_facts, outcome.plotly_json, request)
         if attempt.error is None and settings.request_checks:

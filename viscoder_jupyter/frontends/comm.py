@@ -28,7 +28,7 @@ from ..core.events import (
     Status,
     TextStreamed,
 )
-from .protocol import SETTING_KEYS, TARGET, incoming, message
+from .protocol import REVIEW_FINDING, SETTING_KEYS, TARGET, BadMessage, incoming, message
 
 log = logging.getLogger(__name__)
 _TEXT_FLUSH_SECONDS = 0.1  # streamed text goes out in batches, not one message per token
@@ -95,17 +95,21 @@ class FixChannel:
 
     # ------------------------------------------------------------------ incoming
     def on_msg(self, msg: dict) -> None:
-        kind, fields = incoming(msg.get("content", {}).get("data") or {})
-        if kind == "fix":
-            self.start(fields)
-        elif kind == "cancel":
-            self.cancel(fields["id"])
-        else:
-            self.send(
-                message(
-                    "error", id=fields.get("id", ""), reason="bad_request", message=f"Unknown message type {kind!r}."
-                )
-            )
+        """Each message is checked against its declaration first; whatever goes wrong, the panel
+        gets an "error" reply (a message that does not match, or a failure of ours), never silence."""
+        try:
+            kind, fields = incoming((msg.get("content") or {}).get("data"))
+        except BadMessage as exc:
+            self.send(message("error", id=exc.id, reason="bad_request", message=_refused(exc)))
+            return
+        try:
+            if kind == "fix":
+                self.start(fields)
+            elif kind == "cancel":
+                self.cancel(fields["id"])
+        except Exception as exc:  # noqa: BLE001 (the comm swallows what a handler raises: say it instead)
+            log.exception("VisCoder: the sidebar's %r message failed", kind)
+            self.send(message("error", id=fields["id"], reason="internal", message=f"{type(exc).__name__}: {exc}"))
 
     def on_close(self, msg: dict) -> None:
         run = self._run
@@ -222,6 +226,7 @@ class FixChannel:
                     seconds=round(sum(a.seconds for a in result.attempts), 3),
                     error=result.error.one_line() if result.error else "",
                     verified=verified_text(result.final, result.request) if result.final else "",
+                    findings=[{key: getattr(f, key) for key in REVIEW_FINDING} for f in result.findings],
                 ),
             )
 
@@ -244,6 +249,17 @@ class FixChannel:
             self.comm.send(data)
         except Exception:  # a closed comm or a kernel shutting down: nobody to tell
             log.debug("VisCoder comm message not sent", exc_info=True)
+
+
+def _refused(exc: BadMessage) -> str:
+    from .._version import __version__
+
+    text = f"The kernel refused the sidebar's message: {exc}."
+    if any(word in p.lower() for p in exc.problems for word in ("unknown", "undeclared", "missing")):
+        text += (
+            f" The sidebar and the kernel may run different versions of viscoder-jupyter (the kernel: {__version__})."
+        )
+    return text
 
 
 def _error(run_id: str, exc: ViscoderError) -> dict:

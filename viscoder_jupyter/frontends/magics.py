@@ -10,6 +10,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .. import runtime
+from ..core.code_review import CATEGORIES, header_lines
 from ..core.errors import ViscoderError, with_retry_hint
 from ..core.setting_flags import setting_argument
 from ..core.settings import VisCoder
@@ -40,11 +41,17 @@ class ViscoderArgs:
         return {k: v for k, v in vars(self).items() if k != "frames"}
 
 
-def inserted_cell(request: str, code: str, magic: str = "%%viscoder") -> str:
-    """The new cell: the request quoted as a comment, then the code."""
+def inserted_cell(request: str, code: str, magic: str = "%%viscoder", findings=()) -> str:
+    """The new cell: the request quoted as a comment, then the code. With `findings` (the review
+    flagged lines, core/code_review.py), every line of the code is commented out, under a header
+    naming each flagged line and why: running the cell then does nothing until the user has read it."""
     lines = [line.rstrip() for line in request.strip().splitlines()]
     header = [f"# {magic}: {lines[0]}"] + [f"#   {line}" if line else "#" for line in lines[1:]]
-    return "\n".join(header) + "\n" + code.strip() + "\n"
+    body = code.strip()
+    if findings:
+        header += header_lines(findings)
+        body = "\n".join(f"# {line}" if line.strip() else "#" for line in body.splitlines())
+    return "\n".join(header) + "\n" + body + "\n"
 
 
 @magics_class
@@ -180,13 +187,26 @@ class VisCoderMagics(Magics):
         for figure in attempt.plotly_json:
             display({"application/vnd.plotly.v1+json": figure, "text/plain": "<plotly figure>"}, raw=True)
         if result.ok:
-            show_code_block(inserted_cell(request, result.code, magic))  # kept where no cell gets inserted
+            cell = inserted_cell(request, result.code, magic, result.findings)
+            if result.findings:
+                print(flagged_message(result.findings, settings.insert))
+            show_code_block(cell)  # kept where no cell gets inserted
             if settings.insert:
-                self.shell.set_next_input(inserted_cell(request, result.code, magic), replace=False)
+                self.shell.set_next_input(cell, replace=False)
             return
         # Every attempt failed: show what was tried last, insert nothing.
         print("Last code tried:\n" + (attempt.code or attempt.reply))
         print("\n" + attempt.error.feedback_text())
+
+
+def flagged_message(findings, inserted: bool) -> str:
+    """What the user reads under the figure when the review flagged the working code."""
+    where = "The cell below is inserted commented out" if inserted else "The code below is commented out"
+    return (
+        f"VisCoder: the review flagged {len(findings)} line(s) of this code that plotting code never needs "
+        f"({', '.join(dict.fromkeys(CATEGORIES[f.category] for f in findings))}). {where}: read it before "
+        "you run any of it.\n" + "\n".join(f"  {f.describe()}" for f in findings)
+    )
 
 
 def register(shell) -> VisCoderMagics:

@@ -17,3 +17,11 @@ if (typeof window.matchMedia !== 'function') {
       dispatchEvent: () => false
     }) as MediaQueryList;
 }
+// ReactWidget unmounts its React root in an idle callback (the view tests render the real view).
+if (typeof globalThis.requestIdleCallback !== 'function') {
+  globalThis.requestIdleCallback = ((callback: IdleRequestCallback) =>
+    setTimeout(
+      () => callback({ didTimeout: false, timeRemaining: () => 0 }),
+      0
+    )) as unknown as typeof requestIdleCallback;
+}

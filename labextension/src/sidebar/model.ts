@@ -4,7 +4,7 @@ import { UUID } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IDone, IFixSettings, KernelMessage } from '../protocol';
+import { IDone, IFixSettings, IReviewFinding, KernelMessage } from '../protocol';
 import { IKernelBridge, IKernelBridges } from '../tokens';
 import { findCell, ICellError, lastError } from './cellInfo';
 
@@ -26,6 +26,8 @@ export interface IProposal {
   elapsedMs: number;
   /** What the kernel checked of the figure ('' when it says nothing). */
   verified: string;
+  /** Lines the review of generated code flagged: Accept and Insert wait for `reviewRead`. */
+  findings: IReviewFinding[];
 }
 
 /**
@@ -79,6 +81,21 @@ export class SidebarModel implements IDisposable {
   /** What just happened (accepted, inserted, discarded). */
   get notice(): string | null {
     return this._notice;
+  }
+  /** The user ticked "I read it" under the proposal's flagged lines. */
+  get reviewRead(): boolean {
+    return this._reviewRead;
+  }
+  set reviewRead(value: boolean) {
+    this._reviewRead = value;
+    this._changed.emit();
+  }
+  /**
+   * The proposal may go into the notebook: nothing was flagged in it, or the user said they
+   * read the flagged code (the code would run in their own kernel, outside the sandbox).
+   */
+  get mayUse(): boolean {
+    return this._proposal !== null && (this._proposal.findings.length === 0 || this._reviewRead);
   }
   /** The cell's model, while it is still in its notebook. */
   get cell(): ICodeCellModel | null {
@@ -200,7 +217,7 @@ export class SidebarModel implements IDisposable {
   accept(): void {
     const proposal = this._proposal;
     const cell = this.cell;
-    if (this._phase !== 'proposed' || !proposal) {
+    if (this._phase !== 'proposed' || !proposal || !this.mayUse) {
       return;
     }
     if (!cell) {
@@ -234,7 +251,7 @@ export class SidebarModel implements IDisposable {
     const proposal = this._proposal;
     const panel = this._panel;
     const index = this.cellIndex;
-    if (this._phase !== 'proposed' || !proposal || !panel?.content.model) {
+    if (this._phase !== 'proposed' || !proposal || !panel?.content.model || !this.mayUse) {
       return;
     }
     if (index < 0) {
@@ -297,6 +314,7 @@ export class SidebarModel implements IDisposable {
 
   private _endProposal(notice: string, keepLog = true): void {
     this._proposal = null;
+    this._reviewRead = false;
     this._phase = 'idle';
     this._notice = notice;
     if (!keepLog) {
@@ -422,7 +440,7 @@ export class SidebarModel implements IDisposable {
     }
   }
 
-  private _onDone({ ok, code, attempts, seconds, error, verified }: IDone): void {
+  private _onDone({ ok, code, attempts, seconds, error, verified, findings }: IDone): void {
     const plural = attempts === 1 ? '' : 's';
     const checked = (verified ?? '').trim().replace(/\.$/, '');
     if (!ok) {
@@ -433,7 +451,9 @@ export class SidebarModel implements IDisposable {
     }
     const elapsedMs = performance.now() - this._clickedAt;
     const figures = this._finalFigures(code);
-    this._proposal = { code, figures, attempts, seconds, elapsedMs, verified: checked };
+    const flagged = findings ?? [];
+    this._proposal = { code, figures, attempts, seconds, elapsedMs, verified: checked, findings: flagged };
+    this._reviewRead = false;
     this._phase = 'proposed';
     const when = `after ${attempts} attempt${plural} (${(elapsedMs / 1000).toFixed(1)} s from the click)`;
     // Say what the kernel checked of the figure, not just that something ran.
@@ -441,6 +461,13 @@ export class SidebarModel implements IDisposable {
       kind: 'done',
       text: checked ? `Checked ${when}: ${checked}.` : `Ran without error ${when}; nothing is known of the figure.`
     });
+    if (flagged.length) {
+      const lines = flagged.length === 1 ? '1 line' : `${flagged.length} lines`;
+      this._add({
+        kind: 'failed',
+        text: `The review flagged ${lines} that plotting code never needs: read the code before you use it.`
+      });
+    }
   }
 
   /**
@@ -482,6 +509,7 @@ export class SidebarModel implements IDisposable {
   /** The code of each failed attempt, by attempt number. */
   private _failedCode = new Map<number, string>();
   private _proposal: IProposal | null = null;
+  private _reviewRead = false;
   private _problem: string | null = null;
   private _notice: string | null = null;
   private _runId = '';

@@ -96,6 +96,7 @@ function Panel({ model, openFigure }: IPanelProps): JSX.Element {
       {model.notice && <p className="jp-VisCoder-notice">{model.notice}</p>}
       <Log model={model} />
       {model.proposal && <Proposal model={model} openFigure={openFigure} />}
+      {model.proposal && model.proposal.findings.length > 0 && <Review model={model} />}
       {model.proposal && <Decision model={model} />}
     </div>
   );
@@ -185,18 +186,26 @@ function Proposal({ model, openFigure }: IPanelProps): JSX.Element {
   const proposal = model.proposal!;
   const lines = diffLines(model.source, proposal.code);
   const sign = { same: ' ', added: '+', removed: '-' };
+  const flagged = new Set(proposal.findings.map(finding => finding.line));
+  let number = 0; // the line's number in the proposal (removed lines are not in it)
   return (
     <section className="jp-VisCoder-proposal">
       <h3>Proposed fix</h3>
       {/* One line of code per line: no wrapping, the box scrolls sideways. */}
       <div className="jp-VisCoder-diff" role="region" aria-label="Changes to the cell" tabIndex={0}>
         <div className="jp-VisCoder-diff-lines">
-          {lines.map((line, i) => (
-            <div key={i} className={`jp-VisCoder-diff-line jp-VisCoder-diff-${line.kind}`}>
-              <span className="jp-VisCoder-diff-sign">{sign[line.kind]}</span>
-              {line.text}
-            </div>
-          ))}
+          {lines.map((line, i) => {
+            const isFlagged = line.kind !== 'removed' && flagged.has(++number);
+            return (
+              <div
+                key={i}
+                className={`jp-VisCoder-diff-line jp-VisCoder-diff-${line.kind}${isFlagged ? ' jp-VisCoder-diff-flagged' : ''}`}
+              >
+                <span className="jp-VisCoder-diff-sign">{sign[line.kind]}</span>
+                {line.text}
+              </div>
+            );
+          })}
         </div>
       </div>
       {proposal.figures.map((png, i) => (
@@ -213,14 +222,54 @@ function Proposal({ model, openFigure }: IPanelProps): JSX.Element {
   );
 }
 
+/**
+ * What the review of generated code flagged in the proposal, line by line, and the "I read it"
+ * tick that Accept and Insert below wait for: the code would run in the user's own kernel.
+ */
+function Review({ model }: { model: SidebarModel }): JSX.Element {
+  const findings = model.proposal!.findings;
+  return (
+    <section className="jp-VisCoder-review" role="alert">
+      <h3>Read this code before you use it</h3>
+      <p>The review flagged lines that plotting code never needs:</p>
+      <ul className="jp-VisCoder-findings">
+        {findings.map((finding, i) => (
+          <li key={i}>
+            Line {finding.line}: <code>{finding.text}</code> {finding.why}
+          </li>
+        ))}
+      </ul>
+      <label className="jp-VisCoder-reviewRead">
+        <input
+          type="checkbox"
+          checked={model.reviewRead}
+          onChange={event => (model.reviewRead = event.target.checked)}
+        />{' '}
+        I read it: put this code in my notebook anyway
+      </label>
+    </section>
+  );
+}
+
 /** Accept, Insert below, Discard: pinned to the bottom of the panel while the proposal waits. */
 function Decision({ model }: { model: SidebarModel }): JSX.Element {
+  const waiting = model.mayUse ? undefined : 'Read the flagged lines and tick "I read it" first';
   return (
     <div className="jp-VisCoder-actions jp-VisCoder-decision">
-      <button className="jp-Button jp-mod-styled jp-mod-accept jp-VisCoder-accept" onClick={() => model.accept()}>
+      <button
+        className="jp-Button jp-mod-styled jp-mod-accept jp-VisCoder-accept"
+        disabled={!model.mayUse}
+        title={waiting}
+        onClick={() => model.accept()}
+      >
         Accept
       </button>
-      <button className="jp-Button jp-mod-styled jp-VisCoder-insert" onClick={() => model.insertBelow()}>
+      <button
+        className="jp-Button jp-mod-styled jp-VisCoder-insert"
+        disabled={!model.mayUse}
+        title={waiting}
+        onClick={() => model.insertBelow()}
+      >
         Insert below
       </button>
       <button className="jp-Button jp-mod-styled jp-mod-reject jp-VisCoder-discard" onClick={() => model.discard()}>
