@@ -4,6 +4,7 @@ import pandas as pd
 from helpers import write_replies
 
 from viscoder_jupyter import generate_plot
+from viscoder_jupyter.core.events import Status
 
 
 def fenced(code: str) -> str:
@@ -105,7 +106,23 @@ def test_a_readable_figure_failing_a_check_is_preferred_to_a_later_empty_one(tmp
     assert result.final is result.attempts[0]
 
 
+# The same code draws more bars each time it runs (it counts its runs where the namespace reset
+# does not reach): greedy decoding repeating itself, with figures failing the tick check a
+# little differently each time, so the retries go on.
+MORE_CROWDED_EACH_RUN = fenced(
+    "import matplotlib as mpl\nimport matplotlib.pyplot as plt\n"
+    "mpl._viscoder_test_runs = getattr(mpl, '_viscoder_test_runs', 0) + 1\n"
+    "n = 20 + 10 * mpl._viscoder_test_runs\nfig, ax = plt.subplots(figsize=(4, 3))\n"
+    "ax.bar([f'a long category name {i}' for i in range(n)], range(n))\nplt.show()"
+)
+
+
 def test_figures_that_only_fail_checks_do_not_set_off_sampling(tmp_path):
-    more_crowded = CROWDED.replace("range(30)", "range(40)")  # another failure line: no early stop
-    result = run(tmp_path, CROWDED, more_crowded, CROWDED, retries=2, samples=3)
-    assert [a.candidates for a in result.attempts] == [1, 1, 1]
+    events = []
+    result = run(tmp_path, *[MORE_CROWDED_EACH_RUN] * 3, retries=2, samples=3, on_event=events.append)
+    assert [a.error.ename for a in result.attempts] == ["CrowdedTicks"] * 3
+    assert len({a.error.one_line() for a in result.attempts}) == 3  # no early stop: each fails differently
+    assert len({a.code for a in result.attempts}) == 1  # the same code: greedy is stuck
+    statuses = [e.message for e in events if isinstance(e, Status)]
+    assert any("preparing" in m for m in statuses)  # the loop's statuses are all here
+    assert not [m for m in statuses if "sampled candidate" in m], statuses

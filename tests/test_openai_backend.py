@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import socket
 import threading
 import time
@@ -78,6 +79,9 @@ class Script(BaseHTTPRequestHandler):
                     break
                 delta = {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
                 self.chunk(f"data: {json.dumps(delta)}\n\n")
+                if "".join(pieces[: i + 1]).count("```") == 2 and self.client_closes():
+                    seen["client_left"] = True  # at the closing fence, as it should
+                    return
                 time.sleep(0.02)
             if mode == "die":  # the process dies: the socket closes mid-body
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -90,6 +94,14 @@ class Script(BaseHTTPRequestHandler):
             seen["completed"] = True
         except (BrokenPipeError, ConnectionResetError):
             seen["client_left"] = True
+        finally:
+            self.server.answered.set()
+
+    def client_closes(self, seconds: float = 30) -> bool:
+        """Whether the client closes the connection within `seconds` (it has nothing more to
+        send): what a client that stops reading does, told apart from one still reading."""
+        ready, _, _ = select.select([self.connection], [], [], seconds)
+        return bool(ready) and self.connection.recv(1, socket.MSG_PEEK) == b""
 
     def chunk(self, text: str):
         data = text.encode()
@@ -110,6 +122,7 @@ def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Script)
     httpd.daemon_threads = True
     httpd.mode, httpd.seen, httpd.reply = "ok", {}, list(REPLY)
+    httpd.answered = threading.Event()  # set when a chat completion's handler has finished
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
@@ -132,7 +145,9 @@ def test_streams_greedily_and_stops_at_the_closing_fence(server):
     assert body["stream"] is True and body["temperature"] == 0 and body["max_tokens"] == 300
     assert body["model"] == "served-model" and body["messages"] == MESSAGES
     assert server.seen["auth"] == "Bearer sk-test"
-    time.sleep(0.3)  # the server notices that the client closed the stream
+    # The server waits at the closing fence for the client to close the stream (a client reading
+    # on instead gets the rest of the reply: "completed").
+    assert server.answered.wait(60)
     assert server.seen.get("client_left") and not server.seen.get("completed")
 
 
