@@ -30,7 +30,7 @@ test('(r) a flagged fix: the line and why are shown, Accept waits for "I read it
   // The finding was fed back once (attempt 1), and the answer still holds it.
   const log = vc.sidebar.locator('.jp-VisCoder-log');
   await expect(log.locator('.jp-VisCoder-log-failed').first()).toContainText(
-    "Attempt 1 failed: Do not use `sales.to_csv('backup.csv')`"
+    "Attempt 1 failed: FlaggedCode: Do not use `sales.to_csv('backup.csv')`"
   );
   const review = vc.sidebar.locator('.jp-VisCoder-review');
   await expect(review).toContainText('Read this code before you use it');
