@@ -76,10 +76,13 @@ def backend_class(name: str) -> type[Backend]:
 
 def effective_backend_name(settings: Any) -> str:
     """The backend that serves these settings: `settings.backend`, except that a ``.gguf``
-    model (a file, or ``REPO_ID:FILE.gguf`` on the hub) with the default backend runs on llama.cpp."""
+    model (a file, or ``REPO_ID:FILE.gguf`` on the hub) with the default backend runs on llama.cpp,
+    and so does the `offline` preset where llama.cpp is installed (presets.py)."""
+    from .presets import runs_on_llamacpp
+
     name = str(getattr(settings, "backend", "") or "transformers")
     model = str(getattr(settings, "model", "") or "").strip()
-    if name == "transformers" and model.lower().endswith(".gguf"):
+    if name == "transformers" and (model.lower().endswith(".gguf") or runs_on_llamacpp(model)):
         return "llamacpp"
     return name
 

@@ -38,7 +38,9 @@ def parse_model(model: str) -> tuple[str, str | None]:
 
     Raises BackendUnavailable for a local file that does not exist or is no GGUF file.
     """
-    text = str(model or "").strip()
+    from .presets import resolve_preset
+
+    text = resolve_preset(str(model or "").strip(), "gguf")
     if not text:
         raise BackendUnavailable("No GGUF model given. " + _GGUF_HINT + " " + _OFFLINE_GGUF_HINT)
     path = Path(text).expanduser()

@@ -49,7 +49,9 @@ def resolve_model(model: str) -> tuple[str, bool]:
     Raises BackendUnavailable for a folder that does not exist (and is no plausible hub id),
     or a folder that holds no transformers model.
     """
-    text = (model or "").strip()
+    from .presets import resolve_preset
+
+    text = resolve_preset((model or "").strip(), "transformers")
     if not text:
         raise BackendUnavailable("No model given. " + _LOCAL_HINT + " " + _OFFLINE_HINT)
     path = Path(text).expanduser()
