@@ -196,7 +196,7 @@ def test_big_hub_gguf_is_refused_on_a_cpu_before_any_download(empty_offline_hub,
     assert empty_offline_hub == []  # nothing downloaded
     downloads = []
     monkeypatch.setattr(
-        huggingface_hub, "hf_hub_download", lambda repo, name: downloads.append((repo, name)) or "/cache/x.gguf"
+        huggingface_hub, "hf_hub_download", lambda repo, name, **kw: downloads.append((repo, name)) or "/cache/x.gguf"
     )
     assert LlamaCppBackend(HUB_7B, allow_cpu_download=True).model_path() == "/cache/x.gguf"
     monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda url: SimpleNamespace(size=491_400_064))

@@ -249,6 +249,7 @@ def test_cached_hub_model_is_loaded_not_refused(tiny_model_dir, tmp_path, monkey
 
 
 def test_failed_hub_download_is_one_clear_error(monkeypatch):
+    import huggingface_hub
     import transformers
 
     def unreachable(*args, **kwargs):
@@ -257,6 +258,7 @@ def test_failed_hub_download_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(hf_hub, "_hub_offline", lambda: False)
     monkeypatch.setattr(hf_hub, "_hub_cached", lambda repo: False)
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", unreachable)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)  # the download comes first
     with pytest.raises(BackendUnavailable) as info:
         TransformersBackend("someone/VisCoder-tiny").load()
     message = str(info.value)

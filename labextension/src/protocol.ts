@@ -65,6 +65,21 @@ export interface ITextStreamed {
   id: string;
   number: number;
   text: string;
+/**
+ * A model being downloaded before the first attempt: bytes so far and in all (0: not known yet),
+ * bytes per second (0: not measured yet) and seconds left (-1: not known yet).
+ */
+export interface IDownload {
+  type: 'download';
+  id: string;
+  /** The hub id or REPO:FILE.gguf being downloaded. */
+  what: string;
+  done: number;
+  total: number;
+  rate: number;
+  eta: number;
+}
+
 }
 
 export interface IAttemptFailed {
@@ -131,7 +146,16 @@ export interface IKernelError {
 
 /** Kernel to frontend. */
 export type KernelMessage =
-  IReady | IStatus | IAttemptStarted | ITextStreamed | IAttemptFailed | IFigure | IDone | ICancelled | IKernelError;
+  | IReady
+  | IStatus
+  | IDownload
+  | IAttemptStarted
+  | ITextStreamed
+  | IAttemptFailed
+  | IFigure
+  | IDone
+  | ICancelled
+  | IKernelError;
 
 /** Messages that end a run. */
 export function isFinal(message: KernelMessage): boolean {

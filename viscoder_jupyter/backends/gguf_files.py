@@ -125,8 +125,13 @@ def fetch_hub_gguf(repo_id: str, filename: str, *, gpu: bool, allow_cpu_download
         ) from None
     if not gpu and not allow_cpu_download and _too_big_for_cpu(size, billions):
         raise _refusal(label, size, billions, offline=False)
+    from .downloads import DownloadCancelled, ProgressBar, describe
+
+    describe(label)
     try:
-        return hub.hf_hub_download(repo_id, filename)
+        return hub.hf_hub_download(repo_id, filename, tqdm_class=ProgressBar)
+    except DownloadCancelled:
+        raise
     except Exception as exc:
         raise BackendUnavailable(
             f"Could not download {label} from the Hugging Face hub: {_first_line(exc)}. "

@@ -137,3 +137,32 @@ def _check_hub_model(repo_id: str, *, cuda: bool, allow_cpu_download: bool) -> b
             f"so it cannot be downloaded. {_LOCAL_HINT} {_OFFLINE_HINT}"
         )
     return False
+
+
+#: What a transformers model needs from its hub repository (no README, no .bin when
+#: safetensors are there, no GGUF or ONNX copies).
+MODEL_FILE_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.jinja", "*.model", "*.tiktoken")
+
+
+def download_snapshot(repo_id: str) -> str:
+    """Download what a transformers model needs from the hub, with progress (downloads.py);
+    returns the snapshot folder. A cancelled request's download raises DownloadCancelled."""
+    from huggingface_hub import snapshot_download
+
+    from .downloads import DownloadCancelled, ProgressBar, describe
+
+    describe(repo_id)
+    try:
+        folder = snapshot_download(repo_id, allow_patterns=list(MODEL_FILE_PATTERNS), tqdm_class=ProgressBar)
+        if not any(Path(folder).glob("*.safetensors")):  # an older repository: pickled weights only
+            folder = snapshot_download(repo_id, allow_patterns=[*MODEL_FILE_PATTERNS, "*.bin"], tqdm_class=ProgressBar)
+    except DownloadCancelled:
+        raise
+    except Exception as exc:  # not found, gated, no network: one line, no traceback of ours
+        text = str(exc).strip()
+        detail = text.splitlines()[0][:300] if text else type(exc).__name__
+        raise BackendUnavailable(
+            f"Could not download {repo_id} from the Hugging Face hub: {detail}. Check the id and your "
+            f"network, or use a local folder. {_LOCAL_HINT} {_OFFLINE_HINT}"
+        ) from None
+    return folder

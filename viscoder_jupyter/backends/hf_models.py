@@ -188,7 +188,8 @@ _MODELS_LOCK = threading.RLock()
 
 @contextlib.contextmanager
 def quiet_loading():
-    """No tqdm progress bars from transformers / huggingface_hub while loading."""
+    """No tqdm progress bars from transformers / huggingface_hub while loading (a download
+    reports its progress as loop events instead: hf_hub.download_snapshot)."""
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()
@@ -287,10 +288,15 @@ def _load(ref: str, is_local: bool, options: dict, key: tuple) -> LoadedModel:
     local_only = is_local or hf_hub._hub_offline()
     kwargs = _from_pretrained_kwargs(options)
     where = f"folder {ref!r}" if is_local else f"hub model {ref!r}"
+    source = ref
+    if not local_only and not hf_hub._hub_cached(ref):
+        # Downloaded here rather than inside from_pretrained, so the user sees its progress
+        # and Cancel stops it (downloads.py); then loaded from the snapshot folder.
+        source = hf_hub.download_snapshot(ref)
     try:
         with quiet_loading():
-            tokenizer = AutoTokenizer.from_pretrained(ref, local_files_only=local_only)
-            model = AutoModelForCausalLM.from_pretrained(ref, local_files_only=local_only, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+            model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local_only, **kwargs)
     except BackendUnavailable:
         raise
     except (MemoryError, torch.OutOfMemoryError) as exc:

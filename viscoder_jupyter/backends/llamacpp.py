@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextvars
 import threading
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,9 @@ class LlamaCppBackend(Backend):
         return load_gguf(self.model_path(), self.n_ctx, self.n_threads)
 
     async def async_prepare(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(worker(), self.load)
+        # The request's download watch (downloads.py) travels with the context: an executor drops it.
+        context = contextvars.copy_context()
+        await asyncio.get_running_loop().run_in_executor(worker(), context.run, self.load)
 
     def identity(self) -> str:
         loaded = self.load()

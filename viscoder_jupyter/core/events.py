@@ -111,6 +111,20 @@ class Notice:
 
 
 @dataclass
+class DownloadProgress:
+    """A model being downloaded before the first attempt (huggingface_hub's own progress):
+    `bytes_total` is None until the size is known, `rate` (bytes/s) and `eta` (seconds) until
+    enough has arrived to tell. `done` is the last report of this download."""
+
+    what: str
+    bytes_done: int
+    bytes_total: int | None = None
+    rate: float | None = None
+    eta: float | None = None
+    done: bool = False
+
+
+@dataclass
 class AttemptStarted:
     number: int
     of: int
@@ -141,4 +155,4 @@ class Done:
     result: PlotResult
 
 
-Event = Status | Notice | AttemptStarted | TextStreamed | CodeWritten | AttemptFinished | Done
+Event = Status | Notice | DownloadProgress | AttemptStarted | TextStreamed | CodeWritten | AttemptFinished | Done

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backends.base import Backend, Sampling
+from ..backends.downloads import watching
 from .checks import figure_problem
 from .code_review import FlaggedCode, review_code
 from .codeblocks import extract_code, repair_code
@@ -77,7 +78,8 @@ async def async_run(
     emit(Status("preparing the model and the child kernel"))
     # Weights load while the child kernel starts; attempt timings then exclude both.
     started = time.perf_counter()
-    await asyncio.gather(backend.async_prepare(), kernel.async_start())
+    # A model download reports its progress; cancelling the request stops it (downloads.py).
+    await asyncio.gather(watching(backend.async_prepare(), emit), kernel.async_start())
     prepare_seconds = time.perf_counter() - started
     for note in getattr(kernel, "take_notices", list)():  # e.g. running without the sandbox
         emit(Notice(note))

@@ -24,6 +24,7 @@ from ..core.events import (
     AttemptStarted,
     CodeWritten,
     Done,
+    DownloadProgress,
     Notice,
     Status,
     TextStreamed,
@@ -207,6 +208,8 @@ class FixChannel:
                         number=attempt.number,
                         code=attempt.code or attempt.reply,
                         ename=error.ename,
+        elif isinstance(event, DownloadProgress):
+            self.send(download_message(run.id, event))
                         evalue=error.one_line(),
                         error=error.feedback_text()[-4000:],
                     )
@@ -265,3 +268,15 @@ def _refused(exc: BadMessage) -> str:
 def _error(run_id: str, exc: ViscoderError) -> dict:
     reason = "backend" if isinstance(exc, BackendUnavailable) else "bad_request"
     return message("error", id=run_id, reason=reason, message=with_retry_hint(exc, "Press Fix again to retry."))
+def download_message(run_id: str, event: DownloadProgress) -> dict:
+    return message(
+        "download",
+        id=run_id,
+        what=event.what,
+        done=int(event.bytes_done),
+        total=int(event.bytes_total or 0),
+        rate=round(float(event.rate or 0.0), 1),
+        eta=round(float(event.eta), 1) if event.eta is not None else -1.0,
+    )
+
+

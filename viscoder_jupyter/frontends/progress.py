@@ -9,7 +9,17 @@ from __future__ import annotations
 import html
 import time
 
-from ..core.events import AttemptFinished, AttemptStarted, CodeWritten, Done, Event, Notice, Status, TextStreamed
+from ..core.events import (
+    AttemptFinished,
+    AttemptStarted,
+    CodeWritten,
+    Done,
+    DownloadProgress,
+    Event,
+    Notice,
+    Status,
+    TextStreamed,
+)
 
 _STREAM_TAIL = 3000  # characters of the streaming reply kept on screen
 _REFRESH_SECONDS = 0.15  # batch token updates: one comm message per refresh, not per token
@@ -34,14 +44,55 @@ def summary(result) -> str:
     return f"VisCoder: no working plot after {tries} ({timing}). Last error: {last}"
 
 
+_TEXT_DOWNLOAD_SECONDS = 5.0  # a plain-text view prints a download's progress this often
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def download_line(event: DownloadProgress) -> str:
+    """'downloading X: 1.2 GB of 15.2 GB (8%), 45.0 MB/s, about 5 min left'."""
+    if event.bytes_total:
+        share = min(100, int(100 * event.bytes_done / event.bytes_total))
+        amount = f"{_size(event.bytes_done)} of {_size(event.bytes_total)} ({share}%)"
+    else:
+        amount = _size(event.bytes_done)
+    parts = [f"downloading {event.what or 'the model'}: {amount}"]
+    if event.done:
+        parts.append("done")
+    else:
+        if event.rate:
+            parts.append(f"{_size(event.rate)}/s")
+        if event.eta is not None:
+            parts.append(f"about {_duration(event.eta)} left")
+    return ", ".join(parts)
+
+
 class TextProgress:
     """For terminals and front ends without widgets: one line per step."""
 
     def __init__(self, total: int):
         self.total = total
+        self._download_at = 0.0
 
     def handle(self, event: Event) -> None:
-        if isinstance(event, Status):
+        if isinstance(event, DownloadProgress):
+            if event.done or time.monotonic() - self._download_at >= _TEXT_DOWNLOAD_SECONDS:
+                self._download_at = time.monotonic()
+                print(f"VisCoder: {download_line(event)}", flush=True)
+        elif isinstance(event, Status):
             print(f"VisCoder: {event.message}...", flush=True)
         elif isinstance(event, Notice):
             print(f"VisCoder: note: {event.message}.", flush=True)
@@ -78,10 +129,11 @@ class WidgetProgress:
 
         self.total = total
         self.status = w.HTML()
+        self.download = w.FloatProgress(min=0.0, max=1.0, layout=w.Layout(display="none", width="24em"))
         self.stream = w.HTML(layout=w.Layout(max_height="16em", overflow="auto"))
         self.notices = w.HTML()
         self.failures = w.Accordion(children=[])
-        self.box = w.VBox([self.status, self.notices, self.stream, self.failures])
+        self.box = w.VBox([self.status, self.download, self.notices, self.stream, self.failures])
         self._text = ""
         self._shown_at = 0.0
         self._record: list[str] = []  # notices and failed attempts, as text
@@ -91,7 +143,12 @@ class WidgetProgress:
         self._set_status(f"starting (up to {total} attempts)")
 
     def handle(self, event: Event) -> None:
-        if isinstance(event, Status):
+        if isinstance(event, DownloadProgress):
+            with self.box.hold_sync():
+                self.download.layout.display = "none" if event.done else ""
+                self.download.value = event.bytes_done / event.bytes_total if event.bytes_total else 0.0
+                self._set_status(download_line(event))
+        elif isinstance(event, Status):
             self._set_status(f"{event.message}...")
         elif isinstance(event, Notice):
             self.notices.value += f"<div>Note: {html.escape(event.message)}.</div>"
@@ -99,6 +156,7 @@ class WidgetProgress:
         elif isinstance(event, AttemptStarted):
             self._text = ""
             with self.box.hold_sync():
+                self.download.layout.display = "none"
                 self._set_status(f"attempt {event.number} of {event.of}: writing code...")
                 self.stream.value = ""
         elif isinstance(event, TextStreamed):

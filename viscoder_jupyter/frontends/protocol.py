@@ -5,7 +5,8 @@ declarations and tests/test_protocol.py checks that both sides name the same mes
 fields (and that SETTING_KEYS are the properties of labextension/schema/sidebar.json).
 
     frontend -> kernel: fix (run a fix of a cell), cancel
-    kernel -> frontend: ready (once, when the comm opens), status, attempt, text (the reply as
+    kernel -> frontend: ready (once, when the comm opens), status, download (a model being
+        downloaded, with bytes, rate and time left), attempt, text (the reply as
         it streams, batched), attempt_failed, figure (base64 PNG of a working attempt), and one
         of done, cancelled, error to end a run
 """
@@ -44,6 +45,9 @@ FIELD_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {}
 KERNEL: dict[str, dict[str, type]] = {
     "ready": {"version": str},
     "status": {"id": str, "message": str},
+    # a model download before the first attempt: bytes so far and in all (0: not known yet),
+    # bytes/s (0: not measured yet) and seconds left (-1: not known yet)
+    "download": {"id": str, "what": str, "done": int, "total": int, "rate": float, "eta": float},
     "attempt": {"id": str, "number": int, "of": int},
     "text": {"id": str, "number": int, "text": str},
     "attempt_failed": {"id": str, "number": int, "code": str, "ename": str, "evalue": str, "error": str},

@@ -4,7 +4,7 @@ import { UUID } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IDone, IFixSettings, IReviewFinding, KernelMessage } from '../protocol';
+import { IDone, IDownload, IFixSettings, IReviewFinding, KernelMessage } from '../protocol';
 import { IKernelBridge, IKernelBridges } from '../tokens';
 import { findCell, ICellError, lastError } from './cellInfo';
 
@@ -70,6 +70,10 @@ export class SidebarModel implements IDisposable {
   }
   get stream(): string {
     return this._stream;
+  }
+  /** The model download in progress before the first attempt, if any. */
+  get download(): IDownload | null {
+    return this._download;
   }
   get proposal(): IProposal | null {
     return this._proposal;
@@ -325,6 +329,7 @@ export class SidebarModel implements IDisposable {
   }
 
   private _stop(problem: string | null): void {
+    this._download = null;
     this._phase = 'idle';
     this._problem = problem;
     this._changed.emit();
@@ -404,7 +409,14 @@ export class SidebarModel implements IDisposable {
     if (message.type === 'ready' || message.id !== this._runId || this._phase !== 'running') {
       return;
     }
+    if (message.type !== 'download') {
+      this._download = null; // the download is over once anything else happens
+    }
     switch (message.type) {
+      case 'download':
+        this._download = message;
+        this._changed.emit();
+        break;
       case 'status':
         this._add({ kind: 'status', text: capitalize(message.message) + '…' });
         break;
@@ -504,6 +516,7 @@ export class SidebarModel implements IDisposable {
   private _note = '';
   private _log: ILogLine[] = [];
   private _stream = '';
+  private _download: IDownload | null = null;
   /** The figures of each attempt that drew, by attempt number. */
   private _figures = new Map<number, string[]>();
   /** The code of each failed attempt, by attempt number. */

@@ -3,6 +3,7 @@ import type { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { diffLines } from './diff';
+import { Download } from './download';
 import { viscoderIcon } from './icon';
 import { SidebarModel } from './model';
 import { DEFAULT_WIDTH, widenSideArea } from './width';
@@ -175,6 +176,7 @@ function Log({ model }: { model: SidebarModel }): JSX.Element | null {
           </li>
         ))}
       </ol>
+      {model.phase === 'running' && model.download && <Download download={model.download} />}
       {model.phase === 'running' && model.stream && (
         <pre className="jp-VisCoder-stream">{model.stream.slice(-3000)}</pre>
       )}
