@@ -23,7 +23,7 @@ model: $(VENV)/.installed
 # bubblewrap sandboxes the child kernel; without it the kernel runs unsandboxed (and says so).
 bwrap:
 	@command -v bwrap >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) \
-		|| echo "bubblewrap unavailable: the child kernel runs without a sandbox, the sandbox tests skip"
+		|| echo "bubblewrap unavailable: the child kernel runs without a sandbox (make test fails on it)"
 
 # The quickstart on the offline model's GGUF through llama.cpp (the fast CPU engine): the parts
 # are joined and checked once, no conversion. `make model` converts it for the transformers tests.
@@ -34,7 +34,7 @@ demo: $(VENV)/.installed bwrap
 test: model bwrap
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	VISCODER_REQUIRE_OFFLINE_MODEL=1 $(PY) -m pytest -q -rs
+	VISCODER_REQUIRE_OFFLINE_MODEL=1 VISCODER_REQUIRE_SANDBOX=1 $(PY) -m pytest -q -rs
 	$(MAKE) ts-check
 	$(MAKE) ui-test
 	$(CORE_INSTALL_CHECK)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,20 @@ def offline_gguf() -> Path:
 # --------------------------------------------------------------------------- other fixtures
 
 
+@pytest.fixture(scope="session")
+def sandbox_works() -> None:
+    """bwrap runs here. Where it cannot, the sandbox tests skip, unless VISCODER_REQUIRE_SANDBOX=1
+    (`make test` sets it, as it requires the offline model), which makes that a failure."""
+    from viscoder_jupyter.child import sandbox
+
+    reason = sandbox.probe()
+    if reason is None:
+        return
+    if os.environ.get("VISCODER_REQUIRE_SANDBOX") == "1":
+        pytest.fail(f"VISCODER_REQUIRE_SANDBOX=1 but {reason}. {sandbox.how_to_fix(reason)}")
+    pytest.skip(f"no sandbox here: {reason}")
+
+
 @pytest.fixture
 def shell(tmp_path):
     """make(*replies, **VisCoder settings): a bare IPython shell with the extension loaded,
@@ -85,3 +100,21 @@ def shell(tmp_path):
         return ip
 
     return make
+
+
+@pytest.fixture
+def broken_bwrap(monkeypatch) -> list[float]:
+    """bwrap failing as in a Docker container with its default seccomp profile; the list holds
+    when it was probed. A fake: the real failure needs a machine without user namespaces."""
+    from viscoder_jupyter.child import sandbox
+
+    calls: list[float] = []
+
+    def refused() -> str:
+        calls.append(time.monotonic())
+        return "bwrap refused to run here (bwrap: Creating new namespace failed: Operation not permitted)"
+
+    monkeypatch.setattr(sandbox, "_probe", refused)
+    monkeypatch.setattr(sandbox, "_works", False)
+    monkeypatch.setattr(sandbox, "_failed", None)
+    return calls

@@ -155,9 +155,9 @@ class ChildKernel:
         return self._folders.private
 
     def take_notices(self) -> list[str]:
-        """What the user should hear about how the code runs, once a session: the fallback to a
+        """What the user should hear about how the code runs, at every request: the fallback to a
         plain child process, and why. The loop turns each into a `Notice` event for every front end."""
-        notice = sb.take_notice()
+        notice = sb.choose(self.sandbox)[1] if self._stale else self.sandbox_notice  # how this request runs
         return [notice] if notice else []
 
     async def async_start(self) -> None:

@@ -7,20 +7,28 @@ are the kernel's, made fresh at every start: nothing an earlier kernel left ther
 symlink, say) meets the new one, or root handing them over.
 
 A notebook killed outright runs no atexit: the next session sweeps what it left in /tmp.
+The sweep trusts only what the kernel cannot write: our private folder (its name, owner and
+`owner.json`); the kernel's folders are found by the private folder's id in their names, so
+nothing the code writes (a decoy `owner.json` in `rw`, say) can point it at anything else.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
+import stat
 import tempfile
 import threading
 
+from .environment import matplotlib_cache
+
 FRAMES = "frames.pkl"
 _OWNER = "owner.json"
-_PREFIXES = ("vc-", "viscoder-scratch-")
+_PRIVATE = "viscoder-session-"  # + an id; the kernel's folders carry that id in their names
+_PRIVATE_NAME = re.compile(rf"{_PRIVATE}(\w+)")
 _swept = threading.Event()
 
 
@@ -36,13 +44,14 @@ class Folders:
             _swept.set()
             sweep()
         if not (self.private and os.path.isdir(self.private)):
-            self.private = tempfile.mkdtemp(prefix="vc-")
+            self.private = tempfile.mkdtemp(prefix=_PRIVATE)
+            with open(os.path.join(self.private, _OWNER), "w") as f:
+                json.dump({"pid": os.getpid(), "started": _started(os.getpid())}, f)
         for path in filter(None, (self.rw, self.scratch)):
             shutil.rmtree(path, ignore_errors=True)
-        self.rw = tempfile.mkdtemp(prefix="vc-")  # short: ipc paths max ~100 chars
-        self.scratch = tempfile.mkdtemp(prefix="viscoder-scratch-")
-        with open(os.path.join(self.private, _OWNER), "w") as f:
-            json.dump({"pid": os.getpid(), "started": _started(os.getpid()), "folders": [self.rw, self.scratch]}, f)
+        rw, scratch = _kernel_prefixes(_session_id(self.private))
+        self.rw = tempfile.mkdtemp(prefix=rw)  # short: ipc paths max ~100 chars
+        self.scratch = tempfile.mkdtemp(prefix=scratch)
         if self.has_frames:
             shutil.copyfile(os.path.join(self.private, FRAMES), self.kernel_frames)
 
@@ -91,9 +100,7 @@ def seed_matplotlib_cache(rw_dir: str) -> None:
     """Copy matplotlib's font list in, or every sandboxed kernel rebuilds it (seconds)."""
     target = os.path.join(rw_dir, "mpl")
     os.makedirs(target, exist_ok=True)
-    source = os.environ.get("MPLCONFIGDIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "matplotlib"
-    )
+    source = matplotlib_cache(os.environ)
     try:
         for name in os.listdir(source):
             if name.startswith("fontlist") and name.endswith(".json"):
@@ -105,27 +112,41 @@ def seed_matplotlib_cache(rw_dir: str) -> None:
 def sweep() -> int:
     """Remove the folders of child kernels whose session is gone; how many sets."""
     top, removed = tempfile.gettempdir(), 0
-    for name in os.listdir(top):
+    names = os.listdir(top)
+    for name in names:
         private = os.path.join(top, name)
         try:
-            if not name.startswith("vc-") or os.stat(private).st_uid != os.geteuid():
-                continue  # only what a session of ours made
+            if not _PRIVATE_NAME.fullmatch(name) or not _ours(private) or not _ours(os.path.join(private, _OWNER)):
+                continue  # only what a session of ours made, and only our own files in it
             with open(os.path.join(private, _OWNER)) as f:
                 owner = json.load(f)
-            if _started(owner["pid"]) == owner["started"] and _started(owner["pid"]) is not None:
+            started = _started(owner["pid"])
+            if started is not None and started == owner["started"]:
                 continue  # still running
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        for folder in owner.get("folders", []):
-            if (
-                isinstance(folder, str)
-                and os.path.dirname(folder) == top
-                and os.path.basename(folder).startswith(_PREFIXES)
-            ):
-                shutil.rmtree(folder, ignore_errors=True)
+        prefixes = _kernel_prefixes(_session_id(private))
+        for folder in names:
+            if folder.startswith(prefixes):
+                shutil.rmtree(os.path.join(top, folder), ignore_errors=True)  # follows no link
         shutil.rmtree(private, ignore_errors=True)
         removed += 1
     return removed
+
+
+def _session_id(private: str) -> str:
+    return os.path.basename(private)[len(_PRIVATE) :]
+
+
+def _kernel_prefixes(session: str) -> tuple[str, str]:
+    """(rw, scratch) name prefixes of a session's kernel folders."""
+    return f"vc-{session}-", f"viscoder-scratch-{session}-"
+
+
+def _ours(path: str) -> bool:
+    """Made by us: not a link, owned by this user, writable by nobody else."""
+    st = os.lstat(path)
+    return not stat.S_ISLNK(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
 def _started(pid: int) -> str | None:

@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .plotly_safety import safe_figure
+
 STDOUT_CAP = 20_000  # characters of stdout/stderr kept per attempt
 DISPLAY_CAP = 64 * 2**20  # bytes of images and other rich output kept per attempt
 TRUNCATED = "\n[... truncated]"
@@ -90,7 +92,7 @@ def collect(outputs: list, truncated: bool = False) -> Collected:
             if data.get("image/png"):
                 images.append(base64.b64decode(data["image/png"]))
             if data.get(PLOTLY_MIME):
-                plotly_json.append(json.loads(json.dumps(data[PLOTLY_MIME])))
+                plotly_json.append(safe_figure(data[PLOTLY_MIME]))  # drawn in the user's browser: nothing that fetches
         elif kind == "error" and error is None:
             error = dict(out)
     stdout = "".join(text)

@@ -17,6 +17,10 @@ Limits, set by a tiny wrapper that execs the kernel (see `_WRAPPER`):
 - RLIMIT_CPU is set by the kernel itself after its warm-up (executor), so imports don't count.
 Not enforced: disk use by many files in scratch, total memory of many processes, and all of
 the sandbox's file and network isolation in a plain child.
+
+Either way the kernel gets an allowlisted environment (environment.py) with HOME its scratch
+folder, and runs in a session of its own (no controlling terminal to type into).
+A failed probe is tried again after RETRY_AFTER_S; a working one holds for the process.
 """
 
 from __future__ import annotations
@@ -25,17 +29,17 @@ import json
 import logging
 import os
 import platform
-import re
 import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+import time
 
 from ..core.errors import ViscoderError
 from ..core.settings import SANDBOX_MODES
+from .environment import kernel_env  # noqa: F401 - the executor's, next to kernel_command
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -46,29 +50,11 @@ PROCESS_LIMIT = 256  # processes + threads in the sandbox; a warm kernel uses ab
 FILE_LIMIT_MB = 1024
 TMPFS_LIMIT_MB = 512  # the private /tmp and /dev/shm live in RAM, outside RLIMIT_AS
 PROBE_TIMEOUT = 20.0
-
-# Names of variables that look like credentials, and URLs with a password in them.
-_SECRET_NAME = re.compile(
-    r"TOKEN|SECRET|PASSW|PASSPHRASE|CREDENTIAL|PRIVATE|COOKIE|AUTH|KEY"
-    r"|^(AWS|AZURE|GCP|GOOGLE|GH|GITHUB|GITLAB|HF|HUGGING_?FACE|OPENAI|ANTHROPIC|SSH|GPG|VAULT)_",
-    re.IGNORECASE,
-)
-_SECRET_VALUE = re.compile(r"://[^/@\s:]*:[^/@\s]+@")
-# A window on the user's desktop would block plt.show(); a session bus is a way out.
-_DESKTOP = ("DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS")
+RETRY_AFTER_S = 30.0  # a failed probe (bwrap installed meanwhile, a slow start under load) is tried again
 
 
 class SandboxUnavailable(ViscoderError):
     """`sandbox = 'required'` but bubblewrap cannot run here."""
-
-
-def scrub_env(env: dict[str, str]) -> dict[str, str]:
-    """The environment without credentials and without a desktop to open windows on."""
-    return {
-        k: v
-        for k, v in env.items()
-        if not (_SECRET_NAME.search(k) or _SECRET_VALUE.search(v) or k in _DESKTOP or k.startswith("JPY_"))
-    }
 
 
 # ---- the wrapper that sets the limits and execs the kernel ---------------------------------
@@ -85,6 +71,11 @@ for name, value in cfg["rlimits"].items():
     except (ValueError, OSError):
         pass  # not enforceable here (RLIMIT_AS on macOS)
 argv, uid, own = sys.argv[2:], cfg["uid"], cfg["own"]
+try:
+    os.setsid()  # no controlling terminal to push keystrokes into (TIOCSTI)
+except OSError:
+    pass  # a session leader already (jupyter_client starts it so)
+env = dict(os.environ, HOME=own[1])  # its scratch folder
 if uid is not None:  # root: the fresh folders go to the throwaway uid, then root is dropped
     src = cfg["connection_file"]
     if src:  # root's file, in a folder the kernel will not enter: it gets its own copy
@@ -99,7 +90,7 @@ if uid is not None:  # root: the fresh folders go to the throwaway uid, then roo
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)  # also clears every capability
-os.execv(argv[0], argv)
+os.execve(argv[0], argv, env)
 """
 
 
@@ -246,34 +237,6 @@ def bwrap_argv(private_dir: str, rw_dir: str, scratch_dir: str) -> list[str]:
     return argv
 
 
-def kernel_env(environ: Mapping[str, str], sandbox_rw_dir: str | None) -> dict[str, str]:
-    """The kernel's environment: ours scrubbed, inline figures; in the sandbox, a writable
-    home and caches in its private /tmp, matplotlib's in `sandbox_rw_dir`."""
-    env = scrub_env(dict(environ))
-    env.pop("PYDEVD_IPYTHON_COMPATIBLE_DEBUGGING", None)
-    env.update(
-        MPLBACKEND="module://matplotlib_inline.backend_inline",
-        PYTHONUNBUFFERED="1",
-        PLOTLY_RENDERER="plotly_mimetype",  # fig.show() emits the JSON we capture
-        PYDEVD_DISABLE_FILE_VALIDATION="1",  # debugpy's frozen-modules warning
-    )
-    # Few BLAS threads and malloc arenas: each reserves address space that RLIMIT_AS counts
-    # (32+ MiB an OpenBLAS thread, 64 MiB an arena), and plotting needs little parallelism.
-    threads = str(min(4, os.cpu_count() or 1))
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env.setdefault(name, threads)
-    env.setdefault("MALLOC_ARENA_MAX", "2")
-    if sandbox_rw_dir:
-        env.update(
-            HOME="/tmp",
-            TMPDIR="/tmp",
-            IPYTHONDIR="/tmp/.ipython",
-            XDG_CACHE_HOME="/tmp/.cache",
-            MPLCONFIGDIR=os.path.join(sandbox_rw_dir, "mpl"),
-        )
-    return env
-
-
 def sandbox_uid() -> int | None:
     """Root drops to a fresh uid (above systemd-nspawn's container range); others keep theirs."""
     return 0x7000_0000 + secrets.randbelow(0x0FFF_0000) if os.geteuid() == 0 else None
@@ -281,18 +244,24 @@ def sandbox_uid() -> int | None:
 
 _tmpfs_size = True  # bwrap before 0.7 has no --size
 _probe_lock = threading.Lock()
-_probe_result: list[str | None] = []  # [] until probed, then [None] (works) or [reason]
+_works = False  # once a probe worked, for the process
+_failed: tuple[str, float] | None = None  # the last failure and when (monotonic seconds)
 
 
 def probe() -> str | None:
     """Start `python` once in the same sandbox as a kernel would get; None if it works, else why.
 
-    Cached for the process: the answer does not change while the notebook runs.
+    A working sandbox is remembered; a failure only for RETRY_AFTER_S, then probed again.
     """
+    global _works, _failed
     with _probe_lock:
-        if not _probe_result:
-            _probe_result.append(_probe())
-        return _probe_result[0]
+        if _works:
+            return None
+        if _failed is not None and time.monotonic() - _failed[1] < RETRY_AFTER_S:
+            return _failed[0]
+        reason = _probe()
+        _works, _failed = reason is None, None if reason is None else (reason, time.monotonic())
+        return reason
 
 
 def _probe() -> str | None:
@@ -329,17 +298,15 @@ def _try_bwrap() -> str | None:
     return None
 
 
-_announced = False
-_pending_notice: str | None = None
+_logged: set[str] = set()
 
 
 def choose(mode: str) -> tuple[bool, str | None]:
     """(run sandboxed?, a one-line notice when falling back) for a `sandbox` setting.
 
-    The fallback is logged once per process and left for `take_notice`;
-    'required' without a working bwrap is an error.
+    Every kernel that falls back gets the notice (the loop says it before each request's
+    first attempt); 'required' without a working bwrap is an error.
     """
-    global _announced, _pending_notice
     mode = (mode or "auto").lower()
     if mode not in MODES:
         raise ViscoderError(f"Unknown sandbox setting {mode!r}; choose one of: {', '.join(MODES)}.")
@@ -350,24 +317,32 @@ def choose(mode: str) -> tuple[bool, str | None]:
         return True, None
     if mode == "required":
         raise SandboxUnavailable(
-            f"The sandbox is required (VisCoder.sandbox = 'required') but {reason}. "
-            f"Install it ({APT_INSTALL}) or set %config VisCoder.sandbox = 'auto'."
+            f"The sandbox is required (VisCoder.sandbox = 'required') but {reason}. {how_to_fix(reason)} "
+            "Or set %config VisCoder.sandbox = 'auto' to run without it."
         )
-    hint = f" To isolate it: {APT_INSTALL}" if sys.platform.startswith("linux") else ""
     notice = (
-        f"VisCoder: {reason}; generated code runs in a plain child process without the "
-        f"sandbox (no file or network isolation).{hint}"
+        f"{reason}, so the generated code runs in a plain child process without the sandbox: "
+        f"it can read your files and reach the network. {how_to_fix(reason)} "
+        "Setting sandbox = 'off' runs it so without this note"
     )
     with _probe_lock:
-        if not _announced:
-            _announced, _pending_notice = True, notice
+        if reason not in _logged:
+            _logged.add(reason)
             log.warning(notice)
     return False, notice
 
 
-def take_notice() -> str | None:
-    """The fallback notice, once per process, for a front end to show the user."""
-    global _pending_notice
-    with _probe_lock:
-        notice, _pending_notice = _pending_notice, None
-    return notice
+def how_to_fix(reason: str) -> str:
+    """What makes the sandbox work here, for the reason the probe gave."""
+    if not sys.platform.startswith("linux"):
+        return "The sandbox needs Linux."
+    if "not installed" in reason:
+        return f"To sandbox it: {APT_INSTALL}."
+    if "could not start" in reason:
+        return "It is tried again at the next start of the child kernel."
+    return (
+        "Where bubblewrap may not make namespaces (Docker's defaults), start the container with "
+        "--security-opt seccomp=unconfined --security-opt apparmor=unconfined, or allow "
+        "unprivileged user namespaces on the host (sysctl kernel.unprivileged_userns_clone=1; "
+        "on Ubuntu 24.04 kernel.apparmor_restrict_unprivileged_userns=0)."
+    )

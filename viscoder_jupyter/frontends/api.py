@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import queue
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from .. import runtime
 from ..core.errors import RequestError
-from ..core.events import PlotResult
+from ..core.events import Notice, PlotResult
 from ..core.settings import VisCoder
 
 
@@ -34,7 +36,26 @@ def generate_plot(frames, request: str, *, on_event=None, settings: VisCoder | N
 
     frames: a DataFrame (named `df` in the code) or a dict of name to DataFrame.
     options: any `VisCoder` setting, e.g. lib="seaborn", retries=1, backend="replay", model="path".
-    The result has `.ok`, `.code`, `.images` (PNG bytes) and `.attempts`.
+    The result has `.ok`, `.code`, `.images` (PNG bytes) and `.attempts`. What the user should
+    know before it runs (the code runs without the sandbox, a frame too wide to show whole)
+    comes as a `UserWarning` as soon as it is known.
     """
     job = runtime.plot_job(request, settings or VisCoder(), frames=_as_named_frames(frames), overrides=options)
-    return runtime.run_sync(runtime.async_run_job(job, on_event))
+    notices: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+
+    def hear(event) -> None:  # on the loop's thread
+        if isinstance(event, Notice):
+            notices.put(event.message)
+        if on_event is not None:
+            on_event(event)
+
+    future = runtime.submit(runtime.async_run_job(job, hear))
+    future.add_done_callback(lambda _: notices.put(None))
+    try:
+        # Warned from the caller's thread, at the caller's line, while the run goes on.
+        for message in iter(notices.get, None):
+            warnings.warn(f"VisCoder: {message}", UserWarning, stacklevel=2)
+        return future.result()
+    except KeyboardInterrupt:
+        runtime.cancel_and_wait(future)
+        raise

@@ -26,7 +26,7 @@ from ..backends import get_backend
 from ..backends.base import Backend, Reply
 from ..core.checks import figure_problem, is_empty
 from ..core.context import describe_frames
-from ..core.events import PlotResult
+from ..core.events import Notice, PlotResult
 from ..core.prompt import first_turn
 from ..core.setting_flags import add_setting_flags
 from ..core.settings import VisCoder
@@ -170,7 +170,7 @@ def protocol_settings(protocol: str, settings: VisCoder) -> VisCoder:
 
 
 async def run_task(
-    task: Task, protocol: str, settings: VisCoder, instructs: dict, instruction: str, backend, kernel
+    task: Task, protocol: str, settings: VisCoder, instructs: dict, instruction: str, backend, kernel, on_event=None
 ) -> tuple[PlotResult, float]:
     import pandas as pd
 
@@ -184,6 +184,7 @@ async def run_task(
             settings,
             backend=backend,
             kernel=kernel,
+            on_event=on_event,
             messages=paper_messages(task, df, instructs, settings.lib, instruction),
             extract=paper_extract,
             prepare=paper_prepare,
@@ -195,9 +196,29 @@ async def run_task(
             task.request_parts(instruction), describe_frames({"df": df}, settings.frame_budget), settings.lib
         )
         result = await runtime.async_run(
-            ours_request(task, instruction), {"df": df}, settings, backend=backend, kernel=kernel, messages=messages
+            ours_request(task, instruction),
+            {"df": df},
+            settings,
+            on_event,
+            backend=backend,
+            kernel=kernel,
+            messages=messages,
         )
     return result, time.perf_counter() - started
+
+
+def notice_printer():
+    """An event handler that prints each distinct notice once, as it comes, on stderr (running
+    without the sandbox is said before the first task's first attempt, not at every task)."""
+    seen: set[str] = set()
+
+    def hear(event) -> None:
+        if isinstance(event, Notice) and event.message not in seen:
+            seen.add(event.message)
+            line = f"VisCoder: note: {event.message}."
+            print(("\n" if sys.stderr.isatty() else "") + line, file=sys.stderr, flush=True)
+
+    return hear
 
 
 def empty_figure(attempt, request: str) -> bool:
@@ -249,10 +270,13 @@ async def run_bench(
     files = {p: (out / p / "results.jsonl").open("w", encoding="utf-8") for p in protocols}
     replies = {p: (out / p / "replies.jsonl").open("w", encoding="utf-8") for p in protocols}
     progress = Progress(len(tasks), protocols)
+    hear = notice_printer()
     try:
         for task in tasks:
             for protocol in protocols:
-                result, wall = await run_task(task, protocol, settings, instructs, instruction, backend, kernel)
+                result, wall = await run_task(
+                    task, protocol, settings, instructs, instruction, backend, kernel, on_event=hear
+                )
                 outcomes[protocol].append((task, result, wall))
                 for row in attempt_rows(task, protocol, result, wall):
                     files[protocol].write(json.dumps(row) + "\n")
