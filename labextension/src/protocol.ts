@@ -53,18 +53,6 @@ export interface IStatus {
   message: string;
 }
 
-export interface IAttemptStarted {
-  type: 'attempt';
-  id: string;
-  number: number;
-  of: number;
-}
-
-export interface ITextStreamed {
-  type: 'text';
-  id: string;
-  number: number;
-  text: string;
 /**
  * A model being downloaded before the first attempt: bytes so far and in all (0: not known yet),
  * bytes per second (0: not measured yet) and seconds left (-1: not known yet).
@@ -80,6 +68,18 @@ export interface IDownload {
   eta: number;
 }
 
+export interface IAttemptStarted {
+  type: 'attempt';
+  id: string;
+  number: number;
+  of: number;
+}
+
+export interface ITextStreamed {
+  type: 'text';
+  id: string;
+  number: number;
+  text: string;
 }
 
 export interface IAttemptFailed {

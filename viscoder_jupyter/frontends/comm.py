@@ -187,6 +187,8 @@ class FixChannel:
         if isinstance(event, CodeWritten):
             self._flush(run)  # the whole reply is on screen before the code runs
             self.send(message("status", id=run.id, message=f"attempt {event.number}: running the code"))
+        elif isinstance(event, DownloadProgress):
+            self.send(download_message(run.id, event))
         elif isinstance(event, (Status, Notice)):
             self.send(message("status", id=run.id, message=event.message))
         elif isinstance(event, AttemptStarted):
@@ -208,8 +210,6 @@ class FixChannel:
                         number=attempt.number,
                         code=attempt.code or attempt.reply,
                         ename=error.ename,
-        elif isinstance(event, DownloadProgress):
-            self.send(download_message(run.id, event))
                         evalue=error.one_line(),
                         error=error.feedback_text()[-4000:],
                     )
@@ -265,9 +265,6 @@ def _refused(exc: BadMessage) -> str:
     return text
 
 
-def _error(run_id: str, exc: ViscoderError) -> dict:
-    reason = "backend" if isinstance(exc, BackendUnavailable) else "bad_request"
-    return message("error", id=run_id, reason=reason, message=with_retry_hint(exc, "Press Fix again to retry."))
 def download_message(run_id: str, event: DownloadProgress) -> dict:
     return message(
         "download",
@@ -280,3 +277,6 @@ def download_message(run_id: str, event: DownloadProgress) -> dict:
     )
 
 
+def _error(run_id: str, exc: ViscoderError) -> dict:
+    reason = "backend" if isinstance(exc, BackendUnavailable) else "bad_request"
+    return message("error", id=run_id, reason=reason, message=with_retry_hint(exc, "Press Fix again to retry."))
