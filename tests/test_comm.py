@@ -200,10 +200,12 @@ def test_every_setting_the_sidebar_offers_reaches_the_kernel():
         "samples": 0,
         "timeout": 5.0,
         "sandbox": "off",
+        "collect": True,
         "unknown": 1,
     }
     settings = VisCoder().with_overrides(**overrides_from(chosen))
     assert (settings.lib, settings.samples, settings.sandbox, settings.retries) == ("seaborn", 0, "off", 1)
+    assert settings.collect is True
 
 
 def test_the_sidebar_schema_offers_what_the_settings_accept():
@@ -212,7 +214,7 @@ def test_the_sidebar_schema_offers_what_the_settings_accept():
     import json
     from pathlib import Path
 
-    from traitlets import Enum, Float, Int
+    from traitlets import Bool, Enum, Float, Int
 
     from viscoder_jupyter.backends import backend_names
     from viscoder_jupyter.core.settings import VisCoder
@@ -222,7 +224,7 @@ def test_the_sidebar_schema_offers_what_the_settings_accept():
     for name, prop in schema["properties"].items():
         trait = traits[name]
         kinds = set(prop["type"] if isinstance(prop["type"], list) else [prop["type"]]) - {"null"}
-        expected = "integer" if isinstance(trait, Int) else "number" if isinstance(trait, Float) else "string"
+        expected = {Int: "integer", Float: "number", Bool: "boolean"}.get(type(trait), "string")
         assert kinds == {expected}, name
         offered = [choice["const"] for choice in prop.get("oneOf", []) if choice["const"] != ""]
         if isinstance(trait, Enum):

@@ -16,6 +16,7 @@ TS_TYPES = {
     "boolean": (bool,),
     "IFixSettings": (dict,),
     "ErrorReason": (str,),
+    "Verdict": (str,),
     "IReviewFinding[]": (list,),
 }
 
@@ -65,6 +66,8 @@ def test_typescript_target_reasons_settings_and_final_messages_match():
     reasons = re.search(r"export type ErrorReason =(.*?);", TS, flags=re.DOTALL).group(1)
     assert sorted(re.findall(r"'(\w+)'", reasons)) == sorted(protocol.ERROR_REASONS)
     assert sorted(ts_interfaces(TS)["IFixSettings"]) == sorted(protocol.SETTING_KEYS)
+    verdicts = re.search(r"export type Verdict =(.*?);", TS, flags=re.DOTALL).group(1)
+    assert re.findall(r"'(\w+)'", verdicts) == list(protocol.VERDICTS)
     final = re.search(r"function isFinal.*?\{(.*?)\n\}", TS, flags=re.DOTALL).group(1)
     assert sorted(re.findall(r"'(\w+)'", final)) == sorted(protocol.FINAL)
 

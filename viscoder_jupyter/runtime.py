@@ -127,12 +127,16 @@ class Job:
     """A checked request, ready for the loop: what is asked, on which frames, with which settings.
 
     `fix` (source, traceback, note) makes the user's code and its error the first turn.
+    `origin` names the front end in the dialogue log (settings.collect), which sets `record_id`
+    when it has logged the request (before the front ends hear it is done).
     """
 
     request: str
     frames: dict[str, Any]
     settings: VisCoder
     fix: tuple[str, str, str] | None = None
+    origin: str = ""
+    record_id: str | None = None
 
 
 def settings_for(settings: VisCoder, overrides: Mapping[str, Any] | None = None) -> VisCoder:
@@ -205,6 +209,14 @@ async def async_run_job(job: Job, on_event=None, *, backend=None, kernel=None, *
         kw["messages"] = fix_messages(
             source, traceback, note, describe_frames(job.frames, job.settings.frame_budget), job.settings.lib
         )
+    if job.settings.collect:  # the conversation as the backend receives it, logged when the request ends
+        from .core.dialogue_log import DialogueRecorder
+
+        origin = job.origin or ("fix" if job.fix else "api")
+        recorder = DialogueRecorder(
+            job.request, job.frames, job.settings, origin, lambda i: setattr(job, "record_id", i)
+        )
+        backend, on_event = recorder.backend(backend), recorder.events(on_event)
     return await loop.async_run(
         job.request, job.frames, job.settings, on_event, backend=backend, kernel=kernel, lock=kernel_lock(kernel), **kw
     )

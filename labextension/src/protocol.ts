@@ -23,6 +23,8 @@ export interface IFixSettings {
   timeout?: number;
   /** The child kernel under bubblewrap: auto, required, off. */
   sandbox?: string;
+  /** Log the fix's conversation and the user's verdict locally, for fine-tuning (VisCoder.collect). */
+  collect?: boolean;
 }
 
 export interface IFixRequest {
@@ -39,8 +41,18 @@ export interface ICancelRequest {
   id: string;
 }
 
+/** The proposal's button the user pressed: Accept, Insert below, Discard. */
+export type Verdict = 'accept' | 'insert' | 'discard';
+
+/** What the user did with a run's proposal: logged when the kernel logs dialogues; no reply. */
+export interface IVerdict {
+  type: 'verdict';
+  id: string;
+  verdict: Verdict;
+}
+
 /** Frontend to kernel. */
-export type FrontendMessage = IFixRequest | ICancelRequest;
+export type FrontendMessage = IFixRequest | ICancelRequest | IVerdict;
 
 export interface IReady {
   type: 'ready';

@@ -1,9 +1,12 @@
-"""Which cell `%viscoder_fix` fixes: a post_run_cell hook remembers the last failed and plotting cells."""
+"""Which cell `%viscoder_fix` fixes: a post_run_cell hook remembers the last failed and plotting cells
+(and tells the dialogue log when an inserted cell ran without error)."""
 
 from __future__ import annotations
 
 import itertools
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +20,19 @@ _PLOTTING = re.compile(
     re.MULTILINE,
 )
 _VISCODER_CELL = re.compile(r"^\s*%%?viscoder", re.MULTILINE)
+_MAX_WATCHED = 100
+log = logging.getLogger(__name__)
 
 
 def is_plotting(source: str) -> bool:
     return bool(_PLOTTING.search(source))
+
+
+def code_lines(source: str) -> str:
+    """The lines that run: neither blank nor comments, trailing space dropped."""
+    return "\n".join(
+        line.rstrip() for line in source.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    )
 
 
 @dataclass
@@ -51,6 +63,17 @@ class CellHistory:
     last_failed: CellRecord | None = None
     last_plotting: CellRecord | None = None
     _counter: Any = field(default_factory=itertools.count, repr=False)
+    # Inserted code waiting to be run: its statements (code_lines) -> what to call once it runs cleanly.
+    _watched: dict[str, Callable[[], None]] = field(default_factory=dict, repr=False)
+
+    def watch(self, code: str, on_kept: Callable[[], None]) -> None:
+        """Call `on_kept` once, when a cell holding exactly this code runs without error: the
+        user kept the code the magic inserted. Comments may differ (the inserted cell's header,
+        a review's commented-out lines must be uncommented first); an edited statement is other code."""
+        if code_lines(code):
+            self._watched[code_lines(code)] = on_kept
+        while len(self._watched) > _MAX_WATCHED:  # the oldest waits no longer
+            self._watched.pop(next(iter(self._watched)))
 
     def post_run_cell(self, result) -> None:
         info = getattr(result, "info", None)
@@ -59,6 +82,12 @@ class CellHistory:
             return
         record = CellRecord(source, getattr(result, "execution_count", None), next(self._counter))
         error = result.error_before_exec or result.error_in_exec
+        if error is None and code_lines(source) in self._watched:
+            on_kept = self._watched.pop(code_lines(source))
+            try:
+                on_kept()
+            except Exception:  # noqa: BLE001 (a log that cannot be written must not break the user's cell)
+                log.warning("VisCoder: the verdict could not be logged", exc_info=True)
         if error is not None:
             record.ename, record.evalue = type(error).__name__, str(error)
             record.traceback = self._traceback(error)

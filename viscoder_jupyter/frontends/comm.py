@@ -33,6 +33,8 @@ from .protocol import REVIEW_FINDING, SETTING_KEYS, TARGET, BadMessage, incoming
 
 log = logging.getLogger(__name__)
 _TEXT_FLUSH_SECONDS = 0.1  # streamed text goes out in batches, not one message per token
+_LOGGED_AS = {"accept": "accepted", "insert": "inserted", "discard": "discarded"}  # sidebar button -> log verdict
+_JOBS_KEPT = 20  # recent runs whose proposal may still get a verdict
 _handlers: dict[int, Callable] = {}
 
 
@@ -87,6 +89,7 @@ class FixChannel:
         self.shell = shell
         self.settings_of = settings_of
         self._run: _Run | None = None
+        self._jobs: dict[str, runtime.Job] = {}  # recent runs by id, for their verdicts
         self._lock = threading.Lock()  # messages may arrive on a subshell thread
         comm.on_msg(self.on_msg)
         comm.on_close(self.on_close)
@@ -108,6 +111,8 @@ class FixChannel:
                 self.start(fields)
             elif kind == "cancel":
                 self.cancel(fields["id"])
+            elif kind == "verdict":
+                self.verdict(fields["id"], fields["verdict"])
         except Exception as exc:  # noqa: BLE001 (the comm swallows what a handler raises: say it instead)
             log.exception("VisCoder: the sidebar's %r message failed", kind)
             self.send(message("error", id=fields["id"], reason="internal", message=f"{type(exc).__name__}: {exc}"))
@@ -146,6 +151,10 @@ class FixChannel:
             except ViscoderError as exc:
                 self.send(_error(run_id, exc))
                 return
+            job.origin = "sidebar"
+            self._jobs[run_id] = job
+            while len(self._jobs) > _JOBS_KEPT:
+                self._jobs.pop(next(iter(self._jobs)))
             run = self._run = _Run(run_id)
             run.future = runtime.submit(self._main(run, runtime.async_run_job(job, lambda e: self._event(run, e))))
 
@@ -156,6 +165,18 @@ class FixChannel:
         run.cancelling = True
         runtime.cancel_and_wait(run.future)  # interrupts the child kernel, stops generation
         self._finish(run, message("cancelled", id=run.id))
+
+    def verdict(self, run_id: str, pressed: str) -> None:
+        """The button the user pressed on a run's proposal, logged where the run was (settings.collect)."""
+        job = self._jobs.get(run_id)
+        if job is None or job.record_id is None or pressed not in _LOGGED_AS:
+            return
+        from ..core.dialogue_log import append_verdict, log_path
+
+        try:
+            append_verdict(log_path(job.settings), job.record_id, _LOGGED_AS[pressed])
+        except OSError:  # the user's notebook matters more than the log
+            log.warning("VisCoder: the verdict could not be logged", exc_info=True)
 
     # ------------------------------------------------------------------ outgoing
     async def _main(self, run: _Run, work) -> None:

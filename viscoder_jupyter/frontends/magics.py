@@ -114,9 +114,11 @@ class VisCoderMagics(Magics):
             overrides=args.overrides(),
             empty=_EMPTY_CELL,
         )
+        job.origin = "magic"
         result = self._run_with_view(job)
         if result is not None:
             self.show_result(result, request, job.settings)
+            self._watch_for_kept(job, result)
 
     @line_magic
     def viscoder_fix(self, line: str):
@@ -137,9 +139,20 @@ class VisCoderMagics(Magics):
         record = self.history.target(note)
         job = runtime.fix_job(record.source, record.traceback, note, self.settings, namespace=self.shell.user_ns)
         print(f"VisCoder: fixing {record.label}" + (f" ({record.ename}: {record.evalue})" if record.failed else ""))
+        job.origin = "magic_fix"
         result = self._run_with_view(job)
         if result is not None:
             self.show_result(result, job.request, job.settings, magic="%viscoder_fix")
+            self._watch_for_kept(job, result)
+
+    def _watch_for_kept(self, job: runtime.Job, result) -> None:
+        """With `collect` on, the inserted cell run without error is the user's verdict: kept."""
+        if not (job.record_id and result.ok and job.settings.insert):
+            return
+        from ..core.dialogue_log import append_verdict, log_path
+
+        path, record_id = log_path(job.settings), job.record_id
+        self.history.watch(result.code, lambda: append_verdict(path, record_id, "kept"))
 
     def _run_with_view(self, job: runtime.Job):
         """Run the job on the background loop, rendering its events under the cell.

@@ -4,7 +4,8 @@ Every message is a dict told apart by "type". labextension/src/protocol.ts mirro
 declarations and tests/test_protocol.py checks that both sides name the same messages and
 fields (and that SETTING_KEYS are the properties of labextension/schema/sidebar.json).
 
-    frontend -> kernel: fix (run a fix of a cell), cancel
+    frontend -> kernel: fix (run a fix of a cell), cancel, verdict (what the user did with a
+        proposal: for the dialogue log, when settings.collect is on; no reply)
     kernel -> frontend: ready (once, when the comm opens), status, download (a model being
         downloaded, with bytes, rate and time left), attempt, text (the reply as
         it streams, batched), attempt_failed, figure (base64 PNG of a working attempt), and one
@@ -20,7 +21,7 @@ TARGET = "viscoder"
 
 #: Settings the sidebar may send with a fix (labextension/schema/sidebar.json); each is a
 #: `VisCoder` setting, and an empty value means "the kernel's own configuration".
-SETTING_KEYS = ("backend", "model", "lib", "retries", "samples", "timeout", "sandbox")
+SETTING_KEYS = ("backend", "model", "lib", "retries", "samples", "timeout", "sandbox", "collect")
 
 #: Why a run was refused or failed (an "error" message's `reason`).
 ERROR_REASONS = ("no_frames", "busy", "bad_request", "backend", "internal")
@@ -32,14 +33,18 @@ TEXT_LIMITS = {"id": 100, "source": 200_000, "traceback": 200_000, "note": 4_000
 SETTING_TEXT_LIMIT = 1_000
 SETTING_RANGES = {"retries": (0, 10), "samples": (0, 10), "timeout": (0, 3600)}
 
+#: A "verdict" message's `verdict`: the proposal's button the user pressed.
+VERDICTS = ("accept", "insert", "discard")
+
 #: Frontend to kernel: type -> {field: Python type}.
 FRONTEND: dict[str, dict[str, type]] = {
     "fix": {"id": str, "source": str, "traceback": str, "note": str, "settings": dict},
     "cancel": {"id": str},
+    "verdict": {"id": str, "verdict": str},
 }
 
 #: Frontend fields that take one of a few values: type -> {field: choices}.
-FIELD_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {}
+FIELD_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"verdict": {"verdict": VERDICTS}}
 
 #: Kernel to frontend: type -> {field: Python type} (a float field takes an int too).
 KERNEL: dict[str, dict[str, type]] = {

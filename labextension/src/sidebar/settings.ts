@@ -10,6 +10,8 @@ const CHOICES = ['backend', 'lib', 'sandbox'] as const;
 const TEXTS = ['model'] as const;
 /** Numbers; null is "the kernel's setting". */
 const NUMBERS = ['retries', 'samples', 'timeout'] as const;
+/** Switches; null is "the kernel's setting". */
+const SWITCHES = ['collect'] as const;
 
 /** The fix settings from the registry: empty or null values are left to the kernel's config. */
 export function fixSettingsFrom(settings: ISettingRegistry.ISettings | null): IFixSettings {
@@ -27,6 +29,12 @@ export function fixSettingsFrom(settings: ISettingRegistry.ISettings | null): IF
   for (const key of NUMBERS) {
     const value = composite[key];
     if (typeof value === 'number' && Number.isFinite(value)) {
+      out[key] = value;
+    }
+  }
+  for (const key of SWITCHES) {
+    const value = composite[key];
+    if (typeof value === 'boolean') {
       out[key] = value;
     }
   }
