@@ -8,7 +8,11 @@ plainly and with bbox_inches="tight" as the inline backend saves it (runs interl
 and (b) PandasPlotBench's way, `jupyter nbconvert --execute` of a notebook, a fresh
 kernel each time. Also frame handover for 1e3, 1e5 and 1e6 rows x 5 mixed columns,
 child kernel start, an empty attempt (the per-attempt cost before any plotting), and
-`%load_ext viscoder_jupyter` in a fresh process.
+`%load_ext viscoder_jupyter` in a fresh process. And a whole request (frames, then the
+simple bar) with a fresh kernel per request (a spare swapped in) against the same warm kernel
+reused, interleaved: back to back, and after a pause standing in for the model's first reply.
+
+    .venv/bin/python benchmarks/loop_speed.py --requests-only [--runs N] [--pause S]
 """
 
 from __future__ import annotations
@@ -166,11 +170,54 @@ async def kernel_times(frames: dict, df, runs: int) -> dict[str, list[float]]:
     return times
 
 
+async def request_times(df, runs: int, pause: float) -> dict[str, list[float]]:
+    """A request (load the frames, one simple attempt) with a fresh kernel per request and with
+    the one warm kernel reused ("before"), interleaved. The pause before a request (not timed)
+    stands in for the model writing: the spare boots meanwhile."""
+    from viscoder_jupyter.child.executor import ChildKernel
+
+    kernels = {"fresh kernel per request": ChildKernel(), "warm kernel reused": ChildKernel(fresh_per_request=False)}
+    times: dict[str, list[float]] = {}
+    try:
+        for kernel in kernels.values():
+            await kernel.async_load_frames({"df": df})
+            await kernel.async_run("pass", timeout=60)
+        for wait in (0.0, pause):
+            for _ in range(runs):
+                for name, kernel in kernels.items():
+                    await asyncio.sleep(wait)
+                    start = time.perf_counter()
+                    await kernel.async_load_frames({"df": df})
+                    outcome = await kernel.async_run(PLOTS["simple bar"], timeout=60)
+                    assert outcome.error is None and outcome.images, outcome.error
+                    times.setdefault(f"{name}, {wait:g} s pause", []).append(time.perf_counter() - start)
+    finally:
+        for kernel in kernels.values():
+            await kernel.async_shutdown()
+    return times
+
+
+def print_requests(runs: int, pause: float) -> None:
+    times = asyncio.run(request_times(frame(200_000), runs, pause))
+    print(f"\n| request: frames (200k x 5) + simple bar, medians of {runs} | fresh kernel | warm reused | ratio |")
+    print("|---|---|---|---|")
+    for wait in (0.0, pause):
+        fresh = med(times[f"fresh kernel per request, {wait:g} s pause"])
+        warm = med(times[f"warm kernel reused, {wait:g} s pause"])
+        label = "back to back" if not wait else f"after a {wait:g} s pause (the model writing)"
+        print(f"| {label} | {fresh * 1000:.0f} ms | {warm * 1000:.0f} ms | {fresh / warm:.2f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--nbconvert-runs", type=int, default=3)
+    parser.add_argument("--pause", type=float, default=8.0)
+    parser.add_argument("--requests-only", action="store_true")
     args = parser.parse_args()
+    if args.requests_only:
+        print_requests(args.runs, args.pause)
+        return
 
     df = frame(200_000)
     handover = {f"handover {n:.0e} x 5": frame(n) for n in (1_000, 100_000, 1_000_000)}
@@ -208,6 +255,7 @@ def main() -> None:
     )
     for name in handover:
         print(f"| {name} (pickle, once per request) | {med(kernel[name]) * 1000:.0f} ms |")
+    print_requests(args.runs, args.pause)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import pandas as pd
 # Set by the boot code (boot.py) once this module has run.
 OUTPUT_CAP = 0
 FACTS_MIME = ""
-state = {"baseline": {}, "rc": {}, "frames": {}, "cwd": os.getcwd(), "written": {}, "figures": []}
+FRAMES_MIME = ""
+state = {"baseline": {}, "rc": {}, "frames": {}, "prints": {}, "cwd": os.getcwd(), "written": {}, "figures": []}
 
 
 def take_baseline(ip):
@@ -62,6 +63,74 @@ def publish_figure_facts(ip):
     except Exception as exc:  # a check must never fail the attempt
         facts = [{"error": repr(exc)}]
     publish_display_data({FACTS_MIME: {"figures": facts}})
+    publish_frame_prints(ip.user_ns)
+
+
+def publish_frame_prints(ns):
+    # What each frame's name holds after the attempt, as the user's notebook would hold it after
+    # running the code: the parent compares with the prints it kept from loading. The change is
+    # described here (against the pristine copy) only to tell the model what it did.
+    from IPython.display import publish_display_data
+
+    missing = object()
+    prints, changes = {}, {}
+    for name, original in state["frames"].items():
+        now = ns.get(name, missing)
+        prints[name] = None if now is missing else fingerprint(now)
+        if prints[name] != state["prints"].get(name):
+            changes[name] = "deleted" if now is missing else describe_change(original, now)
+    publish_display_data({FRAMES_MIME: {"prints": prints, "changes": changes}})
+
+
+def fingerprint(value):
+    # Content, not identity: `df = df.copy()` keeps the print, `df["x"] = 1` or
+    # `df = df.dropna()` changes it.
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        if isinstance(value, (pd.DataFrame, pd.Series)):
+            frame = value.to_frame(name=0) if isinstance(value, pd.Series) else value
+            head = (type(value).__name__, frame.shape, list(map(repr, frame.columns)), list(map(repr, frame.dtypes)))
+            digest.update(repr((head, getattr(value, "name", None), frame.index.names, frame.columns.names)).encode())
+            digest.update(hashed(frame.index))
+            for i in range(frame.shape[1]):
+                digest.update(hashed(frame.iloc[:, i]))
+        else:
+            digest.update(pickle.dumps(value))
+    except Exception as exc:  # unpicklable: changed from a frame, whatever it is
+        return f"unreadable: {type(value).__name__}: {exc!r:.60}"
+    return digest.hexdigest()
+
+
+def hashed(values):
+    try:
+        return pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes()
+    except TypeError:  # unhashable cells (lists, dicts): their text stands in
+        return pd.util.hash_pandas_object(pd.Series([repr(v) for v in values]), index=False).to_numpy().tobytes()
+
+
+def describe_change(original, now):
+    if not isinstance(now, type(original)):
+        return f"now holds a {type(now).__name__}"
+    if not isinstance(now, pd.DataFrame):
+        return "its values changed" if len(now) == len(original) else f"{len(original)} -> {len(now)} rows"
+    said = []
+    added = [str(c) for c in now.columns if c not in original.columns]
+    removed = [str(c) for c in original.columns if c not in now.columns]
+    if added:
+        said.append("columns added: " + ", ".join(added[:5]))
+    if removed:
+        said.append("columns removed: " + ", ".join(removed[:5]))
+    if len(now) != len(original):
+        said.append(f"{len(original)} -> {len(now)} rows")
+    elif not now.index.equals(original.index):
+        said.append("its index changed")
+    if not said:
+        common = [c for c in original.columns if c in now.columns]
+        altered = [str(c) for c in common if fingerprint(original[c]) != fingerprint(now[c])]
+        said.append("values changed in: " + ", ".join(altered[:5]) if altered else "its values changed")
+    return "; ".join(said)
 
 
 def figure_facts(fig):
@@ -266,8 +335,14 @@ def limit_cpu(seconds):
 
 
 def load_frames(path):
+    from IPython.display import publish_display_data
+
     with open(path, "rb") as f:
         state["frames"] = pickle.load(f)
+    # Taken in a kernel no generated code has run in yet (the parent hands each request a fresh
+    # one); the parent keeps them, out of the attempts' reach.
+    state["prints"] = {name: fingerprint(frame) for name, frame in state["frames"].items()}
+    publish_display_data({FRAMES_MIME: {"prints": state["prints"], "changes": {}}})
 
 
 def reset(ip):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .outputs import FACTS_MIME, STDOUT_CAP
+from .outputs import FACTS_MIME, FRAMES_MIME, STDOUT_CAP
 
 # Lives in the child as module `_viscoder_child`, outside the user namespace.
 CHILD_SRC = (Path(__file__).parent / "_viscoder_child.py").read_text(encoding="utf-8")
@@ -24,6 +24,7 @@ def __viscoder_boot(src):
     exec(compile(src, "<viscoder_child>", "exec"), mod.__dict__)
     mod.OUTPUT_CAP = {2 * STDOUT_CAP}
     mod.FACTS_MIME = {FACTS_MIME!r}
+    mod.FRAMES_MIME = {FRAMES_MIME!r}
     sys.modules["_viscoder_child"] = mod
     mod.take_baseline(get_ipython())
 __viscoder_boot({CHILD_SRC!r})

@@ -5,9 +5,11 @@ runs each attempt as a one-cell notebook with `async_execute_cell`, so nbclient 
 the waiting: shell reply, iopub outputs, a 1 s liveness poll (`DeadKernelError`) and
 the timeout (`interrupt_on_timeout` + a sentinel `error_on_timeout` reply).
 On top of it: a namespace reset before every attempt (a hook in the child), a
-recovery check after an interrupt, a restart (warm-up + frames) after a death, and
-the guard rails of untrusted code: the sandbox and limits (sandbox.py), output capped
-as it arrives (outputs.py), and what an attempt left running killed (processes.py).
+recovery check after an interrupt, a restart (warm-up + frames) after a death, a fresh
+kernel for every request (a spare booted in the background), and the guard rails of
+hostile code: the sandbox and limits (sandbox.py, limits.py), output bounded before it is
+decoded (channels.py) and capped as it arrives (outputs.py), what an attempt left running
+killed (processes.py), and the frames it was given checked for changes.
 
 All coroutines must run on one event loop (the zmq sockets belong to it).
 nbclient and nbformat are imported lazily: importing them costs about a second.
@@ -25,11 +27,20 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import AttemptError, ChildKernelDied, CodeRaised, ExecutionTimeout, RequestError, ViscoderError
+from ..core.errors import (
+    AttemptError,
+    ChildKernelDied,
+    CodeRaised,
+    ExecutionTimeout,
+    FramesChanged,
+    RequestError,
+    ViscoderError,
+)
 from ..core.settings import setting_default
-from . import boot, outputs, processes
+from . import boot, limits, outputs, processes
 from . import sandbox as sb
 from .folders import Folders, seed_matplotlib_cache
+from .fresh import FreshKernels
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -59,13 +70,14 @@ class ExecutionOutcome:
     seconds: float  # wall time of the whole attempt, reset and recovery included
     truncated: bool = False  # output past the caps was dropped
     figure_facts: list[dict] | None = None  # per matplotlib figure: marks per axes, crowded ticks
+    frames_changed: FramesChanged | None = None  # the code changed a frame it was given (a check)
 
     @property
     def has_figure(self) -> bool:
         return bool(self.images or self.plotly_json)
 
 
-class ChildKernel:
+class ChildKernel(FreshKernels):
     """A warm IPython kernel in a child process that runs one attempt at a time.
 
     `sandbox` ('auto', 'required', 'off'), `memory_limit_mb` and `cpu_time_limit_s`
@@ -82,8 +94,12 @@ class ChildKernel:
         sandbox: str = setting_default("sandbox"),
         memory_limit_mb: int = setting_default("memory_limit_mb"),
         cpu_time_limit_s: int = setting_default("cpu_time_limit_s"),
+        fresh_per_request: bool = True,
     ):
         self.kernel_name = kernel_name
+        # Each request gets a kernel no attempt has run in: hooks, patched libraries and modules an
+        # attempt left behind cannot reach the next request. A spare boots in the background.
+        self.fresh_per_request = fresh_per_request
         self.startup_timeout = startup_timeout
         self.sandbox, self.memory_limit_mb, self.cpu_time_limit_s = sandbox, memory_limit_mb, cpu_time_limit_s
         self.sandboxed: bool | None = None  # decided at each start
@@ -94,8 +110,13 @@ class ChildKernel:
         self._run_lock = asyncio.Lock()
         self._folders = Folders()  # ours (private), and the kernel's (rw, scratch)
         self._log_file: Any = None
-        self._last_reply: dict | None = None
         self._closed = False
+        self._used = False  # an attempt ran in this kernel process
+        self._cgroup: str | None = None  # the kernel's own cgroup, where one could be made
+        self._spare: ChildKernel | None = None  # booting or ready, for the next request
+        self._spare_boot: asyncio.Task | None = None
+        self._retiring: set[asyncio.Task] = set()  # old kernels shutting down
+        self._frame_prints: dict[str, str | None] = {}  # the frames as loaded, kept here
         self._stale = False  # settings changed: restart before the next attempt
         self._cancelled = False  # an attempt was cancelled: check the child is idle
         self._copy_seconds = 0.0  # extra time per attempt for copying the frames
@@ -107,7 +128,7 @@ class ChildKernel:
         new = (sandbox, memory_limit_mb, cpu_time_limit_s)
         if new != (self.sandbox, self.memory_limit_mb, self.cpu_time_limit_s):
             self.sandbox, self.memory_limit_mb, self.cpu_time_limit_s = new
-            self._stale = self._nb is not None
+            self._stale = self._nb is not None  # the spare, booted with the old ones, is dropped then
 
     # ---- hooks: how the kernel process is started ------------------------------------
     def _kernel_cmd(self, spec_argv: list[str]) -> list[str]:
@@ -170,7 +191,11 @@ class ChildKernel:
 
     async def async_shutdown(self) -> None:
         self._closed = True
+        if self._spare is not None:
+            self._retire(self._spare, self._spare_boot)
+            self._spare = self._spare_boot = None
         try:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
             await self._teardown()
         except Exception:  # noqa: BLE001 - shutdown never raises
             log.debug("child kernel teardown failed", exc_info=True)
@@ -180,6 +205,8 @@ class ChildKernel:
     def shutdown_now(self) -> None:
         """Best effort, synchronous, for atexit: kill the kernel's process group."""
         self._closed = True
+        for spare in [self._spare] if self._spare is not None else []:
+            spare.shutdown_now()
         self._kill_processes()
         self._folders.remove()
 
@@ -203,12 +230,13 @@ class ChildKernel:
         self._copy_seconds = len(data) / COPY_BYTES_PER_S
         await self.async_start()
         async with self._run_lock:
+            await self._fresh_for_request()
             if not self._folders.save_frames(data):
                 self._stale = True  # the code left something in the way: a fresh kernel, fresh folders
             if self._stale or not self.is_alive or not await self._settled():
                 await self._restart()  # loads the new frames
             else:
-                await self._quiet(boot.load_code(self._folders.kernel_frames), LOAD_TIMEOUT, "loading the frames")
+                await self._load_frames()
 
     async def async_run(self, code: str, timeout: float) -> ExecutionOutcome:
         started = time.monotonic()
@@ -224,12 +252,15 @@ class ChildKernel:
     async def _run_locked(self, code: str, timeout: float, started: float) -> ExecutionOutcome:
         from nbclient.exceptions import DeadKernelError
 
+        from . import channels
+
         if self._stale or not self.is_alive or self._vitals.cpu_running_out() or not await self._settled():
             await self._restart()
         # The child resets the namespace before the code (a pre_run_cell hook), copying the
         # frames: their copy gets time on top of the attempt's own.
         cell = self._cell(code, timeout + self._copy_seconds)
         error: AttemptError | None = None
+        nb, self._used = self._nb, True
         try:
             reply = await self._execute(cell, interrupt=True, store_history=True)
         except DeadKernelError:
@@ -240,25 +271,50 @@ class ChildKernel:
             error = ChildKernelDied(self._death_detail())
             await self._restart()
             reply = None
-        truncated = bool(self._nb and self._nb.truncated)
-        got = outputs.collect(cell.outputs, truncated)
         await self._kill_leftovers()  # first: a fork bomb's copies would starve the recovery check
+        limits.mark_for_oom(self.pid if self.is_alive else None)  # the code may have lowered it
+        too_big, lost = await channels.too_big(nb) if reply is not None else (None, False)
+        truncated = nb.truncated  # before a recovery check runs a cell of its own
+        got = outputs.collect(cell.outputs, truncated)
         if error is None and reply is not None:
             if reply.get("status") == "error" and reply.get("ename") == _TIMEOUT_ENAME:
-                error = ExecutionTimeout(timeout)
+                error = too_big or ExecutionTimeout(timeout)
                 if not await self._responds():
                     log.info("child kernel ignored the interrupt; restarting it")
                     await self._restart()
+            elif too_big is not None:
+                error = too_big
             elif got.error is not None:  # also catches errors raised while drawing
                 error = CodeRaised.from_reply(got.error)
+            elif nb.problem or got.problem:
+                error = CodeRaised(
+                    "UnreadableOutput",
+                    f"The code's output could not be read: {nb.problem or got.problem}. Show the figure "
+                    "with plt.show() (fig.show() for plotly) and display nothing else.",
+                    "",
+                )
             elif reply.get("status") != "ok":
-                error = CodeRaised.from_reply({"ename": "Aborted", **reply})
-        if self.is_alive and self._vitals.threads_left_over(THREAD_SLACK):
+                error = CodeRaised.from_reply(outputs.cap_error({**reply, "ename": reply.get("ename") or "Aborted"}))
+        if lost:
+            log.info("a message over the size cap cut the child kernel's connection; restarting it")
+            await self._restart()
+        elif self.is_alive and self._vitals.threads_left_over(THREAD_SLACK):
             log.info("the generated code left threads running; restarting the child kernel")
             await self._restart()
-        return ExecutionOutcome(
+        self._start_spare()
+        outcome = ExecutionOutcome(
             got.images, got.plotly_json, got.stdout, error, time.monotonic() - started, truncated, got.figure_facts
         )
+        if error is None and got.frame_prints is not None:
+            outcome.frames_changed = self._frames_changed(got.frame_prints)
+        return outcome
+
+    def _frames_changed(self, report: dict) -> FramesChanged | None:
+        """The frames' names hold what was loaded, by the prints kept here since loading (the
+        child reports the prints after the attempt, and says how a frame changed)."""
+        after, how = report.get("prints", {}), report.get("changes", {})
+        changed = {name: how.get(name) or "" for name, kept in self._frame_prints.items() if after.get(name, 0) != kept}
+        return FramesChanged(changed) if changed else None
 
     # ---- internals -------------------------------------------------------------------
     def _process(self) -> subprocess.Popen | None:
@@ -283,6 +339,8 @@ class ChildKernel:
             log=_nbclient_log,
         )
         km.kernel_spec.argv = self._kernel_cmd(km.kernel_spec.argv)
+        km.client_class = "viscoder_jupyter.child.channels.BoundedKernelClient"
+        limits.bound_sockets(km.context)  # its control socket: replies to interrupts, never read
         if self.sandboxed:
             # bwrap does not pass SIGINT on; ipykernel interrupts itself on a control message.
             km.kernel_spec.interrupt_mode = "message"
@@ -295,15 +353,16 @@ class ChildKernel:
             record_timing=False,
             coalesce_streams=False,
             interrupt_on_timeout=True,
+            store_widget_state=False,
             error_on_timeout={"ename": _TIMEOUT_ENAME, "evalue": "", "traceback": []},
             timeout_func=lambda cell: cell.metadata.get("viscoder_timeout"),
             startup_timeout=max(1, math.ceil(self.startup_timeout)),
             extra_arguments=["--InteractiveShell.colors=nocolor"],  # hist_file=:memory: is nbclient's
-            on_cell_executed=self._on_cell_executed,
             log=_nbclient_log,
         )
+        nb.on_cell_executed = lambda cell, cell_index, execute_reply: setattr(nb, "last_reply", execute_reply)
         self._log_file = open(os.path.join(private, "kernel.log"), "ab")  # noqa: SIM115
-        self._km, self._nb = km, nb
+        self._km, self._nb, self._used = km, nb, False
         try:
             await nb.async_start_new_kernel(
                 cwd=self._folders.scratch,
@@ -312,14 +371,22 @@ class ChildKernel:
                 stderr=self._log_file,
             )
             await nb.async_start_new_kernel_client()
+            # Before any code of ours runs in it: the kernel is what the OOM killer takes first.
+            self._cgroup = limits.protect_parent(self.pid, self.memory_limit_mb)
             await self._quiet(boot.warmup_code(self.cpu_time_limit_s), self.startup_timeout, "warm-up")
             if self._folders.has_frames:
-                await self._quiet(boot.load_code(self._folders.kernel_frames), LOAD_TIMEOUT, "loading the frames")
+                await self._load_frames()
         except BaseException:
             await self._teardown()
             raise
         pid = processes.find_kernel(self.pid, bool(self.sandboxed)) if self.pid else None
         self._vitals = processes.Vitals(pid, self.cpu_time_limit_s)
+
+    async def _load_frames(self) -> None:
+        got = outputs.collect(
+            await self._quiet(boot.load_code(self._folders.kernel_frames), LOAD_TIMEOUT, "loading the frames")
+        )
+        self._frame_prints = dict(got.frame_prints["prints"]) if got.frame_prints else {}
 
     async def _kill_leftovers(self) -> None:
         """Kill the processes the code left running (the kernel itself stays)."""
@@ -346,6 +413,8 @@ class ChildKernel:
                     self._kill_processes(km)
         finally:
             self._vitals = processes.Vitals(None, 0)
+            limits.release(self._cgroup)
+            self._cgroup = None
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
@@ -374,9 +443,6 @@ class ChildKernel:
 
         return nbformat.v4.new_code_cell(source, metadata={"viscoder_timeout": timeout})
 
-    def _on_cell_executed(self, cell: Any, cell_index: int, execute_reply: dict) -> None:
-        self._last_reply = execute_reply
-
     async def _execute(self, cell: Any, *, interrupt: bool, store_history: bool = False) -> dict[str, Any] | None:
         """Run one cell; return the execute_reply content (nbclient's sentinel on timeout)."""
         nb = self._nb
@@ -385,17 +451,18 @@ class ChildKernel:
         nb.reset_execution_trackers()
         nb.reset_caps()
         nb.interrupt_on_timeout = interrupt
-        self._last_reply = None
+        nb.last_reply = None
         await nb.async_execute_cell(cell, 0, store_history=store_history)
-        return (self._last_reply or {}).get("content")
+        return (nb.last_reply or {}).get("content")
 
-    async def _quiet(self, source: str, timeout: float, what: str) -> None:
-        """Run our own code (not the attempt's); any failure is ours, so raise."""
+    async def _quiet(self, source: str, timeout: float, what: str) -> list:
+        """Run our own code (not the attempt's); any failure is ours, so raise. Returns its outputs."""
         cell = self._cell(source, timeout)
         reply = await self._execute(cell, interrupt=False)
         if reply is None or reply.get("status") != "ok":
-            err = CodeRaised.from_reply(reply or {})
+            err = CodeRaised.from_reply(outputs.cap_error(reply or {}))
             raise ViscoderError(f"Child kernel failed while {what}: {err.feedback_text()}")
+        return cell.outputs
 
     async def _settled(self) -> bool:
         """False when a cancelled attempt may still run: its interrupt can land before the code

@@ -117,6 +117,28 @@ class ChildKernelDied(AttemptError, RuntimeError):
         )
 
 
+class FramesChanged(AttemptError):
+    """The code changed (or deleted) a frame it was given: run in the notebook, it would change
+    the user's data. A hard failure: such code is never the answer."""
+
+    ename = "FrameChanged"
+
+    def __init__(self, changes: dict[str, str]):
+        self.changes = dict(changes)
+        names = ", ".join(f"`{name}`" for name in changes)
+        what = "; ".join(f"`{name}`: {how}" for name, how in changes.items() if how)
+        first = next(iter(changes))
+        super().__init__(
+            f"The code changed the DataFrame {names} it was given"
+            + (f" ({what})" if what else "")
+            + ". In the notebook this would change the user's data. Work on a copy: start with "
+            f"`data = {first}.copy()` and change and plot `data`, leaving `{first}` as it is."
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.changes,))
+
+
 class NoCodeInReply(AttemptError):
     ename = "NoCode"
 
