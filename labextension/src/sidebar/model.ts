@@ -4,7 +4,7 @@ import { UUID } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IDone, IDownload, IFixSettings, IReviewFinding, KernelMessage } from '../protocol';
+import { IDone, IDownload, IFixSettings, IReviewFinding, KernelMessage, Verdict } from '../protocol';
 import { IKernelBridge, IKernelBridges } from '../tokens';
 import { findCell, ICellError, lastError } from './cellInfo';
 
@@ -235,6 +235,7 @@ export class SidebarModel implements IDisposable {
     shared.setSource(proposal.code);
     stopCapturing(shared);
     this._markReplaced(cell, before);
+    this._sendVerdict('accept');
     // The panel stays on the accepted cell (not on a cell the user clicked while deciding);
     // the note asked for this fix and is done with.
     this._pending = null;
@@ -268,11 +269,13 @@ export class SidebarModel implements IDisposable {
       metadata: { viscoder: { fixed_from: this._cellId } }
     });
     panel.content.activeCellIndex = index + 1;
+    this._sendVerdict('insert');
     this._endProposal('Inserted the fix as a new cell below.', false);
   }
 
   discard(): void {
     if (this._phase === 'proposed') {
+      this._sendVerdict('discard');
       this._endProposal('Discarded: the notebook was not changed.');
     }
   }
@@ -326,6 +329,20 @@ export class SidebarModel implements IDisposable {
     }
     this._changed.emit();
     this._applyPending(notice);
+  }
+
+  /**
+   * Tell the kernel which button the user pressed on the proposal: its dialogue log (when
+   * VisCoder.collect is on) records it; otherwise the kernel ignores it. Best effort, no reply.
+   */
+  private _sendVerdict(verdict: Verdict): void {
+    if (!this._panel || !this._runId) {
+      return;
+    }
+    this._bridges
+      .get(this._panel)
+      .send({ type: 'verdict', id: this._runId, verdict })
+      .catch(() => undefined);
   }
 
   private _stop(problem: string | null): void {
