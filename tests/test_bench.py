@@ -149,38 +149,45 @@ def test_the_transformers_identity_names_what_decides_its_replies(tiny_model_dir
     assert backend.identity() == f"transformers:{tiny_model_dir.name}:float32:cpu:max24"
 
 
-def test_an_ablation_shows_what_its_piece_changes(tmp_path):
+def test_ours_fails_an_empty_figure_and_the_paper_protocol_takes_it(tmp_path):
     # Task 42: the first reply filters every row away. `ours` sees the empty figure and gets
-    # the fix; `ours-no-checks` takes the empty figure as the answer: both "pass" execution,
-    # only one drew something.
+    # the fix; `paper` takes the empty figure as the answer, as the harness does: both "pass"
+    # execution, only one drew something.
     empty = (
         "```python\nimport matplotlib.pyplot as plt\nsome = df[df['names'] == 'pears']\n"
         "plt.bar(some['names'], some['values'])\nplt.show()\n```"
     )
     good = "```python\nimport matplotlib.pyplot as plt\nplt.bar(df['names'], df['values'])\nplt.show()\n```"
-    replay = write_replies(tmp_path / "replies.jsonl", empty, good, empty)
-    out = tmp_path / "out"
-    assert (
-        bench.main(
-            [
-                str(DATA),
-                "--protocol",
-                "ours,ours-no-checks",
-                "--ids",
-                "42",
-                "--backend",
-                "replay",
-                "--replay",
-                replay,
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    out = bench_run(tmp_path, "ours,paper", empty, good, empty)
     ours = json.loads((out / "ours" / "summary.json").read_text())
-    unchecked = json.loads((out / "ours-no-checks" / "summary.json").read_text())
-    assert ours["pass_rate_by_round"]["normal"] == unchecked["pass_rate_by_round"]["normal"] == 100.0
-    assert (ours["non_empty_figure_rate"], unchecked["non_empty_figure_rate"]) == (100.0, 0.0)
-    rows = [json.loads(line) for line in (out / "ours" / "results.jsonl").read_text().splitlines()]
-    assert [(r["error"], r["empty_figure"]) for r in rows] == [("EmptyFigure", True), (None, False)]
+    paper = json.loads((out / "paper" / "summary.json").read_text())
+    assert ours["pass_rate_by_round"]["normal"] == paper["pass_rate_by_round"]["normal"] == 100.0
+    assert (ours["non_empty_figure_rate"], paper["non_empty_figure_rate"]) == (100.0, 0.0)
+    assert [(r["error"], r["empty_figure"]) for r in rows_of(out, "ours")] == [("EmptyFigure", True), (None, False)]
+    assert [(r["error"], r["empty_figure"]) for r in rows_of(out, "paper")] == [(None, True)]
+
+
+def test_the_quality_checks_ablation_shows_what_they_change(tmp_path):
+    # Unreadable tick labels: `ours` (checks off by default) takes the figure; `ours-checks` feeds
+    # the collision back and gets the rotated labels, for one generation more.
+    crowded = (
+        "```python\nimport matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(4, 3))\n"
+        "ax.bar([f'a long category name {i}' for i in range(30)], range(30))\nplt.show()\n```"
+    )
+    rotated = crowded.replace("plt.show()", "plt.xticks(rotation=90)\nfig.set_size_inches(12, 6)\nplt.show()")
+    out = bench_run(tmp_path, "ours,ours-checks", crowded, crowded, rotated)
+    assert [r["error"] for r in rows_of(out, "ours")] == [None]
+    assert [r["error"] for r in rows_of(out, "ours-checks")] == ["CrowdedTicks", None]
+
+
+def bench_run(tmp_path, protocols: str, *replies: str) -> Path:
+    """`viscoder bench` on task 42 with `replies` served in order (protocols alternate per task)."""
+    replay = write_replies(tmp_path / "replies.jsonl", *replies)
+    out = tmp_path / "out"
+    argv = [str(DATA), "--protocol", protocols, "--ids", "42", "--backend", "replay", "--replay", replay]
+    assert bench.main([*argv, "--out", str(out)]) == 0
+    return out
+
+
+def rows_of(out: Path, protocol: str) -> list[dict]:
+    return [json.loads(line) for line in (out / protocol / "results.jsonl").read_text().splitlines()]

@@ -43,27 +43,33 @@ def test_an_empty_figure_is_sent_back_and_the_fix_is_kept(tmp_path):
     assert second.ok and result.final is second and result.code == second.code
 
 
-def test_without_checks_the_empty_figure_is_the_answer(tmp_path):
-    result = run(tmp_path, FILTERED_TO_NOTHING, checks=False)
-    assert result.ok and len(result.attempts) == 1 and result.final.error is None
+def test_an_empty_figure_fails_the_attempt_with_the_quality_checks_off_too(tmp_path):
+    result = run(tmp_path, FILTERED_TO_NOTHING, GOOD, checks=False)
+    assert [a.error.ename if a.error else None for a in result.attempts] == ["EmptyFigure", None]
+    assert result.final is result.attempts[1]
+
+
+def test_the_quality_checks_are_off_by_default_and_the_crowded_figure_is_the_answer(tmp_path):
+    result = run(tmp_path, CROWDED, ROTATED)
+    assert len(result.attempts) == 1 and result.final.ok and result.images
 
 
 def test_unreadable_tick_labels_are_reported_but_rotated_ones_pass(tmp_path):
-    result = run(tmp_path, CROWDED, ROTATED)
+    result = run(tmp_path, CROWDED, ROTATED, checks=True)
     first, second = result.attempts
     assert first.error.ename == "CrowdedTicks" and "x tick labels overlap" in str(first.error)
     assert second.ok
 
 
 def test_a_stray_blank_figure_before_a_figure_level_seaborn_plot_is_caught(tmp_path):
-    result = run(tmp_path, TWO_FIGURES, GOOD)
+    result = run(tmp_path, TWO_FIGURES, GOOD, checks=True)
     first = result.attempts[0]
     assert first.error.ename == "ManyFigures" and "1 of them blank" in str(first.error)
     assert result.attempts[1].ok
 
 
 def test_a_check_failed_the_same_way_twice_ends_the_retries_with_the_figure_kept(tmp_path):
-    result = run(tmp_path, CROWDED, CROWDED, ROTATED, retries=3)
+    result = run(tmp_path, CROWDED, CROWDED, ROTATED, retries=3, checks=True)
     assert [a.error.ename for a in result.attempts] == ["CrowdedTicks", "CrowdedTicks"]
     assert result.ok and result.images and result.final is result.attempts[1]
 
@@ -74,16 +80,20 @@ def test_a_request_for_several_plots_may_get_several_figures(tmp_path):
         "    plt.plot(df['sales'])\n    plt.show()"
     )
     asked = generate_plot(
-        FRAME, "Create two plots of the sales", backend="replay", replay=write_replies(tmp_path / "two.jsonl", two)
+        FRAME,
+        "Create two plots of the sales",
+        backend="replay",
+        replay=write_replies(tmp_path / "two.jsonl", two),
+        checks=True,
     )
     assert asked.ok and asked.final.ok and len(asked.images) == 2
-    one = run(tmp_path, two, GOOD)  # "sales by country": one figure was asked for
+    one = run(tmp_path, two, GOOD, checks=True)  # "sales by country": one figure was asked for
     assert one.attempts[0].error.ename == "ManyFigures" and one.attempts[1].ok
 
 
 def test_a_figure_that_never_passes_a_check_is_still_the_answer_over_later_errors(tmp_path):
     broken = fenced("import matplotlib.pyplot as plt\nplt.bar(df['Country'], df['sales'])")
-    result = run(tmp_path, CROWDED, broken, retries=1)
+    result = run(tmp_path, CROWDED, broken, retries=1, checks=True)
     assert [a.error.ename for a in result.attempts] == ["CrowdedTicks", "KeyError"]
     assert result.ok and result.final is result.attempts[0] and result.images
     assert result.error.ename == "CrowdedTicks"  # the caveat stays visible
@@ -101,7 +111,7 @@ def test_when_greedy_retries_repeat_a_failure_the_next_round_samples_candidates(
 
 
 def test_a_readable_figure_failing_a_check_is_preferred_to_a_later_empty_one(tmp_path):
-    result = run(tmp_path, CROWDED, FILTERED_TO_NOTHING, retries=1)
+    result = run(tmp_path, CROWDED, FILTERED_TO_NOTHING, retries=1, checks=True)
     assert [a.error.ename for a in result.attempts] == ["CrowdedTicks", "EmptyFigure"]
     assert result.final is result.attempts[0]
 
@@ -111,15 +121,15 @@ def test_a_readable_figure_failing_a_check_is_preferred_to_a_later_empty_one(tmp
 # little differently each time, so the retries go on.
 MORE_CROWDED_EACH_RUN = fenced(
     "import matplotlib as mpl\nimport matplotlib.pyplot as plt\n"
-    "mpl._viscoder_test_runs = getattr(mpl, '_viscoder_test_runs', 0) + 1\n"
-    "n = 20 + 10 * mpl._viscoder_test_runs\nfig, ax = plt.subplots(figsize=(4, 3))\n"
+    "mpl._test_runs_so_far = getattr(mpl, '_test_runs_so_far', 0) + 1\n"
+    "n = 20 + 10 * mpl._test_runs_so_far\nfig, ax = plt.subplots(figsize=(4, 3))\n"
     "ax.bar([f'a long category name {i}' for i in range(n)], range(n))\nplt.show()"
 )
 
 
 def test_figures_that_only_fail_checks_do_not_set_off_sampling(tmp_path):
     events = []
-    result = run(tmp_path, *[MORE_CROWDED_EACH_RUN] * 3, retries=2, samples=3, on_event=events.append)
+    result = run(tmp_path, *[MORE_CROWDED_EACH_RUN] * 3, retries=2, samples=3, checks=True, on_event=events.append)
     assert [a.error.ename for a in result.attempts] == ["CrowdedTicks"] * 3
     assert len({a.error.one_line() for a in result.attempts}) == 3  # no early stop: each fails differently
     assert len({a.code for a in result.attempts}) == 1  # the same code: greedy is stuck

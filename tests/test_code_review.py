@@ -184,12 +184,11 @@ def test_flagged_code_that_stays_flagged_is_inserted_commented_out(shell, capsys
     assert not (tmp_path / "pwned.txt").exists() and not (tmp_path / "totals.csv").exists()
 
 
-def test_with_checks_off_a_finding_is_not_fed_back_but_still_shown(shell):
-    ip = shell(FLAGGED_BAR, GOOD_BAR, checks=False)
+def test_a_finding_is_fed_back_with_the_quality_checks_on_too(shell):
+    ip = shell(FLAGGED_BAR, GOOD_BAR, checks=True)
     ip.run_cell_magic("viscoder", "sales", "bar chart of revenue by region")
-    result = magics_of(ip).last_result
-    assert len(result.attempts) == 1 and result.final.ok and [f.line for f in result.findings] == [4, 5]
-    assert all(line.startswith("#") for line in ip.rl_next_input.splitlines())
+    first, second = magics_of(ip).last_result.attempts
+    assert isinstance(first.error, FlaggedCode) and second.ok and second.findings == []
 
 
 def flagged_twin_axes() -> str:

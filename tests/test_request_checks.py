@@ -321,7 +321,7 @@ HORIZONTAL = VERTICAL.replace("plt.bar(", "plt.barh(")
 
 def test_vertical_bars_for_a_horizontal_request_are_fed_back_and_barh_passes(tmp_path):
     backend = RecordingReplay(write_replies(tmp_path / "r.jsonl", VERTICAL, HORIZONTAL))
-    settings = VisCoder().with_overrides(backend="replay", retries=1)
+    settings = VisCoder().with_overrides(backend="replay", retries=1, checks=True)
     result = runtime.run("horizontal bars of revenue by region", {"sales": sales_frame()}, settings, backend=backend)
     first, second = result.attempts
     assert first.error.ename == "NotAsRequested" and "bars are vertical" in str(first.error)

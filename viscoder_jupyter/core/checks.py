@@ -2,7 +2,8 @@
 
 The child kernel reports facts about each matplotlib figure (marks drawn per axes,
 colliding tick labels; child/_viscoder_child.py); plotly figures arrive as JSON. A failed
-check becomes a `FigureProblem`, fed back to the model like an error.
+check becomes a `FigureProblem`, fed back to the model like an error: a figure that draws
+nothing always, the figure's quality with the `checks` setting.
 """
 
 from __future__ import annotations
@@ -21,15 +22,21 @@ _SEVERAL = re.compile(
 CROWDED_SHARE = 0.2  # of neighbouring tick labels colliding before we call an axis unreadable
 
 
-def figure_problem(facts: list[dict] | None, plotly_json: list[dict], request: str) -> FigureProblem | None:
-    """The first thing wrong with the attempt's figures, or None."""
+def empty_problem(facts: list[dict] | None, plotly_json: list[dict]) -> FigureProblem | None:
+    """The figure draws nothing: not a plot at all, so a failed attempt whatever the settings."""
     if plotly_json and not any(_plotly_has_data(fig) for fig in plotly_json):
         return _empty("The plotly figure has no data in any trace")
+    if facts and not _drawn(facts) and not any(f.get("error") for f in facts):
+        return _empty("The code ran, but nothing is drawn on the axes of its figure")
+    return None
+
+
+def quality_problem(facts: list[dict] | None, request: str) -> FigureProblem | None:
+    """A figure that draws, but not well (several figures for one, unreadable tick labels):
+    the `checks` setting."""
     if not facts:  # no matplotlib figure (plotly, or an image shown another way)
         return None
-    drawn = [f for f in facts if any(ax.get("marks") for ax in f.get("axes", []))]
-    if not drawn and not any(f.get("error") for f in facts):
-        return _empty("The code ran, but nothing is drawn on the axes of its figure")
+    drawn = _drawn(facts)
     if len(facts) > 1 and not _SEVERAL.search(request):
         blank = len(facts) - len(drawn)
         return FigureProblem(
@@ -62,8 +69,8 @@ def figure_problem(facts: list[dict] | None, plotly_json: list[dict], request: s
     return None
 
 
-def is_empty(problem: FigureProblem | None) -> bool:
-    return problem is not None and problem.ename == "EmptyFigure"
+def _drawn(facts: list[dict]) -> list[dict]:
+    return [f for f in facts if any(ax.get("marks") for ax in f.get("axes", []))]
 
 
 def _empty(what: str) -> FigureProblem:

@@ -16,11 +16,11 @@ from typing import Any
 
 from ..backends.base import Backend, Sampling
 from ..backends.downloads import watching
-from .checks import figure_problem
+from .checks import empty_problem, quality_problem
 from .code_review import FlaggedCode, review_code
 from .codeblocks import extract_code, repair_code
 from .context import describe_frames, wide_frame_notes
-from .errors import BackendFailed, ContextFull, NoCodeInReply, NoFigure, ViscoderError
+from .errors import AttemptError, BackendFailed, ContextFull, NoCodeInReply, NoFigure, ViscoderError
 from .events import (
     Attempt,
     AttemptFinished,
@@ -54,6 +54,7 @@ async def async_run(
     prepare: Callable[[str, list[str]], str] | None = None,
     extract: Callable[[str], str | None] | None = None,
     feedback: Callable[[list[dict[str, str]], list[Attempt]], list[dict[str, str]]] | None = None,
+    judge: bool = True,
 ) -> PlotResult:
     """Turn a request into working plotting code, or report every failed attempt.
 
@@ -63,7 +64,8 @@ async def async_run(
     prompt); `extract` replaces finding the code in a reply (None: no code), `prepare` the
     repairs (settings.repairs) that turn extracted code into what runs, and `feedback` the
     whole conversation sent after failed attempts (opening, attempts so far): another
-    harness's protocol, reproduced exactly.
+    harness's protocol, reproduced exactly. `judge=False` takes that harness's verdict too: only
+    an error or a missing figure fails an attempt (nothing of ours judges code that drew, `_judged`).
     """
     emit = on_loop_thread(on_event) if on_event else (lambda event: None)
     if messages is None:
@@ -101,10 +103,11 @@ async def async_run(
                         kernel,
                         emit,
                         prepare,
+                        judge,
                     )
                 else:
                     attempt = await _attempt(
-                        number, request, messages, frames, settings, backend, kernel, emit, prepare, extract
+                        number, request, messages, frames, settings, backend, kernel, emit, prepare, extract, judge
                     )
             except ContextFull:
                 if not attempts:
@@ -175,7 +178,9 @@ def _check_keeps_failing(attempts: list[Attempt]) -> bool:
     )
 
 
-async def _sampled_attempt(number, request, messages, frames, settings, backend, kernel, emit, prepare) -> Attempt:
+async def _sampled_attempt(
+    number, request, messages, frames, settings, backend, kernel, emit, prepare, judge
+) -> Attempt:
     """Up to `settings.samples` sampled candidates, run one by one; the first that works is the attempt."""
     tried: list[Attempt] = []
     for k in range(settings.samples):
@@ -190,6 +195,7 @@ async def _sampled_attempt(number, request, messages, frames, settings, backend,
             kernel,
             emit,
             prepare,
+            judge=judge,
             sampling=Sampling(seed=1000 * number + k),
         )
         tried.append(candidate)
@@ -214,6 +220,7 @@ async def _attempt(
     emit,
     prepare,
     extract=None,
+    judge: bool = True,
     sampling: Sampling | None = None,
 ) -> Attempt:
     started = time.perf_counter()
@@ -256,10 +263,21 @@ async def _attempt(
     attempt.figure_facts = outcome.figure_facts
     if outcome.error or not outcome.has_figure:
         attempt.error = outcome.error or NoFigure()
-    elif attempt.findings and settings.checks:  # a clean version should come first (not in the paper protocol)
-        attempt.error = FlaggedCode(attempt.findings, settings.lib)
-    elif settings.checks:
-        attempt.error = figure_problem(outcome.figure_facts, outcome.plotly_json, request)
-        if attempt.error is None and settings.request_checks:
-            attempt.error = check_request(request, attempt.code, frames, outcome.figure_facts, outcome.plotly_json)
+    elif judge:
+        attempt.error = _judged(request, attempt, outcome, frames, settings)
     return attempt
+
+
+def _judged(request, attempt, outcome, frames, settings) -> AttemptError | None:
+    """Why code that drew is not yet the answer, or None. Whatever the settings: flagged code (a
+    clean version should come first), a changed frame (code that would change the user's data is
+    never the answer), a figure with nothing drawn. With `checks`, the figure's quality and, with
+    `request_checks`, the request's words: off by default, as they gained nothing on the 0.5B model."""
+    if attempt.findings:
+        return FlaggedCode(attempt.findings, settings.lib)
+    problem = getattr(outcome, "frames_changed", None) or empty_problem(outcome.figure_facts, outcome.plotly_json)
+    if problem is None and settings.checks:
+        problem = quality_problem(outcome.figure_facts, request)
+        if problem is None and settings.request_checks:
+            problem = check_request(request, attempt.code, frames, outcome.figure_facts, outcome.plotly_json)
+    return problem
