@@ -21,7 +21,6 @@ from viscoder_jupyter import backends, runtime
 from viscoder_jupyter.backends import Backend
 from viscoder_jupyter.child import outputs
 from viscoder_jupyter.child import processes as proc
-from viscoder_jupyter.child import sandbox as sb
 from viscoder_jupyter.child.executor import ChildKernel
 from viscoder_jupyter.core.errors import ChildKernelDied, CodeRaised, ExecutionTimeout
 
@@ -110,7 +109,7 @@ def test_memory_bomb_is_a_memory_error(kernel, unchanged):
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.skipif(sb.probe() is not None, reason="only the sandbox limits processes")
+@pytest.mark.usefixtures("sandbox_works")  # only the sandbox limits processes; `make test` requires it
 def test_fork_bomb_is_contained_and_cleaned_up(kernel, unchanged):
     out = run(kernel, snippet("fork_bomb"), timeout=5)
     # Timed out, or fork() refused; or the kernel itself could not start a thread and died.
