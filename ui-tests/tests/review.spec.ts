@@ -43,10 +43,40 @@ test('(r) a flagged fix: the line and why are shown, Accept waits for "I read it
   const insert = vc.decision.getByRole('button', { name: 'Insert below', exact: true });
   await expect(accept).toBeDisabled();
   await expect(insert).toBeDisabled();
+  // The findings and their tick box come right under the proposal's header, above the diff and
+  // the figure: the user meets them before Accept, without scrolling past the plot.
+  const figure = vc.proposal.locator('.jp-VisCoder-figure').first();
+  await expect(figure).toBeVisible();
+  const reviewBox = (await review.boundingBox())!;
+  const headerBox = (await vc.proposal.locator('h3', { hasText: 'Proposed fix' }).boundingBox())!;
+  const figureBox = (await figure.boundingBox())!;
+  expect(reviewBox.y).toBeGreaterThanOrEqual(headerBox.y + headerBox.height);
+  expect(reviewBox.y + reviewBox.height).toBeLessThanOrEqual(figureBox.y);
+  expect(reviewBox.y + reviewBox.height).toBeLessThanOrEqual(
+    (await vc.proposal.locator('.jp-VisCoder-diff').boundingBox())!.y
+  );
+  // A disabled Accept looks disabled (JupyterLab's jp-mod-disabled, dimmed, not blue) and says why.
+  const look = (button: typeof accept) =>
+    button.evaluate(node => {
+      const style = getComputedStyle(node);
+      return { background: style.backgroundColor, opacity: style.opacity, cursor: style.cursor };
+    });
+  await expect(accept).toHaveClass(/\bjp-mod-disabled\b/);
+  await expect(accept).toHaveAttribute('title', "Tick 'I read it' first");
+  await expect(insert).toHaveAttribute('title', "Tick 'I read it' first");
+  const disabledLook = await look(accept);
+  expect(disabledLook.cursor).toBe('not-allowed');
+  expect(Number(disabledLook.opacity)).toBeLessThan(1);
   await vc.shot('r1-flagged-proposal');
 
   await review.getByRole('checkbox').check();
   await expect(accept).toBeEnabled();
+  await expect(accept).not.toHaveClass(/\bjp-mod-disabled\b/);
+  await expect(accept).not.toHaveAttribute('title', /./);
+  const enabledLook = await look(accept);
+  expect(enabledLook.cursor).not.toBe('not-allowed');
+  expect(Number(enabledLook.opacity)).toBe(1);
+  expect(disabledLook.background).not.toBe(enabledLook.background);
   await vc.clickProposalButton('Accept');
   expect(await vc.cellSource(1)).toContain("sales.to_csv('backup.csv')");
 });

@@ -97,7 +97,6 @@ function Panel({ model, openFigure }: IPanelProps): JSX.Element {
       {model.notice && <p className="jp-VisCoder-notice">{model.notice}</p>}
       <Log model={model} />
       {model.proposal && <Proposal model={model} openFigure={openFigure} />}
-      {model.proposal && model.proposal.findings.length > 0 && <Review model={model} />}
       {model.proposal && <Decision model={model} />}
     </div>
   );
@@ -193,6 +192,8 @@ function Proposal({ model, openFigure }: IPanelProps): JSX.Element {
   return (
     <section className="jp-VisCoder-proposal">
       <h3>Proposed fix</h3>
+      {/* Findings first, with their tick box: seen before the figure and before Accept. */}
+      {proposal.findings.length > 0 && <Review model={model} />}
       {/* One line of code per line: no wrapping, the box scrolls sideways. */}
       <div className="jp-VisCoder-diff" role="region" aria-label="Changes to the cell" tabIndex={0}>
         <div className="jp-VisCoder-diff-lines">
@@ -255,11 +256,13 @@ function Review({ model }: { model: SidebarModel }): JSX.Element {
 
 /** Accept, Insert below, Discard: pinned to the bottom of the panel while the proposal waits. */
 function Decision({ model }: { model: SidebarModel }): JSX.Element {
-  const waiting = model.mayUse ? undefined : 'Read the flagged lines and tick "I read it" first';
+  const waiting = model.mayUse ? undefined : "Tick 'I read it' first";
+  // jp-mod-disabled: JupyterLab's class for a control that cannot be used now (style: base.css).
+  const useClass = model.mayUse ? '' : ' jp-mod-disabled';
   return (
     <div className="jp-VisCoder-actions jp-VisCoder-decision">
       <button
-        className="jp-Button jp-mod-styled jp-mod-accept jp-VisCoder-accept"
+        className={`jp-Button jp-mod-styled jp-mod-accept jp-VisCoder-accept${useClass}`}
         disabled={!model.mayUse}
         title={waiting}
         onClick={() => model.accept()}
@@ -267,7 +270,7 @@ function Decision({ model }: { model: SidebarModel }): JSX.Element {
         Accept
       </button>
       <button
-        className="jp-Button jp-mod-styled jp-VisCoder-insert"
+        className={`jp-Button jp-mod-styled jp-VisCoder-insert${useClass}`}
         disabled={!model.mayUse}
         title={waiting}
         onClick={() => model.insertBelow()}

@@ -127,10 +127,28 @@ describe('SidebarView: a flagged proposal', () => {
     const insert = node.querySelector<HTMLButtonElement>('.jp-VisCoder-insert')!;
     expect(accept.disabled).toBe(true);
     expect(insert.disabled).toBe(true);
+    for (const button of [accept, insert]) {
+      expect(button.classList.contains('jp-mod-disabled')).toBe(true);
+      expect(button.title).toBe("Tick 'I read it' first");
+    }
     node.querySelector<HTMLInputElement>('.jp-VisCoder-reviewRead input')!.click();
     await settle();
     expect(model.reviewRead).toBe(true);
-    expect(node.querySelector<HTMLButtonElement>('.jp-VisCoder-accept')!.disabled).toBe(false);
+    const enabled = node.querySelector<HTMLButtonElement>('.jp-VisCoder-accept')!;
+    expect(enabled.disabled).toBe(false);
+    expect(enabled.classList.contains('jp-mod-disabled')).toBe(false);
+    expect(enabled.title).toBe('');
+  });
+
+  test('the findings and their tick box come right under the header, before the diff and the figure', async () => {
+    await propose([FINDING]);
+    const node = await render();
+    const proposal = node.querySelector('.jp-VisCoder-proposal')!;
+    const parts = Array.from(
+      proposal.querySelectorAll('h3, .jp-VisCoder-review, .jp-VisCoder-diff, .jp-VisCoder-figure'),
+      part => (part.matches('h3') ? part.textContent : part.className.replace('jp-VisCoder-', ''))
+    ).filter(part => part !== 'Read this code before you use it');
+    expect(parts).toEqual(['Proposed fix', 'review', 'diff', 'figure']);
   });
 
   test('a clean proposal shows no review and Accept is on', async () => {
