@@ -114,15 +114,16 @@ def test_a_log_that_cannot_be_written_is_said_and_the_plot_still_comes(tmp_path)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     seen = []
-    result = generate_plot(
-        pd.DataFrame({"region": ["N", "S"], "revenue": [1.0, 2.0]}),
-        "bar chart of revenue by region",
-        backend="replay",
-        replay=write_replies(tmp_path / "r.jsonl", GOOD_BAR),
-        collect=True,
-        collect_path=str(blocker / "dialogues.jsonl"),  # a folder inside a file: cannot exist
-        on_event=seen.append,
-    )
+    with pytest.warns(UserWarning, match="dialogue log could not be written"):  # what generate_plot's caller sees
+        result = generate_plot(
+            pd.DataFrame({"region": ["N", "S"], "revenue": [1.0, 2.0]}),
+            "bar chart of revenue by region",
+            backend="replay",
+            replay=write_replies(tmp_path / "r.jsonl", GOOD_BAR),
+            collect=True,
+            collect_path=str(blocker / "dialogues.jsonl"),  # a folder inside a file: cannot exist
+            on_event=seen.append,
+        )
     assert result.ok
     assert any(isinstance(e, Notice) and "dialogue log could not be written" in e.message for e in seen)
 

@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sys.stdout.write(lines)
     print(
-        f"viscoder export: {len(records)} conversations ({args.format}) from {len(dialogues)} logged requests"
+        f"viscoder export: {_count(len(records), 'conversation')} ({args.format}) from "
+        f"{_count(len(dialogues), 'logged request')}"
         f" ({len(dialogues) - len(chosen)} filtered out, {duplicates} duplicates"
         + (f", {skipped} unreadable lines" if skipped else "")
         + ")"
@@ -136,6 +137,10 @@ def conversation_problem(messages) -> str | None:
     if not any(m["role"] == "user" for m in messages):
         return "no user turn"
     return None
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" + ("" if n == 1 else "s")
 
 
 def _moment(text: str) -> datetime:
