@@ -27,7 +27,7 @@ def test_working_code_is_inserted_below_with_the_request_quoted(shell):
     assert result.ok and result.images[0].startswith(PNG)
     inserted = inserted_cell_of(ip)
     assert inserted.startswith("# %%viscoder: bar chart of revenue by region\n")
-    assert "df = sales\n" in inserted  # the model's read_csv now points at the live frame
+    assert "df = sales.copy()\n" in inserted  # the model's read_csv now reads a copy of the live frame
     assert "read_csv" not in inserted
     assert user_names(ip) == before_names and fingerprint(ip.user_ns["sales"]) == before
 
@@ -199,5 +199,5 @@ def test_the_working_code_is_also_a_copyable_block_in_the_output(tmp_path):
     ]
     assert (
         plain[0].startswith("Working code:\n# %%viscoder: bar chart of revenue by region\n")
-        and "df = sales\n" in plain[0]
+        and "df = sales.copy()\n" in plain[0]
     )
