@@ -132,5 +132,7 @@ def test_two_notebooks_at_once(tmp_path):
         assert states[0] == states[1]  # the user's frame and names, exactly as before
 
     assert sampler.seen, "no child kernel was seen"
-    assert sampler.most <= 2  # one warm child kernel per notebook, never more
+    # Per notebook: the kernel in use, the spare booting for its next request (a fresh kernel per
+    # request) and at most one used kernel still shutting down; a leak would exceed this soon.
+    assert sampler.most <= 6
     assert processes_gone(sampler.seen, seconds=60)  # they went with their notebooks' kernels

@@ -43,8 +43,12 @@ def wait_for(predicate, seconds: float, what: str):
 
 
 def discovered(runtime: Path) -> dict | None:
-    files = list(runtime.glob("viscoder-serve-*.json"))
-    return json.loads(files[0].read_text()) if files else None
+    for path in runtime.glob("viscoder-serve-*.json"):
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:  # removed by the server between the listing and the read
+            return None
+    return None
 
 
 def stop(pid: int, runtime: Path) -> None:
