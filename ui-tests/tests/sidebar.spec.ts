@@ -209,8 +209,9 @@ test.describe('VisCoder sidebar', () => {
     tmpPath
   }, testInfo) => {
     const vc = new VisCoderHelper(page, tmpPath, testInfo);
+    // The request checks are opt-in (VisCoder.checks is off by default since the ablation).
     await vc.openNotebook('horizontal.ipynb', [
-      `${SETUP}\n%load_ext viscoder_jupyter\n%config VisCoder.replay = ${JSON.stringify(HORIZONTAL_REPLIES)}`,
+      `${SETUP}\n%load_ext viscoder_jupyter\n%config VisCoder.replay = ${JSON.stringify(HORIZONTAL_REPLIES)}\n%config VisCoder.checks = True`,
       WORKING_BARS
     ]);
     await vc.runCell(0);
