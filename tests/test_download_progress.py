@@ -13,20 +13,18 @@ import asyncio
 import os
 import queue
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 from fake_hub import FakeHub
 from jupyter_client.manager import start_new_kernel
+from test_comm import CommClient
 
 from viscoder_jupyter.core.events import DownloadProgress
 from viscoder_jupyter.frontends.progress import TextProgress, download_line
 
 GGUF_REPO = "test-org/Qwen2.5-Coder-0.5B-Instruct-GGUF"
 GGUF_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-USER_CODE = "import matplotlib.pyplot as plt\nplt.bar(sales['Region'], sales['revenue'])\nplt.show()"
-USER_TRACEBACK = "KeyError                                  Traceback (most recent call last)\nKeyError: 'Region'"
 
 
 def have_llama_cpp() -> bool:
@@ -36,41 +34,6 @@ def have_llama_cpp() -> bool:
 
 
 # --------------------------------------------------------------------------- the sidebar, real kernel
-
-
-class Sidebar:
-    """The frontend's end of the `viscoder` comm (as in test_comm.py), spoken over jupyter_client."""
-
-    def __init__(self, kc):
-        self.kc, self.comm_id = kc, uuid.uuid4().hex
-
-    def open(self) -> dict:
-        self._shell("comm_open", {"comm_id": self.comm_id, "target_name": "viscoder", "data": {}})
-        return self.next()
-
-    def send(self, data: dict) -> None:
-        self._shell("comm_msg", {"comm_id": self.comm_id, "data": data})
-
-    def fix(self, run_id: str) -> None:
-        self.send(
-            {
-                "type": "fix",
-                "id": run_id,
-                "source": USER_CODE,
-                "traceback": USER_TRACEBACK,
-                "note": "",
-                "settings": {"retries": 0},
-            }
-        )
-
-    def next(self, timeout: float = 300) -> dict:
-        while True:
-            msg = self.kc.get_iopub_msg(timeout=timeout)
-            if msg["msg_type"] == "comm_msg" and msg["content"]["comm_id"] == self.comm_id:
-                return msg["content"]["data"]
-
-    def _shell(self, msg_type: str, content: dict) -> None:
-        self.kc.shell_channel.send(self.kc.session.msg(msg_type, content))
 
 
 @pytest.mark.slow
@@ -90,18 +53,18 @@ def test_sidebar_shows_the_download_and_cancel_stops_it_then_the_next_fix_works(
             )
             reply = kc.execute_interactive(setup, timeout=120, output_hook=lambda msg: None)
             assert reply["content"]["status"] == "ok", reply["content"]
-            sidebar = Sidebar(kc)
+            sidebar = CommClient(kc)  # the frontend's end of the comm
             assert sidebar.open()["type"] == "ready"
 
             # 1. Cancel while the model downloads (40 MB/s: about 12 s for the whole file).
-            sidebar.fix("first")
-            while (message := sidebar.next())["type"] != "download" or message["done"] == 0:
+            sidebar.fix("first", settings={"retries": 0})
+            while (message := sidebar.next(300))["type"] != "download" or message["done"] == 0:
                 assert message["type"] in ("status", "download"), message
             assert message["what"] == f"{GGUF_REPO}:{GGUF_NAME}" and message["total"] == os.path.getsize(offline_gguf)
             sidebar.send({"type": "cancel", "id": "first"})
-            tail = [sidebar.next()]
+            tail = [sidebar.next(300)]
             while tail[-1]["type"] == "download":  # progress already on its way
-                tail.append(sidebar.next())
+                tail.append(sidebar.next(300))
             assert tail[-1] == {"type": "cancelled", "id": "first"}
             # The download stopped: it hung up on the hub, and no partial file is left behind.
             deadline = time.monotonic() + 5
@@ -112,10 +75,10 @@ def test_sidebar_shows_the_download_and_cancel_stops_it_then_the_next_fix_works(
 
             # 2. The next fix downloads it (showing it), loads the model and runs.
             hub.rate = 150e6
-            sidebar.fix("second")
-            seen = [sidebar.next()]
+            sidebar.fix("second", settings={"retries": 0})
+            seen = [sidebar.next(300)]
             while seen[-1]["type"] not in ("done", "cancelled", "error"):
-                seen.append(sidebar.next())
+                seen.append(sidebar.next(300))
         finally:
             kc.stop_channels()
             km.shutdown_kernel(now=True)
