@@ -7,19 +7,14 @@ import { afterEach, describe, expect, test } from 'vitest';
 
 import { downloadText } from '../../sidebar/download';
 import { SidebarModel } from '../../sidebar/model';
-import { addError, FakeBridge, notebook, sidebar } from './harness';
+import { FakeBridge, followingBrokenCell } from './harness';
 
 const WHAT = 'TIGER-Lab/VisCoder-7B';
 let model: SidebarModel;
 let bridge: FakeBridge;
 
 async function fixing(): Promise<void> {
-  const created = sidebar();
-  model = created.model;
-  const nb = notebook('import pandas as pd', "plt.bar(df['region'], df['revenu'])");
-  addError(nb.cell(1), 'KeyError', "'revenu'");
-  model.follow(nb.panel, nb.cell(1).id);
-  bridge = created.bridges.get(nb.panel);
+  ({ model, bridge } = followingBrokenCell());
   await model.fix();
 }
 

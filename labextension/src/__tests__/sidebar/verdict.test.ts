@@ -7,9 +7,8 @@ import { afterEach, describe, expect, test } from 'vitest';
 
 import { fixSettingsFrom } from '../../sidebar/settings';
 import { SidebarModel } from '../../sidebar/model';
-import { addError, FakeBridge, INotebook, notebook, sidebar } from './harness';
+import { FakeBridge, followingBrokenCell, INotebook } from './harness';
 
-const BROKEN = "plt.bar(df['region'], df['revenu'])";
 const FIXED = "plt.bar(df['region'], df['revenue'])\nplt.show()";
 
 let model: SidebarModel;
@@ -17,12 +16,7 @@ let nb: INotebook;
 let bridge: FakeBridge;
 
 async function propose(): Promise<void> {
-  const created = sidebar();
-  model = created.model;
-  nb = notebook('import pandas as pd', BROKEN);
-  addError(nb.cell(1), 'KeyError', "'revenu'");
-  model.follow(nb.panel, nb.cell(1).id);
-  bridge = created.bridges.get(nb.panel);
+  ({ model, nb, bridge } = followingBrokenCell());
   await model.fix();
   bridge.emit({ type: 'done', ok: true, code: FIXED, attempts: 1, seconds: 1, error: '', verified: '' });
 }
