@@ -13,6 +13,7 @@ import base64
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from ..core.events import (
     Status,
     TextStreamed,
 )
+from . import cancel_control
 from .protocol import REVIEW_FINDING, SETTING_KEYS, TARGET, BadMessage, incoming, message
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ _TEXT_FLUSH_SECONDS = 0.1  # streamed text goes out in batches, not one message 
 _LOGGED_AS = {"accept": "accepted", "insert": "inserted", "discard": "discarded"}  # sidebar button -> log verdict
 _JOBS_KEPT = 20  # recent runs whose proposal may still get a verdict
 _handlers: dict[int, Callable] = {}
+_channels: weakref.WeakValueDictionary[str, FixChannel] = weakref.WeakValueDictionary()  # by comm id
 
 
 def register_target(shell, settings_of: Callable[[], Any]) -> None:
@@ -49,12 +52,14 @@ def register_target(shell, settings_of: Callable[[], Any]) -> None:
 
     get_comm_manager().register_target(TARGET, open_channel)
     _handlers[id(shell)] = open_channel
+    cancel_control.register(shell.kernel, _cancel_soon)  # Cancel while a cell runs
 
 
 def unregister_target(shell) -> None:
     handler = _handlers.pop(id(shell), None)
     if handler is None:
         return
+    cancel_control.unregister(shell.kernel)
     from comm import get_comm_manager
 
     manager = get_comm_manager()
@@ -90,7 +95,8 @@ class FixChannel:
         self.settings_of = settings_of
         self._run: _Run | None = None
         self._jobs: dict[str, runtime.Job] = {}  # recent runs by id, for their verdicts
-        self._lock = threading.Lock()  # messages may arrive on a subshell thread
+        self._lock = threading.Lock()  # messages may arrive on a subshell or the control thread
+        _channels[comm.comm_id] = self
         comm.on_msg(self.on_msg)
         comm.on_close(self.on_close)
         from .._version import __version__
@@ -159,12 +165,23 @@ class FixChannel:
             run.future = runtime.submit(self._main(run, runtime.async_run_job(job, lambda e: self._event(run, e))))
 
     def cancel(self, run_id: str) -> None:
-        run = self._run
+        with self._lock:  # start() holds it until the run has its future
+            run = self._run
         if run is None or run.finished or (run_id and run.id != run_id):
             return
         run.cancelling = True
         runtime.cancel_and_wait(run.future)  # interrupts the child kernel, stops generation
         self._finish(run, message("cancelled", id=run.id))
+
+    def cancel_soon(self, run_id: str) -> bool:
+        """Cancel on a thread of its own (the control thread must not wait for the child kernel to
+        stop); whether `run_id` is the run in flight."""
+        with self._lock:
+            run = self._run
+        if run is None or run.finished or run.id != run_id:
+            return False
+        threading.Thread(target=self.cancel, args=(run_id,), name="viscoder-cancel", daemon=True).start()
+        return True
 
     def verdict(self, run_id: str, pressed: str) -> None:
         """The button the user pressed on a run's proposal, logged where the run was (settings.collect)."""
@@ -273,6 +290,12 @@ class FixChannel:
             self.comm.send(data)
         except Exception:  # a closed comm or a kernel shutting down: nobody to tell
             log.debug("VisCoder comm message not sent", exc_info=True)
+
+
+def _cancel_soon(comm_id: str, run_id: str) -> bool:
+    """A cancel that came on the control channel (cancel_control), for the comm it names."""
+    channel = _channels.get(comm_id)
+    return channel is not None and channel.cancel_soon(run_id)
 
 
 def _refused(exc: BadMessage) -> str:
