@@ -64,7 +64,7 @@ def test_config_and_flags_set_the_options(shell):
     [
         ("nope", "plot", "No variable named 'nope'"),
         ("numbers", "plot", "is a list, not a pandas DataFrame"),
-        ("", "   ", "The request is empty"),
+        ("", "   ", "%%viscoder needs your request in the cell"),
         ("empty", "plot", "is empty"),
         ("sales --lib ggplot", "plot", "Unknown --lib 'ggplot'"),
         ("sales --retries many", "plot", "invalid int value"),
@@ -124,9 +124,39 @@ def test_help_is_found_with_one_percent_and_says_it_is_a_cell_magic(shell):
     ip = shell(GOOD_BAR)
     info = ip.object_inspect("%viscoder")
     assert info["found"] and "\n  %%viscoder [--lib LIB]" in info["docstring"]
-    with pytest.raises(UsageError, match="%%viscoder is a cell magic: write the request in the cell"):
-        ip.run_line_magic("viscoder", "sales bar chart")
     assert "openai" in info["docstring"] and "llamacpp" in info["docstring"]
+    assert "--attempt-budget" in info["docstring"]
+
+
+@pytest.mark.parametrize("cell", ["%viscoder sales", "%%viscoder sales", "%%viscoder sales\n   \n"])
+def test_a_magic_without_a_request_says_which_cell_to_write(shell, cell, capsys):
+    """The line magic, and the cell magic with nothing below its line, both show the cell to write
+    (with the user's own line); neither sends the user to the other form."""
+    ip = shell(GOOD_BAR)
+    ip.run_cell(cell)
+    said = capsys.readouterr().err
+    assert "UsageError: %%viscoder needs your request in the cell" in said
+    assert "a cell like this:\n%%viscoder sales\na bar chart of" in said
+    assert "Did you mean" not in said and "is a cell magic" not in said
+    assert not inserted(ip)
+
+
+def test_a_reply_that_repeats_itself_is_stopped_and_its_code_up_to_the_loop_runs(shell, capsys):
+    """A reply stuck in a loop (the same line again and again, as the offline model does until its
+    token limit) is stopped after a few copies: one copy is kept, the code before it runs and draws."""
+    body = GOOD_BAR.split("```python\n")[1].split("```")[0]
+    looping = "```python\n" + body + "plt.show()\n" * 200
+    ip = shell(looping)
+    ip.run_cell_magic("viscoder", "", "bar chart of revenue by region")
+    result = magics_of(ip).last_result
+    (attempt,) = result.attempts
+    assert result.ok and attempt.reply.count("plt.show()") == 1  # the body's own: the first of the six
+    assert attempt.stopped == "it repeated itself: `plt.show()` came 6 times running"
+    assert (
+        attempt.repairs[0]
+        == "stopped the reply: it repeated itself: `plt.show()` came 6 times running; the code up to there was kept"
+    )
+    assert "mended before running: stopped the reply" in capsys.readouterr().out
 
 
 def test_a_wide_frame_is_said_in_the_live_view(shell, capsys):
@@ -158,6 +188,14 @@ TRICKY_BAR = (
 )
 
 
+def code_block(output) -> dict | None:
+    """The output's data if it is the copyable code block (not the run's record, whose attempts
+    are <details> too)."""
+    data = output.get("data", {})
+    is_record = "viscoder" in output.get("metadata", {})
+    return data if "<details" in data.get("text/html", "") and not is_record else None
+
+
 def test_the_working_code_is_also_a_copyable_block_in_the_output(tmp_path):
     """Front ends that ignore set_next_input (VS Code) still have the code: a closed <details>
     block with the code escaped, and plain text for front ends without HTML. A real kernel."""
@@ -185,7 +223,7 @@ def test_the_working_code_is_also_a_copyable_block_in_the_output(tmp_path):
     nb = execute(nb, timeout=120)
     code = nb.cells[2].source  # the inserted cell, as the front end got it
     assert "<script>" in code and "Revenue <by> region" in code
-    blocks = [o["data"] for o in nb.cells[1].outputs if "<details" in o.get("data", {}).get("text/html", "")]
+    blocks = [code_block(o) for o in nb.cells[1].outputs if code_block(o)]
     assert len(blocks) == 1
     block = blocks[0]["text/html"]
     assert f'<pre style="user-select: all">{html.escape(code)}</pre></details>' in block
@@ -194,9 +232,7 @@ def test_the_working_code_is_also_a_copyable_block_in_the_output(tmp_path):
     assert blocks[0]["text/plain"] == "Working code:\n" + code
     # No cell inserted (as where the front end ignores set_next_input): the block still holds the code.
     assert len(nb.cells) == 4
-    plain = [
-        o["data"]["text/plain"] for o in nb.cells[3].outputs if "<details" in o.get("data", {}).get("text/html", "")
-    ]
+    plain = [code_block(o)["text/plain"] for o in nb.cells[3].outputs if code_block(o)]
     assert (
         plain[0].startswith("Working code:\n# %%viscoder: bar chart of revenue by region\n")
         and "df = sales.copy()\n" in plain[0]

@@ -40,9 +40,10 @@ def state(cell):
     return json.loads("".join(o["text"] for o in cell.outputs if o.get("name") == "stdout"))
 
 
-def widget_texts(nb):
-    states = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
-    return [m["state"].get("value", "") for m in states.values() if m.get("model_name") == "HTMLModel"]
+def status_record(cell):
+    """The output where the live view was: after the run, a static record (HTML and text)."""
+    (record,) = [o for o in cell.outputs if o.get("metadata", {}).get("viscoder")]
+    return record
 
 
 def test_retry_after_key_error_shows_the_plot_and_inserts_the_cell(tmp_path):
@@ -56,10 +57,17 @@ def test_retry_after_key_error_shows_the_plot_and_inserts_the_cell(tmp_path):
     inserted = nb.cells[5]
     assert inserted.metadata.get("viscoder") and inserted.source.startswith("# %%viscoder: bar chart")
     assert "df = sales" in inserted.source and not inserted.outputs
-    # The live view's final state, as the widget shows it.
-    assert any("ran and drew 1 figure with 3 vertical bars after 2 attempts" in t for t in widget_texts(nb))
-    assert any("KeyError" in t for t in widget_texts(nb))
-    assert any("used the live frame `sales` instead of a file" in t for t in widget_texts(nb))  # the repair
+    # Where the live view was, the saved notebook holds a static record, as HTML and text, that
+    # renders without the kernel (a reload, nbviewer, nbconvert): no widget to be "not found".
+    record = status_record(request)
+    assert record["metadata"]["viscoder"] == {"state": "done"}
+    assert set(record["data"]) == {"text/html", "text/plain"}
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in request.outputs)
+    html = record["data"]["text/html"]
+    assert "ran and drew 1 figure with 3 vertical bars after 2 attempts" in html
+    assert "<details><summary>attempt 1: KeyError: &#x27;Region&#x27;</summary>" in html
+    assert "used the live frame `sales` instead of a file" in html  # the repair
+    assert "attempt 1 failed: KeyError: 'Region'" in record["data"]["text/plain"]
     # The user's frame and names are exactly as before.
     assert state(nb.cells[3]) == state(nb.cells[6])
 
@@ -84,3 +92,14 @@ def test_bad_input_is_one_line_in_the_cell(tmp_path):
     assert shown["text"].strip().splitlines() == [
         "UsageError: No variable named 'missing'. DataFrames in this notebook: none."
     ]
+
+
+def test_the_saved_notebook_renders_the_record_in_nbconvert_html(tmp_path):
+    """`jupyter nbconvert --to html` of the saved notebook shows the run's last line where the
+    live view was (a widget there would need the kernel that made it)."""
+    from nbconvert import HTMLExporter
+
+    nb = run(tmp_path, [key_error(), GOOD_BAR], "%%viscoder sales\nbar chart of revenue by region")
+    page, _ = HTMLExporter().from_notebook_node(nb)
+    assert "ran and drew 1 figure with 3 vertical bars after 2 attempts" in page
+    assert "viscoder-record" in page

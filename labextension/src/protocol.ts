@@ -21,6 +21,8 @@ export interface IFixSettings {
   /** Candidates sampled when a retry fails the same way again (0: greedy only). */
   samples?: number;
   timeout?: number;
+  /** Seconds the model may spend on one attempt's reply (0: no limit). */
+  attempt_budget?: number;
   /** The child kernel under bubblewrap: auto, required, off. */
   sandbox?: string;
   /** Log the fix's conversation and the user's verdict locally, for fine-tuning (VisCoder.collect). */

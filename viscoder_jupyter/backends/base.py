@@ -61,6 +61,11 @@ class Backend(ABC):
         recorded replies are shared only between backends of one identity. After async_prepare."""
         return self.name
 
+    async def async_prompt_size(self, messages: Messages) -> tuple[int, int] | None:
+        """(tokens in the prompt, tokens of it not read before), or None where not known (a
+        server): the live view says what the model is reading before its first token."""
+        return None
+
     @abstractmethod
     async def async_generate(
         self, messages: Messages, on_text: OnText | None = None, *, sampling: Sampling | None = None

@@ -56,6 +56,13 @@ class PrefixCache:
         with self._lock:
             self._entries.clear()
 
+    def reusable(self, ids: list[int]) -> int:
+        """How many tokens of `ids` `take` would hand over already computed (nothing is taken)."""
+        with self._lock:
+            best = max((common_prefix(entry.tokens, ids) for entry in self._entries), default=0)
+        reused = min(best, len(ids) - 1)
+        return reused if reused >= MIN_REUSE else 0
+
     def take(self, ids: list[int]) -> tuple[Any, int]:
         """``(cache, reused)``: a cache holding exactly ``ids[:reused]``, or ``(None, 0)``.
 

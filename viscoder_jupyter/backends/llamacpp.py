@@ -222,6 +222,16 @@ class LlamaCppBackend(Backend):
             self.last_stop_reason = reason
             return Reply(text="".join(parts), prompt_tokens=len(ids), completion_tokens=len(new))
 
+    async def async_prompt_size(self, messages: Messages) -> tuple[int, int]:
+        loaded = await asyncio.get_running_loop().run_in_executor(worker(), self.load)
+
+        def count() -> tuple[int, int]:  # on the llama.cpp thread: no generation changes the cache meanwhile
+            ids, llm = loaded.prompt_tokens(messages), loaded.llm
+            cached = common_prefix(llm.input_ids[: llm.n_tokens].tolist(), ids) if self.reuse_cache else 0
+            return len(ids), len(ids) - min(cached, len(ids) - 1)
+
+        return await asyncio.get_running_loop().run_in_executor(worker(), count)
+
     async def async_generate(
         self, messages: Messages, on_text: OnText | None = None, *, sampling: Sampling | None = None
     ) -> Reply:

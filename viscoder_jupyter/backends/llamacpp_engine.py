@@ -40,6 +40,40 @@ PROMPT_BATCH = 128
 MAX_LOADED_MODELS = 2
 
 
+def amx_cpu(cpuinfo: str | None = None) -> bool:
+    """The CPU announces Intel AMX tiles. llama.cpp then repacks weights into AMX buffers ("extra
+    buffer types"), and on such a machine under a VM (Sapphire Rapids in Firecracker) the first
+    llama_decode crashed the process with SIGSEGV; without the extra buffers it runs."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            return False
+    return bool(re.search(r"^flags\s*:.*\bamx_tile\b", cpuinfo, re.MULTILINE))
+
+
+@contextlib.contextmanager
+def _model_params(**fields):
+    """llama-cpp-python's Llama() takes no option for some model parameters (use_extra_bufts):
+    its default parameters get `fields` while a model loads (under _MODELS_LOCK, one load at a time)."""
+    import_llama_cpp()
+    low = sys.modules["llama_cpp.llama_cpp"]  # where Llama() looks the defaults up
+    default = low.llama_model_default_params
+
+    def params():
+        made = default()
+        for name, value in fields.items():
+            setattr(made, name, value)
+        return made
+
+    low.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        low.llama_model_default_params = default
+
+
 def physical_cores(cpuinfo: str | None = None, allowed: set[int] | None = None) -> int:
     """Physical cores this process may run on: llama.cpp is slower on hyperthread siblings.
 
@@ -369,18 +403,10 @@ def load_gguf(path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = Non
         llama_cpp = import_llama_cpp()
         threads = n_threads or physical_cores()
         started = time.perf_counter()
+        extra = {"use_extra_bufts": False} if amx_cpu() and os.environ.get("VISCODER_LLAMA_AMX") != "1" else {}
         try:
-            llm = ViscoderLlama(
-                model_path=str(path),
-                n_ctx=int(n_ctx),
-                n_batch=PROMPT_BATCH,
-                n_ubatch=PROMPT_BATCH,
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_gpu_layers=-1 if gpu_offload() else 0,
-                draft_model=PromptLookup(PROMPT_LOOKUP_TOKENS),
-                verbose=False,
-            )
+            with _model_params(**extra):
+                llm = _load(ViscoderLlama, PromptLookup, path, n_ctx, threads)
         except (ValueError, RuntimeError, OSError) as exc:
             raise BackendUnavailable(
                 f"llama.cpp could not load {path}: {_first_line(exc)}. Is it a complete GGUF model "
@@ -407,3 +433,17 @@ def load_gguf(path: str, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = Non
         while len(_MODELS) > MAX_LOADED_MODELS:
             _MODELS.popitem(last=False)
         return loaded
+
+
+def _load(ViscoderLlama, PromptLookup, path, n_ctx: int, threads: int):  # noqa: N803 - the classes of _classes()
+    return ViscoderLlama(
+        model_path=str(path),
+        n_ctx=int(n_ctx),
+        n_batch=PROMPT_BATCH,
+        n_ubatch=PROMPT_BATCH,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_gpu_layers=-1 if gpu_offload() else 0,
+        draft_model=PromptLookup(PROMPT_LOOKUP_TOKENS),
+        verbose=False,
+    )

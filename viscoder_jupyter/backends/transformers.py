@@ -173,6 +173,11 @@ class TransformersBackend(Backend):
             text = tokenizer.decode(new_ids, skip_special_tokens=True)
             return Reply(text=text, prompt_tokens=len(ids), completion_tokens=len(new_ids))
 
+    async def async_prompt_size(self, messages: Messages) -> tuple[int, int]:
+        loaded = await asyncio.to_thread(self.load)
+        ids = await asyncio.to_thread(hf_prompt_ids, loaded.tokenizer, messages)
+        return len(ids), len(ids) - loaded.prefix_cache.reusable(ids) if self.reuse_cache else len(ids)
+
     async def async_generate(
         self, messages: Messages, on_text: OnText | None = None, *, sampling: Sampling | None = None
     ) -> Reply:

@@ -16,6 +16,30 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
+#: The longest one-line summary of an error (status lines, the panel's list of attempts).
+ONE_LINE_LIMIT = 300
+
+
+def one_line(text: str, limit: int = ONE_LINE_LIMIT) -> str:
+    """`text` on one line, never cut inside a line of it: an error whose value spans lines (a
+    Series in "... not 0     North\n1     South") reads "not 0 North | 1 South | ...": each line
+    with its spacing collapsed, whole lines joined by " | " while they fit, then how many are left.
+    One line longer than `limit` alone is shortened with an ellipsis."""
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if len(lines) == 1:
+        return lines[0] if len(lines[0]) <= limit else lines[0][: limit - 3].rstrip() + "..."
+    shown = lines[0] if len(lines[0]) <= limit else lines[0][: limit - 3].rstrip() + "..."
+    for index, line in enumerate(lines[1:], start=1):
+        left = len(lines) - index
+        more = f" | ... ({left} more line{'s' * (left > 1)})"
+        if len(shown) + 3 + len(line) + (len(more) if left > 1 else 0) > limit:
+            return shown + more
+        shown += " | " + line
+    return shown
+
+
 class ViscoderError(Exception):
     """Base of everything viscoder_jupyter raises on purpose."""
 
@@ -45,6 +69,29 @@ class ContextFull(BackendFailed):
     ends the self-debug rounds."""
 
 
+class PromptOverBudget(BackendUnavailable):
+    """The attempt's time budget ran out while the model was still reading the prompt: no reply
+    to feed back, so the request stops with what to change."""
+
+    def __init__(self, budget: float, prompt_tokens: int | None):
+        size = f" ({prompt_tokens} tokens)" if prompt_tokens else ""
+        super().__init__(
+            f"Reading the prompt{size} took the whole {budget:g} s budget of an attempt, before the model "
+            "wrote anything. Raise the budget (--attempt-budget, `%config VisCoder.attempt_budget`, or the "
+            "sidebar's Attempt budget setting), or ask about fewer or narrower frames."
+        )
+
+
+#: How the backends' hints name the model setting (hf_hub, gguf_files). A front end that chose the
+#: model itself names its own setting instead (`naming_the_model_setting`): the sidebar's.
+MODEL_SETTING = "`--model` (or the VISCODER_MODEL environment variable, or `%config VisCoder.model`)"
+
+
+def naming_the_model_setting(message: str, setting: str) -> str:
+    """`message` with the model setting called `setting` ("the sidebar's Model setting")."""
+    return message.replace(MODEL_SETTING, setting)
+
+
 def with_retry_hint(exc: ViscoderError, hint: str) -> str:
     """The error's message, plus `hint` where trying again is the way out."""
     return f"{exc} {hint}" if isinstance(exc, BackendFailed) else str(exc)
@@ -64,17 +111,19 @@ class AttemptError(ViscoderError):
         return str(self)
 
     def one_line(self) -> str:
-        return f"{self.ename}: {self}".splitlines()[0][:300]
+        return one_line(f"{self.ename}: {self}")
 
 
 class CodeRaised(AttemptError):
     """The generated code raised in the child kernel."""
 
-    def __init__(self, ename: str, evalue: str, traceback: str):
+    def __init__(self, ename: str, evalue: str, traceback: str, runtime_facts: tuple[str, ...] = ()):
         super().__init__(evalue)
         self.ename = ename
         self.evalue = evalue
         self.traceback = traceback
+        # What the child saw at the failure (child/_viscoder_error_facts.py): fed back with `runtime_facts`.
+        self.runtime_facts = tuple(runtime_facts)
 
     @classmethod
     def from_reply(cls, content: dict[str, Any]) -> CodeRaised:
@@ -86,10 +135,10 @@ class CodeRaised(AttemptError):
         return self.traceback or f"{self.ename}: {self.evalue}"
 
     def one_line(self) -> str:
-        return f"{self.ename}: {self.evalue}".splitlines()[0][:300]
+        return one_line(f"{self.ename}: {self.evalue}")
 
     def __reduce__(self):
-        return (type(self), (self.ename, self.evalue, self.traceback))
+        return (type(self), (self.ename, self.evalue, self.traceback, self.runtime_facts))
 
 
 class ExecutionTimeout(AttemptError, TimeoutError):
@@ -137,6 +186,24 @@ class FramesChanged(AttemptError):
 
     def __reduce__(self):
         return (type(self), (self.changes,))
+
+
+class ReplyOverBudget(AttemptError):
+    """The model was still writing when the attempt's time budget (settings.attempt_budget) ran
+    out: the reply was stopped, and the model is asked for shorter code."""
+
+    ename = "ReplyTooLong"
+
+    def __init__(self, budget: float, tokens: int):
+        super().__init__(
+            f"The reply ran past the {budget:g} s budget for one attempt ({tokens} tokens written) and was "
+            "stopped: write shorter code, only the lines the plot needs, with no comments and no data "
+            "typed in by hand."
+        )
+        self.budget, self.tokens = budget, tokens
+
+    def __reduce__(self):
+        return (type(self), (self.budget, self.tokens))
 
 
 class NoCodeInReply(AttemptError):

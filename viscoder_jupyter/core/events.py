@@ -30,6 +30,7 @@ class Attempt:
     candidates: int = 1  # sampled candidates tried in this round
     figure_facts: list[dict] | None = None  # what the child saw in its matplotlib figures
     findings: list = field(default_factory=list)  # what the review of the code flagged (core/code_review.py)
+    stopped: str = ""  # why the reply was stopped before the model finished it ("" when it finished)
 
     @property
     def ok(self) -> bool:
@@ -131,6 +132,19 @@ class AttemptStarted:
 
 
 @dataclass
+class ReplyStarted:
+    """The model starts a reply (an attempt's, or one sampled candidate's), reading the prompt
+    first: `prompt_tokens` long, `new_tokens` of them not read before (a kept cache holds the
+    rest); None where the backend cannot count them (a server). `budget`: the seconds the reply
+    may take (0: no limit)."""
+
+    number: int
+    prompt_tokens: int | None = None
+    new_tokens: int | None = None
+    budget: float = 0.0
+
+
+@dataclass
 class TextStreamed:
     number: int
     text: str
@@ -155,4 +169,14 @@ class Done:
     result: PlotResult
 
 
-Event = Status | Notice | DownloadProgress | AttemptStarted | TextStreamed | CodeWritten | AttemptFinished | Done
+Event = (
+    Status
+    | Notice
+    | DownloadProgress
+    | AttemptStarted
+    | ReplyStarted
+    | TextStreamed
+    | CodeWritten
+    | AttemptFinished
+    | Done
+)

@@ -20,7 +20,16 @@ from .checks import empty_problem, quality_problem
 from .code_review import FlaggedCode, review_code
 from .codeblocks import extract_code, repair_code
 from .context import describe_frames, wide_frame_notes
-from .errors import AttemptError, BackendFailed, ContextFull, NoCodeInReply, NoFigure, ViscoderError
+from .errors import (
+    AttemptError,
+    BackendFailed,
+    ContextFull,
+    NoCodeInReply,
+    NoFigure,
+    PromptOverBudget,
+    ReplyOverBudget,
+    ViscoderError,
+)
 from .events import (
     Attempt,
     AttemptFinished,
@@ -30,10 +39,12 @@ from .events import (
     Event,
     Notice,
     PlotResult,
+    ReplyStarted,
     Status,
     TextStreamed,
 )
 from .feedback import data_hints
+from .generation import OVER_BUDGET, generate, prompt_size
 from .prompt import feedback_turn, first_turn, fresh_start
 from .request_checks import check_request
 from .settings import VisCoder
@@ -131,6 +142,10 @@ async def async_run(
                 continue
             hints = data_hints(attempt.error, attempt.code, frames) if settings.data_feedback else ""
             messages += feedback_turn(attempt.code or attempt.reply, attempt.error, number, hints)
+            if attempt.stopped:  # the model should know its reply looped, or greedy decoding loops again
+                turn = messages[-1]
+                note = f"\n\nYour reply was stopped: {attempt.stopped}. Write each line once."
+                messages[-1] = {**turn, "content": turn["content"] + note}
 
     result = PlotResult(request=request, attempts=attempts, prepare_seconds=prepare_seconds)
     emit(Done(result))
@@ -224,12 +239,20 @@ async def _attempt(
     sampling: Sampling | None = None,
 ) -> Attempt:
     started = time.perf_counter()
-    on_text = lambda text: emit(TextStreamed(number, text))  # noqa: E731
+    prompt_tokens, new_tokens = await prompt_size(backend, messages)
+    budget = float(getattr(settings, "attempt_budget", 0) or 0)
+    emit(ReplyStarted(number, prompt_tokens, new_tokens, budget))
     try:
-        if sampling is None:  # backends written before sampling existed take two arguments
-            reply = await backend.async_generate(messages, on_text)
-        else:
-            reply = await backend.async_generate(messages, on_text, sampling=sampling)
+        # Another harness's protocol (judge=False) is reproduced as it is: no reply is cut short there.
+        reply, why = await generate(
+            backend,
+            messages,
+            sampling,
+            budget,
+            started,
+            lambda text: emit(TextStreamed(number, text)),
+            stop_loops=judge,
+        )
     except ViscoderError:
         raise
     except Exception as exc:  # not the code's fault: stop the request with one clear line
@@ -242,9 +265,15 @@ async def _attempt(
         reply=reply.text,
         code="",
         generate_seconds=reply.seconds if reply.seconds is not None else time.perf_counter() - started,
-        prompt_tokens=reply.prompt_tokens,
+        prompt_tokens=reply.prompt_tokens or prompt_tokens or 0,
         completion_tokens=reply.completion_tokens,
+        stopped=why if why != OVER_BUDGET else "",
     )
+    if why == OVER_BUDGET:  # cut mid-way: the code is unfinished, and the model must write less
+        if not reply.completion_tokens:
+            raise PromptOverBudget(budget, prompt_tokens)
+        attempt.error = ReplyOverBudget(budget, reply.completion_tokens)
+        return attempt
     code = (extract or extract_code)(reply.text)
     if code is None:
         attempt.error = NoCodeInReply()
@@ -253,6 +282,8 @@ async def _attempt(
         attempt.code = prepare(code, list(frames))
     else:  # with repairs off, still the frame reads the prompt asks for (the harness drops them too)
         attempt.code, attempt.repairs = repair_code(code, list(frames), only_frame_reads=not settings.repairs)
+    if why:  # a loop was cut: the code up to it may still draw, and the user sees why it ends there
+        attempt.repairs.insert(0, f"stopped the reply: {why}; the code up to there was kept")
     emit(CodeWritten(number, attempt.code))
     attempt.findings = review_code(attempt.code)  # for the user, before the code reaches their kernel
     outcome = await kernel.async_run(attempt.code, settings.timeout)  # cancelling it interrupts the child

@@ -31,9 +31,12 @@ class VisCoder(Configurable):
         "'llamacpp'), 'llamacpp' (GGUF files on llama.cpp), 'openai' (any OpenAI-compatible "
         "server) or 'replay'. Env: VISCODER_BACKEND.",
     ).tag(config=True)
-    model = Unicode(DEFAULT_MODEL, help="Hub id, local folder or .gguf file of the model. Env: VISCODER_MODEL.").tag(
-        config=True
-    )
+    model = Unicode(
+        DEFAULT_MODEL,
+        help="The model: a preset name (`viscoder models` lists them, e.g. the offline 0.5B), a hub "
+        "id, a local folder, a local .gguf file (runs on llama.cpp) or a hub file REPO_ID:FILE.gguf. "
+        "Env: VISCODER_MODEL.",
+    ).tag(config=True)
     replay = Unicode(help="JSONL file of recorded replies for the replay backend. Env: VISCODER_REPLAY.").tag(
         config=True
     )
@@ -42,6 +45,12 @@ class VisCoder(Configurable):
     )
     retries = Int(3, help="Self-debug rounds after the first attempt (as in VisCoder's protocol).").tag(config=True)
     timeout = Float(10.0, help="Seconds one attempt may run in the child kernel.").tag(config=True)
+    attempt_budget = Float(
+        180.0,
+        help="Most seconds the model may spend on one attempt's reply, reading the prompt included; "
+        "a reply still going then is stopped and the attempt fails ('the reply ran past N s: write "
+        "shorter code'). 180 s fits a 7B model on a laptop CPU; 0: no limit.",
+    ).tag(config=True)
     insert = Bool(True, help="Insert the working code as a new cell below.").tag(config=True)
     max_new_tokens = Int(2048, help="Most tokens the model may write in one reply.").tag(config=True)
     quantization = CaselessStrEnum(
@@ -142,6 +151,12 @@ class VisCoder(Configurable):
     def _check_retries(self, proposal):
         if proposal["value"] < 0:
             raise RequestError("--retries must be 0 or more.")
+        return proposal["value"]
+
+    @validate("attempt_budget")
+    def _check_attempt_budget(self, proposal):
+        if proposal["value"] < 0:
+            raise RequestError("--attempt-budget must be 0 (no limit) or a positive number of seconds.")
         return proposal["value"]
 
     @validate("timeout")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import runtime
-from ..core.errors import BackendUnavailable, NoFrames, ViscoderError, with_retry_hint
+from ..core.errors import BackendUnavailable, NoFrames, ViscoderError, naming_the_model_setting, with_retry_hint
 from ..core.events import (
     AttemptFinished,
     AttemptStarted,
@@ -27,10 +27,12 @@ from ..core.events import (
     Done,
     DownloadProgress,
     Notice,
+    ReplyStarted,
     Status,
     TextStreamed,
 )
 from . import cancel_control
+from .progress import reading_line
 from .protocol import REVIEW_FINDING, SETTING_KEYS, TARGET, BadMessage, incoming, message
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ class _Run:
     flush_scheduled: bool = False
     number: int = 0  # the attempt whose text is buffered
     cancelling: bool = False
+    sidebar_model: bool = False  # the model is the sidebar's setting: errors about it name that setting
 
 
 class FixChannel:
@@ -161,7 +164,7 @@ class FixChannel:
             self._jobs[run_id] = job
             while len(self._jobs) > _JOBS_KEPT:
                 self._jobs.pop(next(iter(self._jobs)))
-            run = self._run = _Run(run_id)
+            run = self._run = _Run(run_id, sidebar_model="model" in overrides_from(fix["settings"]))
             run.future = runtime.submit(self._main(run, runtime.async_run_job(job, lambda e: self._event(run, e))))
 
     def cancel(self, run_id: str) -> None:
@@ -206,7 +209,7 @@ class FixChannel:
             if run.cancelling:  # whatever stopping the child raised, the user asked for a stop
                 self._finish(run, message("cancelled", id=run.id))
             elif isinstance(exc, ViscoderError):
-                self._finish(run, _error(run.id, exc))
+                self._finish(run, _error(run.id, exc, run.sidebar_model))
             else:
                 self._finish(
                     run, message("error", id=run.id, reason="internal", message=f"{type(exc).__name__}: {exc}")
@@ -227,6 +230,8 @@ class FixChannel:
             self.send(message("status", id=run.id, message=f"attempt {event.number}: running the code"))
         elif isinstance(event, DownloadProgress):
             self.send(download_message(run.id, event))
+        elif isinstance(event, ReplyStarted) and event.new_tokens:  # a long prompt takes a while: say so
+            self.send(message("status", id=run.id, message=f"attempt {event.number}: {reading_line(event)}"))
         elif isinstance(event, (Status, Notice)):
             self.send(message("status", id=run.id, message=event.message))
         elif isinstance(event, AttemptStarted):
@@ -321,6 +326,13 @@ def download_message(run_id: str, event: DownloadProgress) -> dict:
     )
 
 
-def _error(run_id: str, exc: ViscoderError) -> dict:
+#: Where the sidebar's user changes the model (JupyterLab's Settings Editor).
+SIDEBAR_MODEL_SETTING = "the sidebar's Model setting (Settings > Settings Editor > VisCoder)"
+
+
+def _error(run_id: str, exc: ViscoderError, sidebar_model: bool = False) -> dict:
     reason = "backend" if isinstance(exc, BackendUnavailable) else "bad_request"
-    return message("error", id=run_id, reason=reason, message=with_retry_hint(exc, "Press Fix again to retry."))
+    text = with_retry_hint(exc, "Press Fix again to retry.")
+    if sidebar_model:  # the user chose the model there: name that, not the kernel's flags and variables
+        text = naming_the_model_setting(text, SIDEBAR_MODEL_SETTING)
+    return message("error", id=run_id, reason=reason, message=text)

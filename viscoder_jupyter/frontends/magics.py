@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import re
 from dataclasses import dataclass, field
 
 from IPython.core.error import UsageError
@@ -22,7 +23,17 @@ def _flag(name: str):
 
 
 _RETRY = "Run the cell again to retry."
-_EMPTY_CELL = "The request is empty: write what to plot in the cell, below the %%viscoder line."
+_MAGIC_LINE = re.compile(r"%%viscoder(?=\s|$)")
+
+
+def needs_request(line: str) -> str:
+    """What `%%viscoder LINE` with nothing below it, or the line magic `%viscoder LINE`, says: the
+    cell to write, with the user's own line (no "did you mean" sending them to the other form)."""
+    first = f"%%viscoder {line.strip()}".rstrip()
+    return (
+        "%%viscoder needs your request in the cell, on the lines below the %%viscoder line. Write "
+        f"a cell like this:\n{first}\na bar chart of total revenue per region"
+    )
 
 
 @dataclass
@@ -33,6 +44,7 @@ class ViscoderArgs:
     lib: str | None = None
     retries: int | None = None
     timeout: float | None = None
+    attempt_budget: float | None = None
     backend: str | None = None
     model: str | None = None
     insert: bool | None = None
@@ -74,6 +86,7 @@ class VisCoderMagics(Magics):
     @argument(*_flag("lib")[0], **_flag("lib")[1])
     @argument(*_flag("retries")[0], **_flag("retries")[1])
     @argument(*_flag("timeout")[0], **_flag("timeout")[1])
+    @argument(*_flag("attempt_budget")[0], **_flag("attempt_budget")[1])
     @argument(*_flag("backend")[0], **_flag("backend")[1])
     @argument(*_flag("model")[0], **_flag("model")[1])
     @argument("--no-insert", action="store_true", help="Do not insert the working code as a new cell.")
@@ -84,17 +97,15 @@ class VisCoderMagics(Magics):
         The model writes the code, a child kernel runs it (your variables are never
         touched), errors go back to the model, and the working code lands in a new cell.
         """
-        if cell is None:
-            raise UsageError(
-                "%%viscoder is a cell magic: write the request in the cell, below the line, e.g.\n"
-                "%%viscoder sales\nbar chart of revenue by region"
-            )
+        if cell is None or not cell.strip():
+            raise UsageError(needs_request(line))
         parsed = parse_argstring(self.viscoder, line)
         args = ViscoderArgs(
             frames=parsed.frames,
             lib=parsed.lib,
             retries=parsed.retries,
             timeout=parsed.timeout,
+            attempt_budget=parsed.attempt_budget,
             backend=parsed.backend,
             model=parsed.model,
             insert=False if parsed.no_insert else None,
@@ -112,7 +123,6 @@ class VisCoderMagics(Magics):
             namespace=self.shell.user_ns,
             names=args.frames,
             overrides=args.overrides(),
-            empty=_EMPTY_CELL,
         )
         job.origin = "magic"
         result = self._run_with_view(job)
@@ -175,7 +185,7 @@ class VisCoderMagics(Magics):
                 try:
                     view.handle(events.get(timeout=0.05))
                 except queue.Empty:
-                    pass
+                    view.tick()  # the seconds of a long prompt or a slow token go on
         except KeyboardInterrupt:
             runtime.cancel_and_wait(future)
             view.finish("VisCoder: interrupted; the model and the child kernel were stopped, nothing was inserted.")
@@ -222,16 +232,32 @@ def flagged_message(findings, inserted: bool) -> str:
     )
 
 
+def body_for_empty_cell(lines: list[str]) -> list[str]:
+    """An input transformer: a `%%viscoder` line alone in its cell gets an empty body line.
+
+    IPython refuses a cell magic whose body is empty before the magic runs, with "Did you mean the
+    line magic %viscoder?", and the line magic sends the user back to the cell magic: with a body
+    (blank) the magic runs and says what to write (`needs_request`).
+    """
+    if len(lines) == 1 and _MAGIC_LINE.match(lines[0]):
+        return [lines[0] if lines[0].endswith("\n") else lines[0] + "\n", "\n"]
+    return lines
+
+
 def register(shell) -> VisCoderMagics:
     """Register the magics, their settings (`%config VisCoder`) and the cell-history hook."""
     magics = VisCoderMagics(shell)
     shell.register_magics(magics)
+    if body_for_empty_cell not in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.append(body_for_empty_cell)
     shell.configurables.append(magics.settings)
     shell.events.register("post_run_cell", magics.history.post_run_cell)
     return magics
 
 
 def unregister(shell) -> None:
+    if body_for_empty_cell in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.remove(body_for_empty_cell)
     magics = shell.magics_manager.registry.get("VisCoderMagics")
     if magics is not None:
         try:

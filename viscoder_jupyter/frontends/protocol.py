@@ -21,7 +21,7 @@ TARGET = "viscoder"
 
 #: Settings the sidebar may send with a fix (labextension/schema/sidebar.json); each is a
 #: `VisCoder` setting, and an empty value means "the kernel's own configuration".
-SETTING_KEYS = ("backend", "model", "lib", "retries", "samples", "timeout", "sandbox", "collect")
+SETTING_KEYS = ("backend", "model", "lib", "retries", "samples", "timeout", "attempt_budget", "sandbox", "collect")
 
 #: Why a run was refused or failed (an "error" message's `reason`).
 ERROR_REASONS = ("no_frames", "busy", "bad_request", "backend", "internal")
@@ -31,7 +31,7 @@ ERROR_REASONS = ("no_frames", "busy", "bad_request", "backend", "internal")
 #: range of each numeric setting (low, high; a timeout must be more than its low end).
 TEXT_LIMITS = {"id": 100, "source": 200_000, "traceback": 200_000, "note": 4_000, "verdict": 20}
 SETTING_TEXT_LIMIT = 1_000
-SETTING_RANGES = {"retries": (0, 10), "samples": (0, 10), "timeout": (0, 3600)}
+SETTING_RANGES = {"retries": (0, 10), "samples": (0, 10), "timeout": (0, 3600), "attempt_budget": (0, 3600)}
 
 #: A "verdict" message's `verdict`: the proposal's button the user pressed.
 VERDICTS = ("accept", "insert", "discard")

@@ -9,7 +9,7 @@ const CHOICES = ['backend', 'lib', 'sandbox'] as const;
 /** Free text. */
 const TEXTS = ['model'] as const;
 /** Numbers; null is "the kernel's setting". */
-const NUMBERS = ['retries', 'samples', 'timeout'] as const;
+const NUMBERS = ['retries', 'samples', 'timeout', 'attempt_budget'] as const;
 /** Switches; null is "the kernel's setting". */
 const SWITCHES = ['collect'] as const;
 
