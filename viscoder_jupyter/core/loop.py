@@ -285,7 +285,8 @@ async def _attempt(
     if why:  # a loop was cut: the code up to it may still draw, and the user sees why it ends there
         attempt.repairs.insert(0, f"stopped the reply: {why}; the code up to there was kept")
     emit(CodeWritten(number, attempt.code))
-    attempt.findings = review_code(attempt.code)  # for the user, before the code reaches their kernel
+    # for the user, before the code reaches their kernel; the frames are the names it may read unset
+    attempt.findings = review_code(attempt.code, frames)
     outcome = await kernel.async_run(attempt.code, settings.timeout)  # cancelling it interrupts the child
     attempt.execute_seconds = outcome.seconds
     attempt.images = outcome.images
