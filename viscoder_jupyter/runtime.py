@@ -199,7 +199,15 @@ async def async_run_job(job: Job, on_event=None, *, backend=None, kernel=None, *
     from .backends import get_backend
     from .core import loop
 
-    backend = backend or get_backend(job.settings)
+    if backend is None:
+        backend = get_backend(job.settings)
+        if on_event is not None and backend.name in ("transformers", "llamacpp"):
+            from .backends.machine import take_choice_notice
+            from .core.events import Notice
+
+            # No model configured: which one this machine gets and why, before it downloads (once).
+            if note := take_choice_notice(job.settings.model):
+                on_event(Notice(note))
     kernel = kernel or child_kernel(job.settings)  # its sandbox and limits
     if job.fix is not None and kw.get("messages") is None:
         from .core.context import describe_frames

@@ -32,12 +32,14 @@ test('a saved %%viscoder run shows its record after a reload, not a missing widg
   await page.notebook.save();
 
   // A reload: the page comes back without the kernel's widget models.
-  // (Galata's own readiness check waits for the Launcher, which a restored layout need not show.)
+  // (Galata's own readiness check waits for the Launcher, which a restored layout need not show;
+  // the notebook is opened with JupyterLab's own command, whether or not the layout restored it.)
   await page.reload({ waitForIsReady: false });
   await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
-  expect(await page.notebook.openByPath(`${tmpPath}/saved-record.ipynb`)).toBe(true);
-  await page.notebook.activate('saved-record.ipynb');
-  const reloaded = await vc.output(1);
+  await page.evaluate(async path => {
+    await (window as any).jupyterapp.commands.execute('docmanager:open', { path });
+  }, `${tmpPath}/saved-record.ipynb`);
+  const reloaded = page.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell').nth(1).locator('.jp-Cell-outputArea');
   await expect(reloaded.locator('.viscoder-record')).toContainText(LAST_LINE);
   await expect(reloaded.locator('.viscoder-record details summary').first()).toContainText('attempt 1: KeyError');
   await expect(reloaded).not.toContainText('Error displaying widget');

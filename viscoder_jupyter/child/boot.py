@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .outputs import FACTS_MIME, FRAMES_MIME, STDOUT_CAP
+from .outputs import ERROR_FACTS_MIME, FACTS_MIME, FRAMES_MIME, STDOUT_CAP
 
 # Lives in the child as module `_viscoder_child`, outside the user namespace.
 CHILD_SRC = (Path(__file__).parent / "_viscoder_child.py").read_text(encoding="utf-8")
+# Lives in the child as module `_viscoder_error_facts`: facts on the live objects when code raises.
+ERROR_FACTS_SRC = (Path(__file__).parent / "_viscoder_error_facts.py").read_text(encoding="utf-8")
 
 
 def warmup_code(cpu_seconds: int) -> str:
@@ -18,16 +20,17 @@ def warmup_code(cpu_seconds: int) -> str:
 import pandas as pd
 import numpy as np
 import matplotlib.pyplot as plt
-def __viscoder_boot(src):
+def __viscoder_boot(name, src, **settings):
     import sys, types
-    mod = types.ModuleType("_viscoder_child")
-    exec(compile(src, "<viscoder_child>", "exec"), mod.__dict__)
-    mod.OUTPUT_CAP = {2 * STDOUT_CAP}
-    mod.FACTS_MIME = {FACTS_MIME!r}
-    mod.FRAMES_MIME = {FRAMES_MIME!r}
-    sys.modules["_viscoder_child"] = mod
-    mod.take_baseline(get_ipython())
-__viscoder_boot({CHILD_SRC!r})
+    mod = types.ModuleType(name)
+    exec(compile(src, "<" + name.strip("_") + ">", "exec"), mod.__dict__)
+    mod.__dict__.update(settings)
+    sys.modules[name] = mod
+    return mod
+__viscoder_boot("_viscoder_error_facts", {ERROR_FACTS_SRC!r}, MIME={ERROR_FACTS_MIME!r}).install(get_ipython())
+__viscoder_boot(
+    "_viscoder_child", {CHILD_SRC!r}, OUTPUT_CAP={2 * STDOUT_CAP}, FACTS_MIME={FACTS_MIME!r}, FRAMES_MIME={FRAMES_MIME!r}
+).take_baseline(get_ipython())
 del __viscoder_boot
 {limit}"""
 

@@ -294,6 +294,7 @@ class ChildKernel(FreshKernels):
                     "",
                 )
             elif reply.get("status") != "ok":
+                error.runtime_facts = tuple(got.error_facts)
                 error = CodeRaised.from_reply(outputs.cap_error({**reply, "ename": reply.get("ename") or "Aborted"}))
         if lost:
             log.info("a message over the size cap cut the child kernel's connection; restarting it")

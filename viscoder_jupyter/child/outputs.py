@@ -29,8 +29,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 FACTS_MIME = "application/vnd.viscoder.figure-facts+json"  # what the child saw in the attempt's figures
 FRAMES_MIME = "application/vnd.viscoder.frame-prints+json"  # the frames' fingerprints, after loading or an attempt
+ERROR_FACTS_MIME = "application/vnd.viscoder.error-facts+json"  # what the child saw where the code raised
 _RICH = ("display_data", "execute_result", "update_display_data")
-_OURS = (FACTS_MIME, FRAMES_MIME)
+_OURS = (FACTS_MIME, FRAMES_MIME, ERROR_FACTS_MIME)
 
 
 _client_class: Any = None
@@ -156,6 +157,7 @@ class Collected:
     figure_facts: list[dict] | None = None  # None: the child reported nothing
     frame_prints: dict | None = None  # name -> fingerprint (None: deleted), as the child reported them
     problem: str | None = None  # a payload of the wrong shape: the attempt fails with it
+    error_facts: list[str] = field(default_factory=list)  # short lines on the live objects at the error
 
 
 def collect(outputs: list, truncated: bool = False) -> Collected:
@@ -185,6 +187,9 @@ def _collect_display(data: dict, got: Collected) -> None:
         return
     if FRAMES_MIME in data:
         got.frame_prints = checked_prints(data[FRAMES_MIME])
+        return
+    if ERROR_FACTS_MIME in data:
+        got.error_facts = checked_error_facts(data[ERROR_FACTS_MIME])
         return
     if data.get("image/png"):
         png = data["image/png"]
@@ -254,6 +259,12 @@ def _checked(value: Any, schema: Any, where: str) -> Any:
             raise TypeError(f"the {where} hold {type(value).__name__} where a list belongs")
         return [_checked(v, schema[0], where) for v in value[:_ITEMS]]
     if schema == _PAIR:
+def checked_error_facts(report: Any) -> list[str]:
+    """At most 6 lines of at most 240 characters: a hint for the model, never more room than that."""
+    facts = _checked(report, {"facts": [str]}, "error facts").get("facts", [])
+    return [fact[:240] for fact in facts[:6]]
+
+
         if not (isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value)):
             raise TypeError(f"the {where} hold {value!r:.40} where two counts belong")
         return value

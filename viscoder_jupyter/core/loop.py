@@ -43,6 +43,7 @@ from .events import (
     Status,
     TextStreamed,
 )
+from .error_facts import error_facts
 from .feedback import data_hints
 from .generation import OVER_BUDGET, generate, prompt_size
 from .prompt import feedback_turn, first_turn, fresh_start
@@ -141,7 +142,8 @@ async def async_run(
                 messages = feedback(opening, attempts)
                 continue
             hints = data_hints(attempt.error, attempt.code, frames) if settings.data_feedback else ""
-            messages += feedback_turn(attempt.code or attempt.reply, attempt.error, number, hints)
+            facts = error_facts(attempt, settings.max_new_tokens) if settings.runtime_facts else ""
+            messages += feedback_turn(attempt.code or attempt.reply, attempt.error, number, hints, facts)
             if attempt.stopped:  # the model should know its reply looped, or greedy decoding loops again
                 turn = messages[-1]
                 note = f"\n\nYour reply was stopped: {attempt.stopped}. Write each line once."

@@ -99,14 +99,20 @@ def first_turn(request: str | Sequence[str], descriptions: dict[str, str], lib: 
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-def feedback_turn(code: str, error: AttemptError, round_number: int, hints: str = "") -> list[dict[str, str]]:
+def feedback_turn(
+    code: str, error: AttemptError, round_number: int, hints: str = "", facts: str = ""
+) -> list[dict[str, str]]:
     """The assistant's code and the user's error report, appended after a failed attempt.
 
-    `hints` (facts from the live data, feedback.py) go between the error and the request
-    for a corrected version.
+    `facts` (what the running code saw at the error, error_facts.py) and `hints` (facts from the
+    live data, feedback.py) go between the error and the request for a corrected version.
     """
     failed = "failed" if round_number == 1 else "still failed"
-    error_text = error.feedback_text() + (f"\n\nWhat the data says:\n{hints}" if hints else "")
+    error_text = (
+        error.feedback_text()
+        + (f"\n\nWhat the running code saw at the error:\n{facts}" if facts else "")
+        + (f"\n\nWhat the data says:\n{hints}" if hints else "")
+    )
     return [
         {"role": "assistant", "content": f"```python\n{code}\n```"},
         {"role": "user", "content": FEEDBACK.format(failed=failed, error=error_text)},

@@ -83,6 +83,12 @@ class VisCoder(Configurable):
     repairs = Bool(
         True,
         help="Mend data loading from files, missing imports and savefig calls "
+    runtime_facts = Bool(
+        True,
+        help="Add what the running code saw at an error to the feedback: the failing object's type and "
+        "closest real attributes, the callee's real keywords, the shapes on the failing line, the "
+        "nearest valid colormap/marker/colour names, a reply cut at the token limit.",
+    ).tag(config=True)
         "before running, without asking the model (off: only the line reading a frame from "
         "its file, which the prompt asks for, becomes the live frame).",
     ).tag(config=True)

@@ -6,8 +6,8 @@
 descriptor cut at 4000 characters, `df = pd.read_csv(...)` dropped, `import numpy as np`
 added when used, and only errors and missing figures fail an attempt); `--protocol ours` is
 exactly what the magic sends, `ours-checks` adds the quality checks (off by default;
-`ours-checks-no-request` without the request's), and `ours-no-data`, `ours-no-repairs`,
-`ours-no-sampling`, `ours-bare` switch our additions off one at a time (or all). All run on
+`ours-checks-no-request` without the request's), and `ours-no-data`, `ours-no-facts`,
+`ours-no-repairs`, `ours-no-sampling`, `ours-bare` switch our additions off one at a time (or all). All run on
 the same loop, child kernel and model; several protocols in one run alternate task by task
 and share replies to identical conversations (`SharedReplies`).
 """
@@ -41,9 +41,17 @@ VARIANTS = {
     "ours-checks": {"checks": True},
     "ours-checks-no-request": {"checks": True, "request_checks": False},
     "ours-no-data": {"data_feedback": False},
+    "ours-no-facts": {"runtime_facts": False},
     "ours-no-repairs": {"repairs": False},
     "ours-no-sampling": {"samples": 0},
-    "ours-bare": {"checks": False, "request_checks": False, "data_feedback": False, "repairs": False, "samples": 0},
+    "ours-bare": {
+        "checks": False,
+        "request_checks": False,
+        "data_feedback": False,
+        "runtime_facts": False,
+        "repairs": False,
+        "samples": 0,
+    },
 }
 PROTOCOLS = ("paper", *VARIANTS)
 INSTRUCTIONS = {
@@ -168,7 +176,7 @@ class SharedReplies(Backend):
 
 def protocol_settings(protocol: str, settings: VisCoder) -> VisCoder:
     if protocol == "paper":  # traceback-only feedback, the paper's own code preparation
-        return settings.with_overrides(checks=False, data_feedback=False, samples=0)
+        return settings.with_overrides(checks=False, data_feedback=False, runtime_facts=False, samples=0)
     return settings.with_overrides(**VARIANTS[protocol])
 
 
