@@ -11,6 +11,11 @@ file_download.py and _snapshot_download.py):
 - ``GET /{repo}/resolve/{rev}/{file}``: the bytes, honouring ``Range`` (a resumed download),
   at most `rate` bytes a second.
 
+A file listed in `lfs` is answered as the hub answers a git-lfs file (a GGUF, a safetensors):
+``X-Linked-Etag`` is its sha256 and ``X-Linked-Size`` its size, which is what a download is
+checked against. `damage` serves a file wrong on purpose: ``"flip"`` changes one byte in the
+middle (same size, wrong sha256), ``"truncate"`` hangs up halfway through every download of it.
+
 Point huggingface_hub at it with HF_ENDPOINT (or huggingface_hub.constants.ENDPOINT in a
 process that imported it already).
 """
@@ -31,10 +36,20 @@ _PIECE = 256 * 1024
 
 
 class FakeHub:
-    def __init__(self, repos: dict[str, dict[str, Path]], rate: float | None = None, piece: int = _PIECE):
+    def __init__(
+        self,
+        repos: dict[str, dict[str, Path]],
+        rate: float | None = None,
+        piece: int = _PIECE,
+        lfs: tuple[str, ...] = (".gguf",),
+        damage: dict[str, str] | None = None,
+    ):
         """`repos`: repo id -> {file name in the repo: local file}. `rate`: bytes/s (None: no
-        limit), sent `piece` bytes at a time."""
+        limit), sent `piece` bytes at a time. `lfs`: endings of the files stored with git-lfs.
+        `damage`: file name -> "flip" or "truncate"."""
         self.repos = repos
+        self.lfs = lfs
+        self.damage = dict(damage or {})
         self.rate = rate
         self.piece = piece
         self.requests: list[tuple[str, str]] = []
@@ -99,22 +114,38 @@ class FakeHub:
             self.served_ranges.append(wanted)
         handler.send_response(206 if start else 200)
         handler.send_header("X-Repo-Commit", COMMIT)
-        handler.send_header("ETag", f'"{_oid(file)}"')
+        if resolve.group(3).endswith(self.lfs):
+            handler.send_header("ETag", f'"{_sha256(file)}"')
+            handler.send_header("X-Linked-Etag", f'"{_sha256(file)}"')
+            handler.send_header("X-Linked-Size", str(size))
+        else:
+            handler.send_header("ETag", f'"{_oid(file)}"')
         handler.send_header("Accept-Ranges", "bytes")
         handler.send_header("Content-Length", str(size - start))
         if start:
             handler.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
         handler.end_headers()
         if body:
-            self._send_file(handler, file, start)
+            self._send_file(handler, file, start, self.damage.get(resolve.group(3)))
         return None
 
-    def _send_file(self, handler, file: Path, start: int) -> None:
+    def _send_file(self, handler, file: Path, start: int, damage: str | None = None) -> None:
         began, sent = time.monotonic(), 0
+        middle = file.stat().st_size // 2
         try:
             with open(file, "rb") as f:
                 f.seek(start)
                 while piece := f.read(self.piece):
+                    at = f.tell() - len(piece)
+                    if damage == "truncate" and at + len(piece) > middle:  # hang up halfway, every time
+                        handler.wfile.write(piece[: max(0, middle - at)])
+                        handler.wfile.flush()
+                        handler.close_connection = True
+                        return
+                    if damage == "flip" and at <= middle < at + len(piece):
+                        piece = bytearray(piece)
+                        piece[middle - at] ^= 0xFF
+                        piece = bytes(piece)
                     handler.wfile.write(piece)
                     sent += len(piece)
                     self.bytes_sent += len(piece)
@@ -138,6 +169,18 @@ class FakeHub:
 
 
 _OIDS: dict[Path, str] = {}
+_SHA256S: dict[Path, str] = {}
+
+
+def _sha256(path: Path) -> str:
+    """What the hub reports for a git-lfs file: the sha256 of its content."""
+    if path not in _SHA256S:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(8 << 20):
+                digest.update(chunk)
+        _SHA256S[path] = digest.hexdigest()
+    return _SHA256S[path]
 
 
 def _oid(path: Path) -> str:

@@ -58,9 +58,9 @@ def free_port() -> int:
 class LlamaServer:
     """`python -m llama_cpp.server` as a child process; its output goes to `log`."""
 
-    def __init__(self, model: Path, log: Path):
-        self.model, self.log = model, log
-        self.port = free_port()
+    def __init__(self, model: Path, log: Path, alias: str = ALIAS, port: int | None = None):
+        self.model, self.log, self.alias = model, log, alias
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.process: subprocess.Popen | None = None
 
@@ -75,7 +75,7 @@ class LlamaServer:
             "--model",
             str(self.model),
             "--model_alias",
-            ALIAS,
+            self.alias,
             "--host",
             "127.0.0.1",
             "--port",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import empty_offline_hub_cache
 
-from viscoder_jupyter.backends import effective_backend_name, get_backend
+from viscoder_jupyter.backends import effective_backend_name, get_backend, machine
 from viscoder_jupyter.backends.hf_hub import resolve_model
 from viscoder_jupyter.backends.presets import PRESETS, resolve_preset
 from viscoder_jupyter.core.errors import BackendUnavailable
@@ -33,14 +33,32 @@ def test_a_hub_preset_is_its_hub_id_for_the_transformers_backend(name, repo_id):
     assert resolve_model(name.upper()) == (repo_id, False)  # as serve and `viscoder serve` resolve it
 
 
-def test_the_default_stays_viscoder_7b():
-    assert VisCoder().model == HUB_PRESETS["viscoder-7b"] == PRESETS["viscoder-7b"].repo_id
+def test_no_model_configured_is_auto():
+    assert VisCoder().model == "auto"  # the model that fits the machine: test_default_model.py
 
 
 def test_a_hub_preset_on_llama_cpp_says_what_to_do_instead():
     with pytest.raises(BackendUnavailable) as info:
         resolve_preset("viscoder2-7b", "gguf")
-    assert "not a GGUF file" in str(info.value) and "--model offline" in str(info.value)
+    assert "not a GGUF file" in str(info.value) and "--model viscoder2-7b-gguf" in str(info.value)
+
+
+def test_the_gguf_preset_is_one_hub_file_on_llama_cpp():
+    assert resolve_preset("viscoder2-7b-gguf", "gguf") == "mradermacher/VisCoder2-7B-GGUF:VisCoder2-7B.Q4_K_M.gguf"
+    assert effective_backend_name(VisCoder(model="viscoder2-7b-gguf")) == "llamacpp"
+    assert PRESETS["viscoder2-7b-gguf"].revision == "main"  # until a tested commit is pinned there
+    with pytest.raises(BackendUnavailable) as info:
+        resolve_model("viscoder2-7b-gguf")  # transformers cannot run it
+    assert "GGUF file for llama.cpp" in str(info.value) and "viscoder2-7b for transformers" in str(info.value)
+
+
+def test_another_quantization_is_asked_for_explicitly_and_a_wrong_one_is_refused():
+    assert resolve_preset("viscoder2-7b-gguf:q8_0", "gguf") == "mradermacher/VisCoder2-7B-GGUF:VisCoder2-7B.Q8_0.gguf"
+    with pytest.raises(BackendUnavailable) as info:
+        resolve_preset("viscoder2-7b-gguf:Q9_X", "gguf")
+    message = str(info.value)
+    assert "'Q9_X' is not a llama.cpp quantization" in message and "Q4_K_M (confirmed on the hub)" in message
+    assert "unconfirmed" in message and "\n" not in message
 
 
 def test_other_names_pass_through():
@@ -75,18 +93,49 @@ def fake_cached(hub: Path, repo_id: str) -> None:
         (snapshot / name).write_text("{}")
 
 
-def test_viscoder_models_lists_sizes_needs_and_what_is_cached(monkeypatch, tmp_path, capsys):
+def test_viscoder_models_lists_sizes_needs_what_runs_here_and_what_is_cached(monkeypatch, tmp_path):
     hub = empty_offline_hub_cache(monkeypatch, tmp_path)
     fake_cached(hub, "TIGER-Lab/VisCoder2-3B")
+    # What this machine reports (no CUDA GPU, 16 GB, llama.cpp installed): the probe is faked, as
+    # the test must not depend on the machine it runs on (test_default_model.py runs the real one).
+    laptop = machine.Machine(cuda_gb=None, llama_cpp=True, ram_gb=16.0)
+    rows = {row["model"]: row for row in models.table(laptop)}
+    assert list(rows) == [
+        "viscoder-7b",
+        "viscoder-3b",
+        "viscoder2-7b",
+        "viscoder2-3b",
+        "viscoder2-7b-gguf (default here)",
+        "offline",
+    ]
+    assert rows["viscoder-7b"]["size"] == "15.2 GB" and rows["viscoder-7b"]["runs here"].startswith("no CUDA GPU")
+    assert rows["viscoder2-7b"]["needs"] == "GPU, ~6.5 GB in 4-bit (estimate)"
+    assert rows["viscoder-3b"]["needs"] == "GPU, ~2.9 GB in 4-bit (estimate)"
+    gguf = rows["viscoder2-7b-gguf (default here)"]
+    assert (
+        gguf["size"] == "4.7 GB (estimate)"
+        and "~5.6 GB RAM" in gguf["needs"]
+        and gguf["runs here"] == "yes (llama.cpp)"
+    )
+    assert gguf["from"] == "mradermacher/VisCoder2-7B-GGUF:VisCoder2-7B.Q4_K_M.gguf" and gguf["cached"] == "no"
+    assert rows["viscoder2-3b"]["cached"] == "yes"
+    assert all(rows[name]["cached"] == "no" for name in ("viscoder-7b", "viscoder-3b", "viscoder2-7b"))
+    assert rows["offline"]["size"] == "0.49 GB (PyPI)" and rows["offline"]["needs"].startswith("CPU")
+    small = {r["model"]: r for r in models.table(machine.Machine(cuda_gb=None, llama_cpp=True, ram_gb=4.0))}
+    assert small["viscoder2-7b-gguf"]["runs here"] == "no: 4 GB RAM" and "offline (default here)" in small
+    gpu = {r["model"]: r for r in models.table(machine.Machine(cuda_gb=24.0, llama_cpp=False, ram_gb=64.0))}
+    assert gpu["viscoder-7b (default here)"]["runs here"] == "yes (CUDA, 4-bit)"
+    assert gpu["viscoder2-7b-gguf"]["runs here"] == "after: pip install 'viscoder-jupyter[cpu]'"
+
+
+def test_viscoder_models_says_what_this_machine_gets_with_no_model_configured(monkeypatch, tmp_path, capsys):
+    empty_offline_hub_cache(monkeypatch, tmp_path)
     assert cli.main(["models"]) == 0
     out = capsys.readouterr().out
-    rows = {line.split()[0]: line for line in out.splitlines()[1:6]}
-    assert list(rows) == ["viscoder-7b", "viscoder-3b", "viscoder2-7b", "viscoder2-3b", "offline"]
-    assert "(default)" in rows["viscoder-7b"] and "15.2 GB" in rows["viscoder-7b"]
-    assert "GPU, ~6.5 GB in 4-bit" in rows["viscoder2-7b"] and "GPU, ~2.9 GB in 4-bit" in rows["viscoder-3b"]
-    assert rows["viscoder2-3b"].split()[-1] == "yes"
-    assert all(rows[name].split()[-1] == "no" for name in ("viscoder-7b", "viscoder-3b", "viscoder2-7b"))
-    assert "0.49 GB (PyPI)" in rows["offline"] and "CPU" in rows["offline"]
+    chosen = machine.choose(machine.probe())
+    assert f"This machine: {machine.probe().describe()}." in out
+    assert f"With no model configured (model = 'auto'): {chosen.model}, as {chosen.reason}." in out
+    assert f"{chosen.model} (default here)" in out
 
 
 def test_the_offline_row_says_how_to_get_it_when_its_parts_are_missing(monkeypatch, tmp_path):

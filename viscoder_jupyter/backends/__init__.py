@@ -23,6 +23,9 @@ _BUILT_IN = {
     "replay": "viscoder_jupyter.backends.replay:ReplayBackend",
     "openai": "viscoder_jupyter.backends.openai:OpenAIBackend",
     "llamacpp": "viscoder_jupyter.backends.llamacpp:LlamaCppBackend",
+    # The openai backend at Ollama's and LM Studio's default address and model names.
+    "ollama": "viscoder_jupyter.backends.local_servers:OllamaBackend",
+    "lmstudio": "viscoder_jupyter.backends.local_servers:LMStudioBackend",
 }
 _INSTALL_HINT = {
     "transformers": "pip install 'viscoder-jupyter[local]'",

@@ -4,6 +4,8 @@ judged on the file's real size."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -91,7 +93,10 @@ def _refusal(label: str, size_bytes: float | None, billions: float | None, offli
 
 def fetch_hub_gguf(repo_id: str, filename: str, *, gpu: bool, allow_cpu_download: bool) -> str:
     """The local path of a hub GGUF file: from the Hugging Face cache, else downloaded after the
-    checks (HF_HUB_OFFLINE, size on a CPU). Every failure is one BackendUnavailable."""
+    checks (HF_HUB_OFFLINE, size on a CPU) and verified (size, and sha256 where the hub gives
+    one). A GGUF preset (presets.py) is fetched at its pinned revision and is not refused for its
+    size: naming it (or `auto` choosing it, which says so first) is the user's choice of it.
+    Every failure is one BackendUnavailable."""
     try:
         import huggingface_hub as hub
     except ImportError:
@@ -99,9 +104,13 @@ def fetch_hub_gguf(repo_id: str, filename: str, *, gpu: bool, allow_cpu_download
             f"Downloading {repo_id}:{filename} needs huggingface_hub (pip install huggingface_hub). "
             f"Or use a local file: {_GGUF_HINT}"
         ) from None
+    from .presets import preset_for_file
+
+    known = preset_for_file(repo_id, filename)
+    revision = known.revision if known is not None else None
     label = f"{repo_id}:{filename}"
     try:
-        cached = hub.try_to_load_from_cache(repo_id, filename)
+        cached = hub.try_to_load_from_cache(repo_id, filename, revision=revision)
     except Exception:  # malformed id, unreadable cache: not cached
         cached = None
     if isinstance(cached, str) and os.path.isfile(cached):
@@ -109,34 +118,85 @@ def fetch_hub_gguf(repo_id: str, filename: str, *, gpu: bool, allow_cpu_download
     billions = param_billions(Path(filename).stem) or param_billions(repo_id)
     offline = _hub_offline()
     if offline:
-        if not gpu and not allow_cpu_download and _too_big_for_cpu(None, billions):
+        if known is None and not gpu and not allow_cpu_download and _too_big_for_cpu(None, billions):
             raise _refusal(label, None, billions, offline=True)
         raise BackendUnavailable(
             f"{label} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set, so it "
             f"cannot be downloaded. {_GGUF_HINT} {_OFFLINE_GGUF_HINT}"
         )
     try:
-        size = hub.get_hf_file_metadata(hub.hf_hub_url(repo_id, filename)).size
+        metadata = hub.get_hf_file_metadata(hub.hf_hub_url(repo_id, filename, revision=revision))
     except Exception as exc:  # not found, gated, no network: one line, no traceback of ours
+        unconfirmed = (
+            f" Only {known.gguf_file} was confirmed in {repo_id}; other quantizations may not exist."
+            if known is not None and filename != known.gguf_file
+            else ""
+        )
         raise BackendUnavailable(
-            f"Could not find {filename} in {repo_id} on the Hugging Face hub: {_first_line(exc)}. "
+            f"Could not find {filename} in {repo_id} on the Hugging Face hub: {_first_line(exc)}.{unconfirmed} "
             f"Check the repository and file names and your network, or use a local file. "
             f"{_GGUF_HINT} {_OFFLINE_GGUF_HINT}"
         ) from None
-    if not gpu and not allow_cpu_download and _too_big_for_cpu(size, billions):
+    size = metadata.size
+    if known is None and not gpu and not allow_cpu_download and _too_big_for_cpu(size, billions):
         raise _refusal(label, size, billions, offline=False)
     from .downloads import DownloadCancelled, ProgressBar, describe
 
     describe(label)
     try:
-        return hub.hf_hub_download(repo_id, filename, tqdm_class=ProgressBar)
+        path = hub.hf_hub_download(repo_id, filename, revision=revision, tqdm_class=ProgressBar)
     except DownloadCancelled:
         raise
-    except Exception as exc:
+    except Exception as exc:  # cut short, no network, no disk: huggingface_hub removed its partial file
         raise BackendUnavailable(
-            f"Could not download {label} from the Hugging Face hub: {_first_line(exc)}. "
-            f"{_GGUF_HINT} {_OFFLINE_GGUF_HINT}"
+            f"Could not download {label} from the Hugging Face hub: {_first_line(exc)}. Nothing of it was "
+            f"kept; run the request again to download it anew. {_GGUF_HINT} {_OFFLINE_GGUF_HINT}"
         ) from None
+    # huggingface_hub checked the size against the hub's; the content is checked here.
+    verify_download(path, label, _sha256_of(getattr(metadata, "etag", None)))
+    return path
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _sha256_of(etag: str | None) -> str | None:
+    """The hub's ETag of a file stored with git-lfs is its sha256 (of a git file, a sha1)."""
+    etag = (etag or "").strip('"').lower()
+    return etag if _SHA256.match(etag) else None
+
+
+def verify_download(path: str, label: str, sha256: str | None) -> None:
+    """Check a downloaded file against the sha256 the hub lists for it (where it lists one); a
+    mismatch deletes it from the cache (the blob and its snapshot link) and raises BackendUnavailable."""
+    if sha256 is None:
+        return
+    from .downloads import check_cancelled
+
+    blob = Path(os.path.realpath(path))
+    digest = hashlib.sha256()
+    try:
+        with open(blob, "rb") as handle:
+            while chunk := handle.read(8 << 20):
+                digest.update(chunk)
+                check_cancelled()
+    except BaseException:  # cancelled while checking: an unchecked file is not left to be trusted
+        _remove(path, blob)
+        raise
+    if digest.hexdigest() == sha256:
+        return
+    _remove(path, blob)
+    raise BackendUnavailable(
+        f"The download of {label} is damaged (its sha256 is {digest.hexdigest()[:12]}..., the hub lists "
+        f"{sha256[:12]}...), so it was deleted and not loaded. Run the request again to download it "
+        f"anew; if it fails the same way, the file on the hub or a proxy on the way is at fault."
+    )
+
+
+def _remove(path: str, blob: Path) -> None:
+    for leftover in (Path(path), blob):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -53,6 +53,12 @@ def normalize_base_url(url: str) -> str:
     return url
 
 
+def served_name(model: str) -> str:
+    """The model name sent to the server: no model configured (`auto`, which picks a local
+    model by this machine's hardware) asks for VisCoder-7B, as vLLM would serve it."""
+    return "TIGER-Lab/VisCoder-7B" if model.strip().lower() == "auto" else model
+
+
 class OpenAIBackend(Backend):
     """Chat completions from an OpenAI-compatible server, streamed."""
 
@@ -88,7 +94,7 @@ class OpenAIBackend(Backend):
     def from_settings(cls, settings: Any) -> OpenAIBackend:
         return cls(
             base_url=str(getattr(settings, "base_url", "") or ""),
-            model=str(getattr(settings, "model", "") or ""),
+            model=served_name(str(getattr(settings, "model", "") or "")),
             api_key=str(getattr(settings, "api_key", "") or ""),
             max_new_tokens=int(setting(settings, "max_new_tokens")),
             quantization=str(setting(settings, "quantization")),

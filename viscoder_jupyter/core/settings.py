@@ -18,7 +18,9 @@ from .errors import RequestError
 LIBRARIES = ("matplotlib", "seaborn", "plotly")
 QUANTIZATIONS = ("auto", "4bit", "none")
 SANDBOX_MODES = ("auto", "required", "off")
-DEFAULT_MODEL = "TIGER-Lab/VisCoder-7B"
+#: No model configured: the one that fits this machine (backends/machine.py: VisCoder-7B in 4-bit
+#: on a CUDA GPU, VisCoder2-7B's GGUF on llama.cpp, else the offline 0.5B model).
+DEFAULT_MODEL = "auto"
 
 
 class VisCoder(Configurable):
@@ -80,15 +82,15 @@ class VisCoder(Configurable):
         help="Add facts from the live frames (real column names, dtypes, values) "
         "and library versions to the feedback after an error.",
     ).tag(config=True)
-    repairs = Bool(
-        True,
-        help="Mend data loading from files, missing imports and savefig calls "
     runtime_facts = Bool(
         True,
         help="Add what the running code saw at an error to the feedback: the failing object's type and "
         "closest real attributes, the callee's real keywords, the shapes on the failing line, the "
         "nearest valid colormap/marker/colour names, a reply cut at the token limit.",
     ).tag(config=True)
+    repairs = Bool(
+        True,
+        help="Mend data loading from files, missing imports and savefig calls "
         "before running, without asking the model (off: only the line reading a frame from "
         "its file, which the prompt asks for, becomes the live frame).",
     ).tag(config=True)
