@@ -158,7 +158,7 @@ class TextProgress:
                 print(f"  {reading_line(event)}...", flush=True)
         elif isinstance(event, TextStreamed):
             self._meter.streamed()
-        elif isinstance(event, CodeWritten):
+        elif isinstance(event, CodeWritten) and self._meter.begun_at:
             print(f"  {self._meter.written()}", flush=True)
         elif isinstance(event, AttemptFinished):
             attempt = event.attempt
