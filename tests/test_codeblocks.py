@@ -85,3 +85,24 @@ def test_a_file_read_becomes_a_copy_of_the_live_frame_not_an_alias():
     df = pd.DataFrame({"a": [1, 2]})
     exec(mended, {"df": df})
     assert list(df.columns) == ["a"] and df["a"].tolist() == [1, 2]  # the user's frame, untouched
+
+
+def test_no_run_of_blank_lines_is_left_where_the_read_csv_line_was_dropped():
+    import re
+
+    code = (
+        "import pandas as pd\nimport matplotlib.pyplot as plt\n\n\n# Load the data\n"
+        "sales = pd.read_csv('sales.csv')\n\n\n\n# Total per region\n"
+        "totals = sales.groupby('region')['revenue'].sum()\n\n"
+        "def draw(data):\n    '''Bars.\n\n\n    One per region.'''\n"
+        "    frame = pd.read_csv('other.csv')\n    data.plot.bar()\n\ndraw(totals)\nplt.show()\n"
+    )
+    for only_frame_reads in (False, True):
+        mended, _ = repair_code(code, ["sales"], only_frame_reads=only_frame_reads)
+        assert "sales = pd.read_csv" not in mended
+        outside_strings = mended.replace("'''Bars.\n\n\n    One per region.'''", "")
+        assert not re.search(r"\n[ \t]*\n[ \t]*\n", outside_strings), mended  # at most one blank line in a row
+        assert "'''Bars.\n\n\n    One per region.'''" in mended  # blank lines inside a string are kept
+    assert repair_code("# Load\ndf = pd.read_csv('x.csv')\n\nplt.plot(df.a)", ["df"])[0] == (
+        "import matplotlib.pyplot as plt\nplt.plot(df.a)"
+    )

@@ -92,7 +92,10 @@ def test_bwrap_argv_isolates_and_binds_only_the_kernels_folders(tmp_path):
     private, rw, scratch = (str(tmp_path / name) for name in ("p", "rw", "s"))
     argv = sb.bwrap_argv(private, rw, scratch)
     joined = " ".join(argv)
-    assert "--ro-bind / /" in joined and "--unshare-net" in argv and "--unshare-pid" in argv
+    assert "--ro-bind / /" not in joined and "--unshare-net" in argv and "--unshare-pid" in argv
+    read_only = [argv[i + 1] for i, a in enumerate(argv) if a == "--ro-bind"]
+    assert sys.base_prefix in read_only or any(sys.base_prefix.startswith(p + "/") for p in read_only)
+    assert not {os.getcwd(), str(Path.home()), "/root", "/home", "/work", "/srv", "/mnt", "/data"} & set(read_only)
     assert "--die-with-parent" in argv and "--new-session" in argv
     assert f"--ro-bind {private} {private}" in joined
     assert argv[argv.index("--chdir") + 1] == scratch
@@ -245,7 +248,8 @@ def test_writes_outside_scratch_fail_and_reach_nothing(boxed):
         boxed, f"import os\nos.environ['VISCODER_TEST_TARGET'] = {target!r}\n" + snippet("writes_outside_scratch")
     )
     results = ast.literal_eval(out.stdout.strip())
-    assert results["/etc/viscoder-was-here"] == "OSError" and results[target] == "OSError"
+    assert results["/etc/viscoder-was-here"] == "OSError"  # read-only
+    assert results[target] == "FileNotFoundError"  # the project's folder is not there at all
     assert results["in-scratch.txt"] == "written"
     assert not os.path.exists(target) and not os.path.exists("/etc/viscoder-was-here")
     assert os.path.exists(os.path.join(boxed.scratch_dir, "in-scratch.txt"))
@@ -289,6 +293,74 @@ os.symlink({str(victim)!r}, os.path.join({rw!r}, "frames.pkl"))""",
     wait(boxed.async_load_frames(frames))  # writes the kernel's copy where the symlinks were
     assert victim.read_text() == "original"
     assert run(boxed, "print(df.shape)").stdout.strip() == "(2, 2)"
+
+
+def planted_folder(top: str) -> Path:
+    """A fresh folder under `top` holding a secret file; skips where this user may not write there."""
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="vc-planted-", dir=top))
+    except OSError:
+        pytest.skip(f"cannot write in {top} here")
+    (folder / ".env").write_text("API_KEY=planted-secret-42\n")
+    folder.chmod(0o755)  # readable as a project's files usually are (mkdtemp makes it 0700)
+    (folder / ".env").chmod(0o644)
+    return folder
+
+
+@pytest.fixture
+def planted(monkeypatch):
+    """The user's project (their working directory, on the import path as an editable checkout
+    or a notebook's folder would be) and a data folder in another top-level folder, each holding
+    a secret; a sandboxed kernel started from that working directory."""
+    project, data = planted_folder("/"), planted_folder("/srv" if os.path.isdir("/srv") else "/")
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(project))
+    kernel = started(sandbox="required", memory_limit_mb=2048)
+    yield kernel, [project, data, Path(__file__).parents[1]]  # the checkout this test runs from, too
+    wait(kernel.async_shutdown())
+    for folder in (project, data):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@needs_bwrap
+@pytest.mark.timeout(180)
+def test_the_child_sees_none_of_the_users_files_and_still_plots(planted):
+    kernel, folders = planted
+    targets = [str(folders[0] / ".env"), str(folders[1] / ".env"), str(folders[2] / "pyproject.toml")]
+    reads = run(
+        kernel,
+        f"""import os
+for path in {targets!r}:
+    for look in (lambda: open(path).read(), lambda: os.listdir(os.path.dirname(path))):
+        try:
+            print(repr(look())[:60])
+        except OSError as exc:
+            print(type(exc).__name__)""",
+    )
+    assert reads.error is None and "planted-secret" not in reads.stdout and "[build-system]" not in reads.stdout
+    seen = reads.stdout.split("\n")
+    assert seen[:5] == ["FileNotFoundError"] * 5
+    # Of the checkout, at most the venv inside it (the Python installation) is there.
+    venv = [p.name for p in folders[2].iterdir() if Path(sys.prefix) == p]
+    assert seen[5] in ("FileNotFoundError", repr(venv))
+    traceback = run(kernel, f"print(open({targets[0]!r}).read())")  # nor through an error message
+    assert traceback.error is not None and "planted-secret" not in traceback.error.feedback_text()
+    drawn = run(
+        kernel,
+        """import os
+import matplotlib.pyplot as plt
+import matplotlib.font_manager as fm
+import seaborn as sns
+import plotly.express as px
+font = fm.findfont(fm.FontProperties(family="DejaVu Sans"), fallback_to_default=False)
+sns.barplot(x=df["city"], y=df["sales"])
+plt.title("Sales by city")
+plt.show()
+px.bar(df, x="city", y="sales").show()
+print(os.path.exists(font))""",
+    )
+    assert drawn.error is None and len(drawn.images) == 1 and len(drawn.plotly_json) == 1
+    assert drawn.stdout.strip() == "True"  # the font the title was drawn with
 
 
 @needs_bwrap

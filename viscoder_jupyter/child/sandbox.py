@@ -1,9 +1,10 @@
 """Where the child kernel runs: in bubblewrap where that works here, under limits either way.
 
-The sandbox (`bwrap`): the whole file system read-only, the user's home and /root hidden
-(only the Python installation is bound back), a private /tmp, no network (a fresh network
-namespace holds only `lo`), its own pid namespace, and it dies with its parent. It may write
-to two fresh folders only: `rw` (its ipc sockets, the frames, caches) and `scratch` (its
+The sandbox (`bwrap`): an empty root with only what plotting needs bound read-only (the
+system's libraries and fonts, the Python installation: mounts.py), so no home folder, working
+directory, project or data mount; a private /tmp, no network (a fresh network namespace holds
+only `lo`), its own pid namespace, and it dies with its parent. It may write to two fresh
+folders only: `rw` (its ipc sockets, the frames, caches) and `scratch` (its
 working directory). Started as root, the kernel drops to a throwaway uid, so it has no
 capabilities, cannot enter the parent's private folder (connection file, master frames, log),
 and RLIMIT_NPROC applies to it (the kernel never enforces NPROC on uid 0).
@@ -39,6 +40,7 @@ import time
 
 from ..core.errors import ViscoderError
 from ..core.settings import SANDBOX_MODES
+from . import mounts
 from .environment import kernel_env  # noqa: F401 - the executor's, next to kernel_command
 
 log = logging.getLogger(__name__)
@@ -144,48 +146,14 @@ def kernel_command(
 
 
 # ---- bubblewrap ----------------------------------------------------------------------------
-def _needed_paths() -> list[str]:
-    """What the kernel's Python must read: its installation, venv and import path."""
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable)}
-    paths.update(p for p in sys.path if p and os.path.isabs(p))
-    return sorted({os.path.realpath(p) for p in paths} | paths)
-
-
-def _hidden_dirs() -> list[str]:
-    """Homes hold keys and notebooks the plot code has no business reading."""
-    homes = {os.path.expanduser("~"), "/root"}
-    return sorted(h for h in homes if h not in ("/", "") and os.path.isdir(h))
-
-
-def _bind_back(paths: list[str], covered: list[str]) -> list[str]:
-    """Read-only binds for the `paths` that a tmpfs over one of `covered` hides, each once,
-    with readable folders on the way (bwrap would create them 0700, closed to the kernel's uid)."""
-    argv: list[str] = []
-    done: list[str] = []
-    for path in paths:  # sorted: a parent comes before what it holds
-        inside = [c for c in covered if path.startswith(c + os.sep)]
-        if not inside or not os.path.exists(path) or any(path.startswith(d + os.sep) for d in done):
-            continue
-        done.append(path)
-        parts = os.path.relpath(path, inside[0]).split(os.sep)[:-1]
-        for i in range(1, len(parts) + 1):
-            argv += ["--perms", "0755", "--dir", os.path.join(inside[0], *parts[:i])]
-        argv += ["--ro-bind", path, path]
-    return argv
-
-
 def bwrap_argv(private_dir: str, rw_dir: str, scratch_dir: str) -> list[str]:
     """bubblewrap's options, up to the command (binds are applied in this order).
 
     `private_dir` is the parent's (read-only here, and closed to the kernel's uid as root);
     the kernel writes to `rw_dir` and `scratch_dir` (its working directory) only.
     """
-    argv = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/"]
-    hidden = _hidden_dirs()
-    for home in hidden:
-        argv += ["--tmpfs", home]
-    needed = _needed_paths()
-    argv += _bind_back(needed, hidden)
+    # An empty root, then only what plotting needs (mounts.py): no home, project or data folder.
+    argv = [shutil.which("bwrap") or "bwrap", *mounts.read_only_argv()]
     size = ["--size", str(TMPFS_LIMIT_MB * 2**20)] if _tmpfs_size else []
     argv += [
         "--dev",
@@ -204,8 +172,8 @@ def bwrap_argv(private_dir: str, rw_dir: str, scratch_dir: str) -> list[str]:
         *size,
         "--tmpfs",
         "/tmp",
-        # A venv or checkout under /tmp (CI clones, scratch venvs) must survive the private /tmp.
-        *_bind_back(needed, ["/tmp"]),
+        # A Python installation under /tmp (CI clones, scratch venvs) must survive the private /tmp.
+        *mounts.under_tmp(),
         "--ro-bind",
         private_dir,
         private_dir,
@@ -215,6 +183,9 @@ def bwrap_argv(private_dir: str, rw_dir: str, scratch_dir: str) -> list[str]:
         "--bind",
         scratch_dir,
         scratch_dir,
+        # The root's own folders (made for the binds above) read-only too: no file lands there.
+        "--remount-ro",
+        "/",
         "--chdir",
         scratch_dir,
         "--unshare-net",

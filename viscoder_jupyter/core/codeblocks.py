@@ -82,6 +82,8 @@ def repair_code(code: str, frame_names: list[str], *, only_frame_reads: bool = F
             ):
                 start -= 1
         lines[start : node.end_lineno] = new_lines
+        if not new_lines:
+            _close_gap(lines, start)
         notes.insert(0, f"{note}: `{old.strip()[:80]}`")
     code = "\n".join(lines)
     if only_frame_reads:
@@ -91,6 +93,18 @@ def repair_code(code: str, frame_names: list[str], *, only_frame_reads: bool = F
         notes.append("added " + "; ".join(f"`{stmt}`" for stmt in missing))
         code = "\n".join(missing + [code])
     return code, notes
+
+
+def _close_gap(lines: list[str], at: int) -> None:
+    """Where lines were dropped, the run of blank lines around the gap closes up to one blank
+    line (none at the top or the bottom). Lines next to a removed statement lie between
+    statements, so no blank line inside a string is touched."""
+    start, end = at, at
+    while start > 0 and not lines[start - 1].strip():
+        start -= 1
+    while end < len(lines) and not lines[end].strip():
+        end += 1
+    lines[start:end] = [""] if 0 < start and end < len(lines) and end > start else []
 
 
 def _statements(tree: ast.AST):
