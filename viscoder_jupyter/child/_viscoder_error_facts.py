@@ -51,8 +51,6 @@ def facts_for(exc, user_ns):
         facts += _attribute_facts(exc, frames)
     if "unexpected keyword argument" in message:
         facts += _line_keyword_facts(message, line, cell)
-        if not isinstance(exc, AttributeError):  # an artist's set() is handled above
-            facts += _keyword_facts(message, frames, cell)
     if isinstance(exc, (ValueError, TypeError, IndexError)) and _SHAPE_WORDS.search(message):
         facts += _value_facts(line, cell)
     if isinstance(exc, (ValueError, KeyError, TypeError)):
@@ -216,22 +214,6 @@ def _settable_properties(artist):
 
 # ---- unexpected keyword: what the callee takes ----------------------------------------------
 
-_KEYWORD = re.compile(r"([\w.]+)\(\) got an unexpected keyword argument '(\w+)'")
-
-
-def _keyword_facts(message, frames, cell):
-    match = _KEYWORD.search(message)
-    if not match:
-        return []
-    qualname, keyword = match.groups()
-    callee = _find_callee(qualname, frames, cell)
-    if callee is None:
-        return []
-    names = _parameters(callee)
-    if not names:
-        return []
-    return [_keyword_fact(f"{qualname}()", keyword, names, "keywords")] + _keyword_elsewhere(keyword)
-
 
 def _line_keyword_facts(message, line, cell):
     """The calls on the failing line that pass the keyword (seaborn hands an unknown keyword on to
@@ -253,6 +235,8 @@ def _line_keyword_facts(message, line, cell):
             close = _closest(keyword, names)
             if close or (names and not _passes_keywords_on(function)):
                 facts.append(_keyword_fact(f"{dotted}()", keyword, names, "keywords"))
+    if facts and not close:  # a keyword of another call, or a function used as a keyword
+        facts += _keyword_elsewhere(keyword)
     return facts
 
 
@@ -334,37 +318,6 @@ def _takes(function, keyword):
         return parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
     doc = getattr(function, "__doc__", None)
     return isinstance(doc, str) and re.search(rf"^\s*{re.escape(keyword)}\s*:", doc, re.M) is not None
-
-
-def _find_callee(qualname, frames, cell):
-    """The function named in the message, among what the failing frames can see."""
-    parts = qualname.split(".")
-    scopes = [f for f, _ in reversed(frames)] + ([cell] if cell is not None else [])
-    for frame in scopes:
-        for value in list(frame.f_locals.values()) + list(frame.f_globals.values()):
-            found = _match(value, parts)
-            if found is not None:
-                return found
-    return None
-
-
-def _match(value, parts):
-    try:
-        if len(parts) == 1:
-            if callable(value) and getattr(value, "__name__", None) == parts[0]:
-                return value
-            if inspect.ismodule(value):
-                candidate = getattr(value, parts[0], None)
-                return candidate if callable(candidate) else None
-            return None
-        owner, method = parts[-2], parts[-1]
-        cls = value if isinstance(value, type) else type(value)
-        if any(k.__name__ == owner for k in cls.__mro__):
-            candidate = getattr(cls, method, None)
-            return candidate if callable(candidate) else None
-    except Exception:
-        return None
-    return None
 
 
 # ---- shapes and types of the values on the failing line -------------------------------------
