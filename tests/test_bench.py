@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from helpers import write_replies
 
 from viscoder_jupyter.tools import bench
@@ -191,3 +192,14 @@ def bench_run(tmp_path, protocols: str, *replies: str) -> Path:
 
 def rows_of(out: Path, protocol: str) -> list[dict]:
     return [json.loads(line) for line in (out / protocol / "results.jsonl").read_text().splitlines()]
+
+
+def test_ablations_combine_so_one_addition_is_measured_under_another():
+    from viscoder_jupyter.core.settings import VisCoder
+
+    greedy_without_facts = bench.protocol_settings("ours-no-sampling-no-facts", VisCoder())
+    assert greedy_without_facts.samples == 0 and greedy_without_facts.runtime_facts is False
+    assert greedy_without_facts.data_feedback is True  # only what was named is off
+    assert bench.variant_overrides("ours-no-sampling-no-such-thing") is None
+    with pytest.raises(SystemExit):
+        bench.main(["../shared/data/pandasplotbench", "--protocol", "ours-no-sampling-no-such-thing"])

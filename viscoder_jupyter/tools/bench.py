@@ -54,6 +54,19 @@ VARIANTS = {
     },
 }
 PROTOCOLS = ("paper", *VARIANTS)
+
+
+def variant_overrides(protocol: str) -> dict | None:
+    """A variant's settings; `ours-no-A-no-B` switches off both additions (an ablation of one
+    addition under another's: `ours-no-sampling-no-facts` against `ours-no-sampling`). None: unknown."""
+    if protocol in VARIANTS:
+        return VARIANTS[protocol]
+    parts = protocol.removeprefix("ours").split("-no-")
+    if not protocol.startswith("ours-no-") or parts[0] or not all(f"ours-no-{p}" in VARIANTS for p in parts[1:]):
+        return None
+    return {k: v for p in parts[1:] for k, v in VARIANTS[f"ours-no-{p}"].items()}
+
+
 INSTRUCTIONS = {
     "full": "task__plot_description",
     "short": "_task__plot_description_short",
@@ -177,7 +190,7 @@ class SharedReplies(Backend):
 def protocol_settings(protocol: str, settings: VisCoder) -> VisCoder:
     if protocol == "paper":  # traceback-only feedback, the paper's own code preparation
         return settings.with_overrides(checks=False, data_feedback=False, runtime_facts=False, samples=0)
-    return settings.with_overrides(**VARIANTS[protocol])
+    return settings.with_overrides(**variant_overrides(protocol))
 
 
 async def run_task(
@@ -346,8 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
-    if not protocols or set(protocols) - set(PROTOCOLS):
-        parser.error(f"--protocol must be among {', '.join(PROTOCOLS)}")
+    if not protocols or any(p != "paper" and variant_overrides(p) is None for p in protocols):
+        parser.error(f"--protocol must be among {', '.join(PROTOCOLS)}, or ours-no-A-no-B combining those")
     ids = {int(i) for i in args.ids.split(",")} if args.ids else None
     if not (args.data / "tasks.jsonl").is_file():
         parser.error(f"{args.data} holds no tasks.jsonl")
