@@ -286,6 +286,7 @@ class ChildKernel(FreshKernels):
                 error = too_big
             elif got.error is not None:  # also catches errors raised while drawing
                 error = CodeRaised.from_reply(got.error)
+                error.runtime_facts = tuple(got.error_facts)
             elif nb.problem or got.problem:
                 error = CodeRaised(
                     "UnreadableOutput",
@@ -294,7 +295,6 @@ class ChildKernel(FreshKernels):
                     "",
                 )
             elif reply.get("status") != "ok":
-                error.runtime_facts = tuple(got.error_facts)
                 error = CodeRaised.from_reply(outputs.cap_error({**reply, "ename": reply.get("ename") or "Aborted"}))
         if lost:
             log.info("a message over the size cap cut the child kernel's connection; restarting it")

@@ -239,6 +239,12 @@ def checked_facts(report: Any) -> list[dict]:
     return _checked(report["figures"], [_FIGURE], "figure facts")
 
 
+def checked_error_facts(report: Any) -> list[str]:
+    """At most 6 lines of at most 240 characters: a hint for the model, never more room than that."""
+    facts = _checked(report, {"facts": [str]}, "error facts").get("facts", [])
+    return [fact[:240] for fact in facts[:6]]
+
+
 def checked_prints(report: Any) -> dict:
     if not isinstance(report, dict):
         raise TypeError("the frames' fingerprints are not an object")
@@ -259,12 +265,6 @@ def _checked(value: Any, schema: Any, where: str) -> Any:
             raise TypeError(f"the {where} hold {type(value).__name__} where a list belongs")
         return [_checked(v, schema[0], where) for v in value[:_ITEMS]]
     if schema == _PAIR:
-def checked_error_facts(report: Any) -> list[str]:
-    """At most 6 lines of at most 240 characters: a hint for the model, never more room than that."""
-    facts = _checked(report, {"facts": [str]}, "error facts").get("facts", [])
-    return [fact[:240] for fact in facts[:6]]
-
-
         if not (isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value)):
             raise TypeError(f"the {where} hold {value!r:.40} where two counts belong")
         return value
