@@ -157,7 +157,6 @@ def test_no_dataframe_is_said_plainly(kernel):
 @pytest.mark.parametrize(
     "fields, reason, message",
     [
-        ({"settings": {"backend": "nope"}}, "bad_request", "Unknown backend 'nope'"),
         ({"settings": {"retries": -1}}, "bad_request", "fix.settings.retries: -1, must be from 0 to 10"),
         ({"source": "  "}, "bad_request", "The cell is empty"),
         ({"traceback": ""}, "bad_request", "Nothing to fix"),
@@ -183,12 +182,15 @@ def test_unknown_messages_and_a_missing_extension(kernel):
     assert error["reason"] == "bad_request" and "Unknown message type 'launch'" in error["message"]
 
 
-def test_every_setting_the_sidebar_offers_reaches_the_kernel():
+def test_every_setting_the_sidebar_offers_reaches_the_kernel(monkeypatch):
     import json
     from pathlib import Path
 
     from viscoder_jupyter.core.settings import VisCoder
     from viscoder_jupyter.frontends.comm import SETTING_KEYS, overrides_from
+    from viscoder_jupyter.frontends.sidebar_settings import tighten_only
+
+    monkeypatch.delenv("VISCODER_REQUIRE_SANDBOX", raising=False)
 
     schema = json.loads((Path(__file__).parents[1] / "labextension" / "schema" / "sidebar.json").read_text())
     assert set(SETTING_KEYS) == set(schema["properties"])
@@ -203,9 +205,62 @@ def test_every_setting_the_sidebar_offers_reaches_the_kernel():
         "collect": True,
         "unknown": 1,
     }
-    settings = VisCoder().with_overrides(**overrides_from(chosen))
+    kernel = VisCoder(sandbox="off", collect=True, allowed_backends=["replay"])  # nothing the sidebar sends loosens
+    accepted, refused = tighten_only(overrides_from(chosen), kernel)
+    settings = kernel.with_overrides(**accepted)
+    assert refused == []
     assert (settings.lib, settings.samples, settings.sandbox, settings.retries) == ("seaborn", 0, "off", 1)
-    assert settings.collect is True
+    assert settings.collect is True and settings.backend == "replay"
+
+
+def test_the_sidebar_may_only_tighten_the_kernels_settings(monkeypatch):
+    from viscoder_jupyter.core.settings import VisCoder
+    from viscoder_jupyter.frontends.sidebar_settings import tighten_only
+
+    monkeypatch.delenv("VISCODER_REQUIRE_SANDBOX", raising=False)
+    kernel = VisCoder(sandbox="auto", collect=False, model="mine.gguf", backend="llamacpp")
+    asked = {"sandbox": "off", "collect": True, "model": "/elsewhere/theirs.gguf", "backend": "openai", "lib": "plotly"}
+    accepted, refused = tighten_only(asked, kernel)
+    assert accepted == {"lib": "plotly"} and len(refused) == 4
+    assert [why.split(" was not used")[0] for why in refused] == [
+        "The sidebar's sandbox 'off'",
+        "The sidebar's 'collect dialogues'",
+        "The sidebar's model '/elsewhere/theirs.gguf'",
+        "The sidebar's backend 'openai'",
+    ]
+    assert "allowed_models" in refused[2] and "allowed_backends" in refused[3]  # how the kernel's owner allows more
+    assert tighten_only({"backend": "nope"}, kernel)[0] == {}  # an unknown one is no exception
+    # Stricter, the kernel's own, or what its configuration lists: accepted.
+    same = {"sandbox": "required", "collect": False, "model": "mine.gguf", "backend": "LlamaCpp"}
+    assert tighten_only(same, kernel) == (same, [])
+    listed = VisCoder(model="mine.gguf", allowed_models=["theirs.gguf"], allowed_backends=["openai"])
+    assert tighten_only({"model": "theirs.gguf", "backend": "openai"}, listed)[1] == []
+    assert tighten_only({"sandbox": "auto"}, VisCoder(sandbox="required"))[0] == {}
+    # VISCODER_REQUIRE_SANDBOX=1 is the kernel's 'required', whatever its setting says.
+    monkeypatch.setenv("VISCODER_REQUIRE_SANDBOX", "1")
+    accepted, (why,) = tighten_only({"sandbox": "auto"}, VisCoder(sandbox="off"))
+    assert accepted == {} and "'required'" in why
+
+
+def test_refused_settings_are_said_and_the_kernels_own_are_used(kernel, sandbox_works, tmp_path):
+    """Through a real kernel: the sidebar asks for no sandbox, logging on and another model; the
+    panel hears a notice for each before the first attempt, and the run is the kernel's own."""
+    setup, kc = kernel
+    client = setup(GOOD_BAR)
+    log = tmp_path / "dialogues.jsonl"
+    kc.execute_interactive(f"%config VisCoder.collect_path = {str(log)!r}", timeout=30, output_hook=lambda m: None)
+    client.open()
+    client.fix("r", settings={"sandbox": "off", "collect": True, "model": "/elsewhere/theirs.gguf", "retries": 0})
+    events = client.until_final()
+    kinds = [e["type"] for e in events]
+    notices = [e["message"] for e in events if e["type"] == "notice"]
+    assert len(notices) == 3 and kinds.index("notice") < kinds.index("attempt")
+    said = " ".join(notices)
+    assert "sandbox 'off' was not used" in said and "'collect dialogues' was not used" in said
+    assert "model '/elsewhere/theirs.gguf' was not used" in said
+    assert events[-1]["type"] == "done" and events[-1]["ok"]
+    assert user_value(kc, "__import__('viscoder_jupyter').runtime._kernel.sandboxed") == "True"
+    assert not log.exists()  # logging stayed off
 
 
 def test_the_sidebar_schema_offers_what_the_settings_accept():

@@ -227,6 +227,7 @@ def plain(secret_environment):
     its own, so the sweep tests touch no other session's."""
     top = tempfile.mkdtemp(prefix="vc-test-")
     saved, tempfile.tempdir = tempfile.tempdir, top
+    os.environ.pop("VISCODER_REQUIRE_SANDBOX", None)  # plain on purpose, under `make test` too (restored after)
     try:
         kernel = started(sandbox="off", memory_limit_mb=2048)
     finally:

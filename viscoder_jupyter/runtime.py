@@ -90,8 +90,12 @@ def child_kernel(settings: Any = None) -> ChildKernel:
 
 
 def _limits(settings: Any) -> dict:
+    from .core.settings import sandbox_mode
+
     return {
-        "sandbox": settings.sandbox,
+        # VISCODER_REQUIRE_SANDBOX=1 (even set after the kernel started) makes it 'required': a
+        # kernel that runs without the sandbox is then replaced before the next attempt, and refused.
+        "sandbox": sandbox_mode(settings.sandbox),
         "memory_limit_mb": settings.memory_limit_mb,
         "cpu_time_limit_s": settings.cpu_time_limit_s,
     }
@@ -225,9 +229,11 @@ async def async_run_job(job: Job, on_event=None, *, backend=None, kernel=None, *
             job.request, job.frames, job.settings, origin, lambda i: setattr(job, "record_id", i)
         )
         backend, on_event = recorder.backend(backend), recorder.events(on_event)
-    return await loop.async_run(
+    result = await loop.async_run(
         job.request, job.frames, job.settings, on_event, backend=backend, kernel=kernel, lock=kernel_lock(kernel), **kw
     )
+    result.sandboxed = getattr(kernel, "sandboxed", None)
+    return result
 
 
 def start(job: Job, on_event=None) -> concurrent.futures.Future:

@@ -9,7 +9,9 @@ export const COMM_TARGET = 'viscoder';
 
 /**
  * Settings the panel passes with each fix (labextension/schema/sidebar.json); a key that is
- * left out means "the kernel's own config". The kernel keeps only the keys in comm.SETTING_KEYS.
+ * left out means "the kernel's own config". The kernel keeps only the keys in comm.SETTING_KEYS,
+ * and only values that tighten its own: sandbox stricter, its own or allowed model and backend,
+ * collect off (viscoder_jupyter/frontends/sidebar_settings.py); a refused one comes back as a notice.
  */
 export interface IFixSettings {
   /** transformers, llamacpp, openai, replay (or a backend a package registers). */
@@ -63,6 +65,16 @@ export interface IReady {
 
 export interface IStatus {
   type: 'status';
+  id: string;
+  message: string;
+}
+
+/**
+ * What the user must know of the run, kept as a line in the panel's log: e.g. a setting of the
+ * sidebar the kernel refused (settings may only tighten the kernel's own configuration).
+ */
+export interface INotice {
+  type: 'notice';
   id: string;
   message: string;
 }
@@ -162,6 +174,7 @@ export interface IKernelError {
 export type KernelMessage =
   | IReady
   | IStatus
+  | INotice
   | IDownload
   | IAttemptStarted
   | ITextStreamed

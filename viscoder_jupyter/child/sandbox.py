@@ -39,7 +39,7 @@ import threading
 import time
 
 from ..core.errors import ViscoderError
-from ..core.settings import SANDBOX_MODES
+from ..core.settings import REQUIRE_SANDBOX_ENV, SANDBOX_MODES, sandbox_mode, sandbox_required_by_environment
 from . import mounts
 from .environment import kernel_env  # noqa: F401 - the executor's, next to kernel_command
 
@@ -278,15 +278,20 @@ def choose(mode: str) -> tuple[bool, str | None]:
     Every kernel that falls back gets the notice (the loop says it before each request's
     first attempt); 'required' without a working bwrap is an error.
     """
-    mode = (mode or "auto").lower()
-    if mode not in MODES:
+    if (mode or "auto").lower() not in MODES:
         raise ViscoderError(f"Unknown sandbox setting {mode!r}; choose one of: {', '.join(MODES)}.")
+    mode = sandbox_mode(mode)  # VISCODER_REQUIRE_SANDBOX=1 outranks every setting
     if mode == "off":
         return False, None
     reason = probe()
     if reason is None:
         return True, None
     if mode == "required":
+        if sandbox_required_by_environment():
+            raise SandboxUnavailable(
+                f"The sandbox is required ({REQUIRE_SANDBOX_ENV}=1 in the kernel's environment) but {reason}. "
+                f"{how_to_fix(reason)}"
+            )
         raise SandboxUnavailable(
             f"The sandbox is required (VisCoder.sandbox = 'required') but {reason}. {how_to_fix(reason)} "
             "Or set %config VisCoder.sandbox = 'auto' to run without it."

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from .errors import RequestError
@@ -18,6 +18,7 @@ from .errors import RequestError
 LIBRARIES = ("matplotlib", "seaborn", "plotly")
 QUANTIZATIONS = ("auto", "4bit", "none")
 SANDBOX_MODES = ("auto", "required", "off")
+REQUIRE_SANDBOX_ENV = "VISCODER_REQUIRE_SANDBOX"  # "1": every child kernel runs sandboxed, or not at all
 #: No model configured: the one that fits this machine (backends/machine.py: VisCoder-7B in 4-bit
 #: on a CUDA GPU, VisCoder2-7B's GGUF on llama.cpp, else the offline 0.5B model).
 DEFAULT_MODEL = "auto"
@@ -130,9 +131,21 @@ class VisCoder(Configurable):
         "empty: viscoder/dialogues.jsonl in the Jupyter data folder."
     ).tag(config=True)
     collect_values = Bool(
-        True,
-        help="With `collect`: keep the frames' sample values in the logged prompts (off: type "
-        "placeholders such as <float64> stand for them, and the data facts of feedback turns are withheld).",
+        False,
+        help="With `collect`: keep the frames' values in the log. Off (the default): type placeholders "
+        "such as <float64> stand for the sample rows, the values of the frames are taken out of the "
+        "request, cell, code and tracebacks, and the data facts of feedback turns are withheld.",
+    ).tag(config=True)
+    # What a front end (the sidebar's comm) may choose besides the kernel's own model and backend:
+    # a notebook must not point the kernel at a model or server its configuration does not list.
+    allowed_models = List(
+        Unicode(),
+        help="Models the sidebar may choose besides `model` (hub ids, folders or .gguf files); "
+        "empty: only the kernel's own.",
+    ).tag(config=True)
+    allowed_backends = List(
+        Unicode(),
+        help="Backends the sidebar may choose besides `backend`; empty: only the kernel's own.",
     ).tag(config=True)
 
     @default("backend")
@@ -189,6 +202,17 @@ class VisCoder(Configurable):
             return VisCoder(**values)
         except TraitError as exc:
             raise RequestError(str(exc).splitlines()[0]) from None
+
+
+def sandbox_mode(mode: str | None) -> str:
+    """The sandbox mode a child kernel runs under: `mode`, except that VISCODER_REQUIRE_SANDBOX=1
+    (set by whoever runs the kernel: a machine's admin, CI) makes it 'required' whatever a setting,
+    a flag or a front end says."""
+    return "required" if sandbox_required_by_environment() else (mode or "auto").lower()
+
+
+def sandbox_required_by_environment() -> bool:
+    return os.environ.get(REQUIRE_SANDBOX_ENV) == "1"
 
 
 def setting_default(name: str) -> Any:

@@ -34,6 +34,7 @@ from ..core.events import (
 from . import cancel_control
 from .progress import reading_line
 from .protocol import REVIEW_FINDING, SETTING_KEYS, TARGET, BadMessage, incoming, message
+from .sidebar_settings import tighten_only
 
 log = logging.getLogger(__name__)
 _TEXT_FLUSH_SECONDS = 0.1  # streamed text goes out in batches, not one message per token
@@ -70,7 +71,8 @@ def unregister_target(shell) -> None:
 
 
 def overrides_from(raw: Any) -> dict[str, Any]:
-    """The frontend's settings: only known keys, empty values mean 'the kernel's own config'."""
+    """The frontend's settings: only known keys, empty values mean 'the kernel's own config'
+    (then `tighten_only` keeps those that loosen nothing)."""
     if not isinstance(raw, dict):
         return {}
     return {k: raw[k] for k in SETTING_KEYS if raw.get(k) not in (None, "")}
@@ -145,14 +147,16 @@ class FixChannel:
                     )
                 )
                 return
+            kernel_settings = self.settings_of()
+            overrides, refused = tighten_only(overrides_from(fix["settings"]), kernel_settings)
             try:
                 job = runtime.fix_job(
                     fix["source"],
                     fix["traceback"],
                     fix["note"],
-                    self.settings_of(),
+                    kernel_settings,
                     namespace=self.shell.user_ns,
-                    overrides=overrides_from(fix["settings"]),
+                    overrides=overrides,
                 )
             except NoFrames as exc:
                 self.send(message("error", id=run_id, reason="no_frames", message=str(exc)))
@@ -161,10 +165,12 @@ class FixChannel:
                 self.send(_error(run_id, exc))
                 return
             job.origin = "sidebar"
+            for why in refused:  # before the run: the panel keeps each line
+                self.send(message("notice", id=run_id, message=why))
             self._jobs[run_id] = job
             while len(self._jobs) > _JOBS_KEPT:
                 self._jobs.pop(next(iter(self._jobs)))
-            run = self._run = _Run(run_id, sidebar_model="model" in overrides_from(fix["settings"]))
+            run = self._run = _Run(run_id, sidebar_model="model" in overrides)
             run.future = runtime.submit(self._main(run, runtime.async_run_job(job, lambda e: self._event(run, e))))
 
     def cancel(self, run_id: str) -> None:

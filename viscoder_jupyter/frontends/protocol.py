@@ -6,7 +6,8 @@ fields (and that SETTING_KEYS are the properties of labextension/schema/sidebar.
 
     frontend -> kernel: fix (run a fix of a cell), cancel, verdict (what the user did with a
         proposal: for the dialogue log, when settings.collect is on; no reply)
-    kernel -> frontend: ready (once, when the comm opens), status, download (a model being
+    kernel -> frontend: ready (once, when the comm opens), status, notice (a line the panel keeps:
+        a setting of the sidebar the kernel refused), download (a model being
         downloaded, with bytes, rate and time left), attempt, text (the reply as
         it streams, batched), attempt_failed, figure (base64 PNG of a working attempt), and one
         of done, cancelled, error to end a run
@@ -20,7 +21,8 @@ from typing import Any
 TARGET = "viscoder"
 
 #: Settings the sidebar may send with a fix (labextension/schema/sidebar.json); each is a
-#: `VisCoder` setting, and an empty value means "the kernel's own configuration".
+#: `VisCoder` setting, and an empty value means "the kernel's own configuration". They may only
+#: tighten it (sidebar_settings.py): a refused one is said in a "notice".
 SETTING_KEYS = ("backend", "model", "lib", "retries", "samples", "timeout", "attempt_budget", "sandbox", "collect")
 
 #: Why a run was refused or failed (an "error" message's `reason`).
@@ -50,6 +52,8 @@ FIELD_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"verdict": {"verdict": V
 KERNEL: dict[str, dict[str, type]] = {
     "ready": {"version": str},
     "status": {"id": str, "message": str},
+    # what the user must know of the run, kept in the panel's log: e.g. a refused setting
+    "notice": {"id": str, "message": str},
     # a model download before the first attempt: bytes so far and in all (0: not known yet),
     # bytes/s (0: not measured yet) and seconds left (-1: not known yet)
     "download": {"id": str, "what": str, "done": int, "total": int, "rate": float, "eta": float},

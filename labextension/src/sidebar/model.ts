@@ -12,7 +12,7 @@ import { findCell, ICellError, lastError } from './cellInfo';
 export type Phase = 'idle' | 'running' | 'proposed';
 
 export interface ILogLine {
-  kind: 'status' | 'attempt' | 'failed' | 'done';
+  kind: 'status' | 'notice' | 'attempt' | 'failed' | 'done';
   text: string;
   detail?: string;
 }
@@ -436,6 +436,9 @@ export class SidebarModel implements IDisposable {
         break;
       case 'status':
         this._add({ kind: 'status', text: capitalize(message.message) + '…' });
+        break;
+      case 'notice':
+        this._add({ kind: 'notice', text: message.message });
         break;
       case 'attempt':
         this._stream = '';
