@@ -54,6 +54,7 @@ class PlotResult:
     request: str
     attempts: list[Attempt]
     prepare_seconds: float = 0.0  # loading the model, starting the child: not the request's own time
+    sandboxed: bool | None = None  # the code ran inside the sandbox (None: not known, e.g. a harness's kernel)
 
     @property
     def ok(self) -> bool:
