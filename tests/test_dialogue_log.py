@@ -14,9 +14,12 @@ from helpers import GOOD_BAR, key_error, write_replies
 from jupyter_client.manager import start_new_kernel
 from test_comm import CommClient
 
+from viscoder_jupyter import runtime
 from viscoder_jupyter.backends.replay import ReplayBackend
-from viscoder_jupyter.core.dialogue_log import placeholder_descriptor, read_dialogues
+from viscoder_jupyter.core.dialogue_log import read_dialogues
 from viscoder_jupyter.core.events import Notice
+from viscoder_jupyter.core.settings import VisCoder
+from viscoder_jupyter.core.withheld_values import placeholder_descriptor
 
 SALES = (
     "import pandas as pd\nsales = pd.DataFrame({'region': ['North', 'South', 'West'], 'revenue': [11.5, 7.25, 3.0]})\n"
@@ -48,7 +51,7 @@ def received(monkeypatch):
 # ---- in-process (a bare shell; the child kernel is real) --------------------------------------------
 def test_a_self_debug_request_logs_the_conversation_the_backend_received(shell, tmp_path, received):
     log = tmp_path / "log" / "dialogues.jsonl"
-    ip = shell(key_error(), GOOD_BAR, collect=True, collect_path=str(log))
+    ip = shell(key_error(), GOOD_BAR, collect=True, collect_path=str(log), collect_values=True)
     ip.run_cell_magic("viscoder", "sales", "bar chart of revenue by region")
 
     (record,), verdicts = log_of(log)
@@ -81,6 +84,73 @@ def test_without_values_the_descriptors_hold_type_placeholders(shell, tmp_path, 
     assert "Column names and types: region: object, revenue: float64" in user  # the shape stays
     assert '"region":{"0":"<object>","1":"<object>"' in user and '"revenue":{"0":"<float64>"' in user
     assert record["values"] is False and len(record["messages"]) == len(received[-1][0]) + 1
+
+
+# A frame whose values are easy to find: texts (one with a space, one the head does not show) and numbers.
+PRIVATE = pd.DataFrame(
+    {
+        "island": ["Zanzibar", "Bora Bora", "Kalimantan", "Zanzibar", "Bora Bora", "Tasmania"],
+        "revenue": [1234.5, 98765.25, 4321.75, 555.5, 777.25, 8080.5],
+    }
+)
+PRIVATE_VALUES = ("Zanzibar", "Bora Bora", "Kalimantan", "Tasmania", "1234.5", "98765.25", "4321.75")
+USES_A_VALUE_AS_A_COLUMN = (
+    "```python\nimport matplotlib.pyplot as plt\nplt.bar(trips['island'], trips['Zanzibar'])\nplt.show()\n```"
+)
+GOOD_ISLAND_BAR = (
+    "```python\nimport matplotlib.pyplot as plt\n"
+    "kept = trips[trips['island'] != 'Tasmania'].groupby('island')['revenue'].sum()\n"
+    "plt.bar(kept.index, kept.values)\nplt.axhline(1234.5)\nplt.show()\n```"
+)
+
+
+def test_by_default_no_value_of_the_frames_is_logged(shell, tmp_path, received):
+    """Values off is the default: the request, the code, the traceback and the feedback hold the
+    frame's names, never its values (which the model itself did see)."""
+    log = tmp_path / "dialogues.jsonl"
+    ip = shell(USES_A_VALUE_AS_A_COLUMN, GOOD_ISLAND_BAR, collect=True, collect_path=str(log))
+    ip.user_ns["trips"] = PRIVATE
+    ip.run_cell_magic("viscoder", "trips", "bar chart of revenue by island, Bora Bora and Zanzibar but not Tasmania")
+
+    line = log.read_text(encoding="utf-8")
+    (record,), _ = log_of(log)
+    assert record["ok"] and record["values"] is False and "KeyError" in record["attempts"][0]["error"]
+    sent = json.dumps(received)
+    for value in PRIVATE_VALUES:
+        assert value in sent  # the model saw it ...
+        assert value not in line, value  # ... the log does not hold it
+    assert record["request"] == "bar chart of revenue by island, <object> and <object> but not <object>"
+    assert "trips['<object>']" in record["attempts"][0]["error"] or "'<object>'" in record["attempts"][0]["error"]
+    assert "plt.axhline(<float64>)" in record["code"] and "trips['island']" in record["code"]  # names stay
+
+
+def test_a_fixed_cell_and_its_traceback_are_logged_without_the_values(tmp_path):
+    log = tmp_path / "dialogues.jsonl"
+    replay = write_replies(tmp_path / "r.jsonl", GOOD_ISLAND_BAR)
+    settings = VisCoder(backend="replay", replay=replay, collect=True, collect_path=str(log))
+    source = (
+        "import matplotlib.pyplot as plt\nplt.bar(trips['island'], trips['revenue'] / 98765.25)\nplt.ylim(0, 4321.75)"
+    )
+    traceback = "KeyError                                  Traceback (most recent call last)\nKeyError: 'Kalimantan'"
+    job = runtime.fix_job(source, traceback, "", settings, frames={"trips": PRIVATE})
+    assert runtime.run_sync(runtime.async_run_job(job)).ok
+
+    line = log.read_text(encoding="utf-8")
+    assert not [value for value in PRIVATE_VALUES if value in line]
+    assert "KeyError: '<object>'" in line and "trips['revenue'] / <float64>" in line
+
+
+def test_flagged_code_is_recorded_as_flagged(shell, tmp_path):
+    log = tmp_path / "dialogues.jsonl"
+    flagged = (
+        "```python\nimport matplotlib.pyplot as plt\nsales.to_csv('backup.csv')\n"
+        "plt.bar(sales['region'], sales['revenue'])\nplt.show()\n```"
+    )
+    ip = shell(flagged, collect=True, collect_path=str(log), retries=0)
+    ip.run_cell_magic("viscoder", "sales", "bar chart of revenue by region")
+    (record,), _ = log_of(log)
+    assert record["flagged"] is True
+    assert [(f["line"], f["text"]) for f in record["findings"]] == [(2, "sales.to_csv('backup.csv')")]
 
 
 def test_collect_is_off_by_default_and_writes_nothing(shell, tmp_path):
@@ -170,7 +240,7 @@ def test_the_real_engine_in_a_kernel_is_logged_with_what_it_received(kernel, off
         "%load_ext viscoder_jupyter\n"
         f"%config VisCoder.backend = 'llamacpp'\n%config VisCoder.model = {str(offline_gguf)!r}\n"
         f"%config VisCoder.collect = True\n%config VisCoder.collect_path = {str(log)!r}\n"
-        "%config VisCoder.samples = 0\n" + SALES,
+        "%config VisCoder.collect_values = True\n%config VisCoder.samples = 0\n" + SALES,
     )
     execute(
         kernel,
@@ -193,7 +263,7 @@ def test_the_real_engine_in_a_kernel_is_logged_with_what_it_received(kernel, off
     assert final["role"] == "assistant"
     (call,) = [c for c in calls if c["reply"] == final["content"]][-1:]
     assert record["messages"][:-1] == call["messages"]
-    assert "North" in record["messages"][1]["content"]  # values kept by default
+    assert "North" in record["messages"][1]["content"]  # values kept, as asked
     assert record["model"]["identity"].startswith("llamacpp:") and offline_gguf.name in record["model"]["identity"]
     print(json.dumps(record, indent=2))  # shown with -s: one real record
 
@@ -204,15 +274,16 @@ def test_the_sidebar_verdicts_are_logged_through_the_comm(kernel, tmp_path):
     execute(
         kernel,
         f"%load_ext viscoder_jupyter\n%config VisCoder.backend = 'replay'\n%config VisCoder.replay = {replay!r}\n"
-        f"%config VisCoder.collect_path = {str(log)!r}\n" + SALES,
+        f"%config VisCoder.collect = True\n%config VisCoder.collect_path = {str(log)!r}\n" + SALES,
     )
     client = CommClient(kernel)
     assert client.open()["type"] == "ready"
     pressed = {"run-accept": "accept", "run-discard": "discard", "run-insert": "insert"}
     for run_id, button in pressed.items():
-        # Collecting asked for by the sidebar's own setting (the kernel's is off).
+        # The kernel collects (the sidebar may not turn it on: test_comm); its own setting agrees.
         client.fix(run_id, settings={"collect": True})
-        assert client.until_final()[-1]["type"] == "done"
+        final = client.until_final()[-1]
+        assert final["type"] == "done", final
         client.send({"type": "verdict", "id": run_id, "verdict": button})
     client.send({"type": "verdict", "id": "unknown-run", "verdict": "accept"})  # ignored, no reply
     execute(kernel, "pass")  # the verdicts were handled before this cell ran

@@ -7,6 +7,7 @@ verdict lines, then exported through the `viscoder` command's entry point.
 from __future__ import annotations
 
 import json
+import stat
 
 import pandas as pd
 import pytest
@@ -110,3 +111,35 @@ def test_conversation_checks_name_what_is_wrong():
     assert conversation_problem([{"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]) == (
         "no user turn"
     )
+
+
+FLAGGED_BAR = (
+    "```python\nimport matplotlib.pyplot as plt\ndf.to_csv('backup.csv')\n"
+    "plt.bar(df['region'], df['revenue'])\nplt.show()\n```"
+)
+
+
+def test_flagged_code_is_left_out_unless_asked_and_files_are_private(capsys, tmp_path):
+    path = tmp_path / "dialogues.jsonl"
+    replay = write_replies(tmp_path / "r.jsonl", GOOD_BAR, FLAGGED_BAR)
+    options = dict(backend="replay", replay=replay, collect=True, collect_path=str(path), retries=0)
+    generate_plot(SALES, "revenue by region", **options)
+    with pytest.warns(UserWarning, match="review flagged"):
+        generate_plot(SALES, "revenue by region, and keep a copy", **options)
+    dialogues, _ = read_dialogues(path)
+    assert [d["flagged"] for d in dialogues] == [False, True]
+
+    records, summary = export(capsys, path, "--format", "openai")
+    assert len(records) == 1 and "to_csv" not in json.dumps(records)
+    assert "1 flagged by the review (--include-flagged exports them)" in summary
+    records, _ = export(capsys, path, "--format", "openai", "--include-flagged")
+    assert len(records) == 2 and "to_csv" in json.dumps(records[1])
+
+    out = tmp_path / "out.jsonl"
+    out.write_text("")
+    out.chmod(0o644)  # already there, readable by all: the export makes it private
+    assert cli.main(["export", "--collect-path", str(path), "-o", str(out)]) == 0
+    fresh = tmp_path / "fresh.jsonl"
+    assert cli.main(["export", "--collect-path", str(path), "-o", str(fresh)]) == 0
+    for written in (out, fresh):
+        assert stat.S_IMODE(written.stat().st_mode) == 0o600 and len(written.read_text().splitlines()) == 1

@@ -12,6 +12,11 @@ own lines, never written into the dialogue's line: appending is safe from severa
 once and a crash loses at most the line being written. `read_dialogues` joins them (the last
 verdict for an id wins). The file is created readable by its owner only, and nothing is sent
 anywhere.
+
+What it keeps by default is less than the model saw: unless `collect_values` is on, the frames'
+values are replaced by type placeholders everywhere in a record (withheld_values.py). A request
+whose answer the review flagged is recorded with `"flagged": true` and its findings;
+`viscoder export` leaves it out unless asked.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import threading
 import time
 import uuid
@@ -27,16 +31,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .context import describe_frames, dtype_name
 from .events import Done, Event, Notice, PlotResult
+from .withheld_values import ValueScrubber, without_values
 
 VERSION = 1
 #: What the user did with a result: the magic's inserted cell ran without error ("kept"); the
 #: sidebar's buttons ("accepted": replaced the cell, "inserted": added below, "discarded").
 VERDICTS = ("kept", "accepted", "inserted", "discarded")
 KEPT = ("kept", "accepted", "inserted")  # verdicts that say the user kept the plot
-_HINTS = re.compile(r"(\n\nWhat the data says:\n).*?(\nPlease provide a corrected version)", re.DOTALL)
-_HEAD = re.compile(r"\nHead[^\n]*:\n")
 _write_lock = threading.Lock()
 
 
@@ -146,26 +148,33 @@ class DialogueRecorder:
         final = result.final
         sent = _sent_for(final.reply, self.calls) if final is not None else []
         messages = [*sent, {"role": "assistant", "content": final.reply}] if final is not None else []
-        if not self.settings.collect_values:
-            messages = without_values(messages, self.frames, self.settings.frame_budget)
+        keep = bool(self.settings.collect_values)
+        scrub = (lambda text: text) if keep else ValueScrubber(self.frames)
+        if not keep:
+            messages = without_values(messages, self.frames, self.settings.frame_budget, scrub)
+        findings = [{"line": f.line, "text": scrub(f.text), "why": scrub(f.why)} for f in result.findings]
         return {
             "kind": "dialogue",
             "version": VERSION,
             "id": uuid.uuid4().hex,
             "time": _now(),
             "origin": self.origin,
-            "request": self.request,
+            "request": scrub(self.request),
             "library": self.settings.lib,
             "model": self._model(),
-            "values": bool(self.settings.collect_values),
+            "values": keep,
             "messages": messages,
-            "code": result.code,
+            "code": scrub(result.code),
             "ok": result.ok,
+            # The review flagged the answer's code: kept for the record, left out of `viscoder export`
+            # unless asked (--include-flagged), so flagged code does not become training data unseen.
+            "flagged": bool(findings),
+            "findings": findings,
             "attempts": [
                 {
                     "number": a.number,
                     "ok": a.ok,
-                    "error": a.error.one_line() if a.error else "",
+                    "error": scrub(a.error.one_line()) if a.error else "",
                     "candidates": a.candidates,
                 }
                 for a in result.attempts
@@ -187,66 +196,6 @@ def _sent_for(reply: str, calls: list[dict]) -> list[dict]:
         if call["reply"] == reply:
             return call["messages"]
     return calls[-1]["messages"] if calls else []
-
-
-# ---- values withheld ---------------------------------------------------------------------------
-def without_values(messages: list[dict], frames: dict, budget: int) -> list[dict]:
-    """The messages with each frame descriptor's sample values replaced by type placeholders and
-    the data facts of feedback turns withheld; names, dtypes and shapes stay."""
-    swaps = {}
-    for name, text in describe_frames(frames, budget).items():
-        swaps[text] = placeholder_descriptor(text, frames[name])
-    out = []
-    for message in messages:
-        content = message["content"]
-        for real, placeholder in swaps.items():
-            content = content.replace(real, placeholder)
-        content = _HINTS.sub(r"\1<withheld: facts from the live frames>\2", content)
-        out.append({**message, "content": content})
-    return out
-
-
-def placeholder_descriptor(descriptor: str, frame) -> str:
-    """The descriptor with its head's values as <dtype> placeholders (the rows kept, so the
-    prompt keeps its shape); without a head it can read, nothing after the column list."""
-    match = _HEAD.search(descriptor)
-    if match is None:
-        return "\n".join(descriptor.split("\n")[:2]) + "\nHead: <values withheld>"
-    try:
-        head = json.loads(descriptor[match.end() :])
-    except ValueError:  # cut short by the budget
-        return descriptor[: match.end()] + "<values withheld>"
-    types = {}  # a head's column key (to_json's, or the descriptor's "a/b" for a tuple) -> placeholder
-    for column, dtype in zip(frame.columns, frame.dtypes):
-        types[str(column)] = types[_column_name(column)] = f"<{dtype_name(dtype)}>"
-    index = f"<{dtype_name(frame.index.dtype)}>"
-    plain_index = _is_range(frame.index)
-    if isinstance(head, dict) and "data" in head and "columns" in head:  # split orient
-        columns = head["columns"]
-        head["data"] = [[types.get(str(c), "<value>") for c in columns] for _ in head["data"]]
-        if not plain_index:
-            head["index"] = [f"{index} {i}" for i in range(len(head.get("index", [])))]
-    elif isinstance(head, dict):  # column -> {index label -> value}
-        head = {
-            column: {
-                (label if plain_index else f"{index} {i}"): types.get(column, "<value>")
-                for i, label in enumerate(values)
-            }
-            for column, values in head.items()
-        }
-    else:
-        return descriptor[: match.end()] + "<values withheld>"
-    return descriptor[: match.end()] + json.dumps(head, ensure_ascii=False, separators=(",", ":"))
-
-
-def _column_name(column) -> str:
-    return "/".join(map(str, column)) if isinstance(column, tuple) else str(column)
-
-
-def _is_range(index) -> bool:
-    import pandas as pd
-
-    return isinstance(index, pd.RangeIndex)
 
 
 # ---- reading -----------------------------------------------------------------------------------

@@ -6,8 +6,10 @@
 Each exported record is one conversation: the system prompt, the first turn (the request and
 the frame descriptors), where self-debug happened each failed attempt's code and its feedback
 turn, then the model's final reply. Only requests that ended in a working plot are exported,
-none the user discarded; `--accepted-only` keeps those the user kept (the magic's inserted cell
-ran without error, or the sidebar's Accept / Insert). Identical conversations are written once.
+none the user discarded, none whose code the review flagged (unless `--include-flagged`);
+`--accepted-only` keeps those the user kept (the magic's inserted cell ran without error, or the
+sidebar's Accept / Insert). Identical conversations are written once. The output file is
+private to the user (0600), as the log is.
 
 Formats:
   viscode  {"uuid", "messages": [{"role", "content"}, ...], "language": "python"}: the layout of
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -44,6 +47,11 @@ def make_parser() -> argparse.ArgumentParser:
         "--accepted-only",
         action="store_true",
         help="Only requests the user kept: the inserted cell ran without error, or Accept / Insert in the sidebar.",
+    )
+    parser.add_argument(
+        "--include-flagged",
+        action="store_true",
+        help="Also requests whose code the review flagged (network, files, other programs...): read them first.",
     )
     parser.add_argument("--lib", choices=LIBRARIES, help="Only requests for this plotting library.")
     parser.add_argument("--since", help="Only requests from this date or time on (ISO 8601, UTC), e.g. 2026-01-31.")
@@ -70,17 +78,26 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     dialogues, skipped = read_dialogues(path)
-    chosen = select(dialogues, accepted_only=args.accepted_only, lib=args.lib, since=since)
+    chosen = select(
+        dialogues, accepted_only=args.accepted_only, lib=args.lib, since=since, include_flagged=args.include_flagged
+    )
+    flagged = 0 if args.include_flagged else sum(1 for d in dialogues if d.get("flagged"))
     records, duplicates = export_records(chosen, args.format)
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     if args.output:
-        Path(args.output).write_text(lines, encoding="utf-8")
+        try:
+            write_private(Path(args.output), lines)
+        except OSError as exc:
+            print(f"viscoder export: cannot write {args.output}: {exc.strerror or exc}.", file=sys.stderr)
+            return 1
     else:
         sys.stdout.write(lines)
     print(
         f"viscoder export: {_count(len(records), 'conversation')} ({args.format}) from "
         f"{_count(len(dialogues), 'logged request')}"
-        f" ({len(dialogues) - len(chosen)} filtered out, {duplicates} duplicates"
+        f" ({len(dialogues) - len(chosen)} filtered out"
+        + (f", of them {flagged} flagged by the review (--include-flagged exports them)" if flagged else "")
+        + f", {duplicates} duplicates"
         + (f", {skipped} unreadable lines" if skipped else "")
         + ")"
         + (f" -> {args.output}" if args.output else ""),
@@ -89,11 +106,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def select(dialogues: Iterable[dict], *, accepted_only=False, lib=None, since: datetime | None = None) -> list[dict]:
-    """The dialogues worth training on: a working plot, not discarded, and the filters."""
+def select(
+    dialogues: Iterable[dict],
+    *,
+    accepted_only=False,
+    lib=None,
+    since: datetime | None = None,
+    include_flagged=False,
+) -> list[dict]:
+    """The dialogues worth training on: a working plot, not discarded, not flagged by the review
+    (unless `include_flagged`), and the filters."""
     chosen = []
     for dialogue in dialogues:
         if not dialogue.get("ok") or dialogue.get("verdict") == "discarded":
+            continue
+        if dialogue.get("flagged") and not include_flagged:
             continue
         if accepted_only and dialogue.get("verdict") not in KEPT:
             continue
@@ -121,6 +148,15 @@ def export_records(dialogues: Iterable[dict], format_: str) -> tuple[list[dict],
         else:
             records.append({"uuid": dialogue["id"], "messages": messages, "language": "python"})
     return records, duplicates
+
+
+def write_private(path: Path, text: str) -> None:
+    """`text` into `path`, readable by its owner only (0600), also when the file was already there:
+    the conversations hold the user's requests and code."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        os.fchmod(fd, 0o600)  # a file that was there keeps its mode through O_CREAT
+        file.write(text)
 
 
 def conversation_problem(messages) -> str | None:
