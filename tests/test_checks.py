@@ -136,3 +136,183 @@ def test_figures_that_only_fail_checks_do_not_set_off_sampling(tmp_path):
     statuses = [e.message for e in events if isinstance(e, Status)]
     assert any("preparing" in m for m in statuses)  # the loop's statuses are all here
     assert not [m for m in statuses if "sampled candidate" in m], statuses
+
+
+# ---- figures that draw, but wrongly: on whatever the settings (checks.flawed_problem) ----------
+
+REGIONS, MONTHS = ["North", "South", "East", "West"], ["Jan", "Feb", "Mar", "Apr", "May", "Jun"]
+SALES = pd.DataFrame(  # 24 rows, region x month: several rows per region, as a user's table has
+    {
+        "region": [r for r in REGIONS for _ in MONTHS],
+        "month": MONTHS * len(REGIONS),
+        "month_no": list(range(1, 7)) * len(REGIONS),
+        "revenue": [100.0 + 7 * i + (i % 5) * 13 for i in range(24)],
+    }
+)
+PLT = "import matplotlib.pyplot as plt\n"
+NOT_AGGREGATED = fenced(PLT + "plt.bar(sales['region'], sales['revenue'])\nplt.title('Total Revenue per Region')")
+AGGREGATED = fenced(
+    PLT + "totals = sales.groupby('region')['revenue'].sum()\nplt.bar(totals.index, totals.values)\nplt.show()"
+)
+
+
+def sales_run(tmp_path, request, *codes, **config):
+    replies = write_replies(tmp_path / "sales.jsonl", *(fenced(PLT + c) if "```" not in c else c for c in codes))
+    return generate_plot({"sales": SALES}, request, backend="replay", replay=replies, **config)
+
+
+def problems(result) -> list:
+    return [a.error.ename if a.error else None for a in result.attempts]
+
+
+def test_bars_drawn_over_each_other_are_sent_back_with_the_columns_to_aggregate(tmp_path):
+    events = []
+    result = sales_run(
+        tmp_path, "a bar chart of total revenue per region", NOT_AGGREGATED, AGGREGATED, on_event=events.append
+    )
+    first, second = result.attempts
+    assert first.error.ename == "OverlappingBars"  # with the `checks` setting off (the default)
+    assert first.error.one_line().startswith("OverlappingBars: 24 bars at 4 x positions overlap")
+    assert "sales.groupby('region')['revenue'].sum()" in first.error.feedback_text()
+    assert second.ok and result.final is second
+
+
+def test_the_aggregated_bars_pass_at_once(tmp_path):
+    result = sales_run(tmp_path, "a bar chart of total revenue per region", AGGREGATED)
+    assert problems(result) == [None]
+
+
+def test_overlapping_bars_no_attempt_fixed_are_named_in_the_last_line(tmp_path):
+    from viscoder_jupyter.core.verified import verified_text
+    from viscoder_jupyter.frontends.progress import summary
+
+    result = sales_run(tmp_path, "a bar chart of total revenue per region", NOT_AGGREGATED, retries=0)
+    assert result.ok and result.images and problems(result) == ["OverlappingBars"]  # the figure is still shown
+    said = verified_text(result.final)
+    assert said.startswith("ran and drew 1 figure with 24 vertical bars; but 24 bars at 4 x positions overlap")
+    line = summary(result, {"sales": SALES})
+    assert "24 bars at 4 x positions overlap" in line and "Note:" not in line  # said once, not twice
+
+
+def test_stacked_grouped_and_aggregating_bars_and_histograms_are_not_flagged(tmp_path):
+    stacked = (
+        "import numpy as np\nbottom = np.zeros(6)\nfor region, part in sales.groupby('region'):\n"
+        "    plt.bar(part['month'], part['revenue'], bottom=bottom, label=region)\n"
+        "    bottom += part['revenue'].to_numpy()\nplt.legend()"
+    )
+    stacked_in_one_call = (  # one call, each bar on top of the one before: touching spans, no overlap
+        "part = sales[sales['month'] == 'Jan']\nplt.bar(['Jan'] * 4, part['revenue'], "
+        "bottom=part['revenue'].cumsum() - part['revenue'], color=['C0', 'C1', 'C2', 'C3'])"
+    )
+    grouped = (
+        "import numpy as np\nx = np.arange(6)\nfor i, (region, part) in enumerate(sales.groupby('region')):\n"
+        "    plt.bar(x + 0.2 * i, part['revenue'], width=0.2, label=region)\nplt.xticks(x + 0.3, part['month'])\n"
+        "plt.legend()"
+    )
+    pandas_stacked = "sales.pivot(index='month', columns='region', values='revenue').plot.bar(stacked=True)"
+    seaborn = "import seaborn as sns\nsns.barplot(data=sales, x='region', y='revenue', estimator='sum')"
+    histogram = "plt.hist(sales['revenue'], bins=8)"
+    histograms = "plt.hist([part['revenue'] for _, part in sales.groupby('region')], bins=5, stacked=True)"
+    for code in (stacked, stacked_in_one_call, grouped, pandas_stacked, seaborn, histogram, histograms):
+        result = sales_run(tmp_path, "revenue by region and month", code)
+        assert problems(result) == [None], (code, result.attempts[0].error)
+
+
+def test_a_line_over_unsorted_x_is_sent_back_and_the_sorted_one_passes(tmp_path):
+    shuffled = "north = sales[sales['region'] == 'North'].sample(frac=1, random_state=1)\n"
+    unsorted = shuffled + "plt.plot(north['month_no'], north['revenue'])"
+    in_order = shuffled + "north = north.sort_values('month_no')\nplt.plot(north['month_no'], north['revenue'])"
+    result = sales_run(tmp_path, "revenue of the North region over the months", unsorted, in_order)
+    assert problems(result) == ["ZigzagLine", None]
+    assert "not in x order" in str(result.attempts[0].error)
+    assert "north.sort_values('month_no')" in result.attempts[0].error.feedback_text()
+
+
+def test_several_groups_in_one_line_are_sent_back_with_one_line_per_group(tmp_path):
+    joined = "plt.plot(sales['month_no'], sales['revenue'])"  # four regions, one after the other
+    per_group = (
+        "for region, part in sales.groupby('region'):\n    plt.plot(part['month_no'], part['revenue'], label=region)\n"
+        "plt.legend()"
+    )
+    result = sales_run(tmp_path, "monthly revenue, one line per region", joined, per_group)
+    assert problems(result) == ["ZigzagLine", None]
+    feedback = result.attempts[0].error.feedback_text()
+    assert "several groups" in feedback and "sales.groupby('region')" in feedback
+    by_month = "ordered = sales.sort_values(['month_no', 'region'])\nplt.plot(ordered['month_no'], ordered['revenue'])"
+    assert problems(sales_run(tmp_path, "monthly revenue", by_month, per_group)) == ["ZigzagLine", None]
+
+
+def test_lines_drawn_on_purpose_are_not_flagged(tmp_path):
+    time_series = (
+        "import pandas as pd\ndays = pd.DataFrame({'date': pd.date_range('2024-01-01', periods=30), "
+        "'value': range(30)})\nplt.plot(days['date'], days['value'])"
+    )
+    scatter = "plt.plot(sales['month_no'], sales['revenue'], 'o')"
+    errorbar = (
+        "means = sales.groupby('month_no')['revenue'].agg(['mean', 'std'])\n"
+        "plt.errorbar(means.index, means['mean'], yerr=means['std'], capsize=3)"
+    )
+    seaborn = "import seaborn as sns\nsns.lineplot(data=sales, x='month_no', y='revenue')"
+    spiral = "import numpy as np\nt = np.linspace(0, 6 * np.pi, 300)\nplt.plot(t * np.cos(t), t * np.sin(t))"
+    trend = (  # a fitted straight line over unsorted x covers itself
+        "import numpy as np\nx = sales['revenue']\nslope, cut = np.polyfit(x, x * 0.5, 1)\n"
+        "plt.scatter(x, x * 0.5)\nplt.plot(x, slope * x + cut)"
+    )
+    depth = "import numpy as np\nz = np.arange(20)\nplt.plot(np.sin(z), z)"  # x back and forth, y in order
+    for code in (time_series, scatter, errorbar, seaborn, spiral, trend, depth):
+        result = sales_run(tmp_path, "revenue over time", code)
+        assert problems(result) == [None], (code, result.attempts[0].error)
+
+
+def test_a_legend_with_no_labelled_artists_is_sent_back(tmp_path):
+    unlabelled = (
+        "for region, part in sales.groupby('region'):\n    plt.plot(part['month_no'], part['revenue'])\nplt.legend()"
+    )
+    labelled = unlabelled.replace("part['revenue'])", "part['revenue'], label=region)")
+    result = sales_run(tmp_path, "monthly revenue, one line per region", unlabelled, labelled)
+    assert problems(result) == ["EmptyLegend", None]
+    assert "label=" in result.attempts[0].error.feedback_text()
+
+
+# ---- why the retries ended with tries left (issue 25, item 5) -------------------------------------
+
+VERTICAL = AGGREGATED
+HORIZONTAL = fenced(
+    PLT + "totals = sales.groupby('region')['revenue'].sum()\nplt.barh(totals.index, totals.values)\nplt.show()"
+)
+RAISES = fenced(PLT + "plt.bar(sales['Region'], sales['revenue'])")
+
+
+def notices(events) -> list[str]:
+    from viscoder_jupyter.core.events import Notice
+
+    return [e.message for e in events if isinstance(e, Notice) and "stopped" in e.message]
+
+
+def test_a_figure_missing_the_request_ends_the_retries_and_says_why(tmp_path):
+    events = []
+    request = "horizontal bars of total revenue per region"
+    result = sales_run(tmp_path, request, RAISES, VERTICAL, HORIZONTAL, on_event=events.append)
+    assert problems(result) == ["KeyError", None]  # the request checks do not judge by default
+    (said,) = notices(events)
+    assert said.startswith("stopped after attempt 2 of 4: the code drew a figure")
+    assert "it asks for horizontal bars, but the bars are vertical" in said
+    assert "%config VisCoder.checks = True" in said
+
+
+def test_with_the_checks_on_the_miss_is_fed_back_and_the_retries_go_on(tmp_path):
+    events = []
+    request = "horizontal bars of total revenue per region"
+    result = sales_run(tmp_path, request, RAISES, VERTICAL, HORIZONTAL, checks=True, on_event=events.append)
+    assert problems(result) == ["KeyError", "NotAsRequested", None]
+    assert notices(events) == []
+
+
+def test_the_same_miss_twice_ends_the_retries_and_says_why(tmp_path):
+    events = []
+    request = "horizontal bars of total revenue per region"
+    result = sales_run(tmp_path, request, VERTICAL, VERTICAL, HORIZONTAL, checks=True, on_event=events.append)
+    assert problems(result) == ["NotAsRequested", "NotAsRequested"]
+    (said,) = notices(events)
+    assert said.startswith("stopped after attempt 2 of 4: two figures in a row failed the same check")
+    assert "horizontal bars" in said and result.ok and result.images

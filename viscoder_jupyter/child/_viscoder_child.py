@@ -146,6 +146,7 @@ def figure_facts(fig):
     }
     try:  # figure-level legends (seaborn's relplot, catplot)
         facts["legend"] = [t.get_text()[:LABEL_CHARS] for leg in fig.legends for t in leg.get_texts()][:LABELS_KEPT]
+        facts["legend_empty"] = any(empty_legend(leg) for leg in fig.legends)
     except Exception:
         pass
     return facts
@@ -231,6 +232,7 @@ def shape_facts(ax):
                 "count": len(pairs),
                 "positions": [round(a, 6) for a, _ in pairs[:room]],
                 "lengths": [round(b, 9) for _, b in pairs[:room]],
+                **bar_overlaps(rects, orientation),
             }
         )
     kinds = {s["orientation"] for s in bar_sets if s["count"]}
@@ -244,7 +246,103 @@ def shape_facts(ax):
         "ticks_x": tick_texts(ax.xaxis),
         "ticks_y": tick_texts(ax.yaxis),
         "legend": [t.get_text()[:LABEL_CHARS] for t in legend.get_texts()][:LABELS_KEPT] if legend else [],
+        "legend_empty": empty_legend(legend),
+        "unordered_lines": line_order(ax),
     }
+
+
+def empty_legend(legend):
+    # A legend box drawn with no entries: legend() called while no artist has a label. Seaborn's
+    # figure-level functions add an entry-less legend without frame or title, which draws nothing.
+    if legend is None or not legend.get_visible() or any(t.get_text().strip() for t in legend.get_texts()):
+        return False
+    return bool(legend.get_frame_on() or legend.get_title().get_text().strip())
+
+
+def bar_overlaps(rects, orientation):
+    # Bars of one call at the same position over the same span hide each other: the values were
+    # not aggregated (plt.bar(df['region'], df['revenue']) with several rows per region). Stacked
+    # bars (bottom=, left=) cover other spans and grouped bars other positions, so neither counts.
+    import numpy as np
+
+    spans = {}
+    for p in rects:
+        along, base, width, length = p.get_x(), p.get_y(), p.get_width(), p.get_height()
+        if orientation == "horizontal":
+            along, base, width, length = base, along, length, width
+        if not np.isfinite([along, base, width, length]).all() or not length:
+            continue
+        spans.setdefault(round(float(along + width / 2), 6), []).append(sorted((float(base), float(base + length))))
+    shared = overlapping = 0
+    for at in spans.values():
+        at.sort()
+        reach, over = at[0][1], 0
+        for low, high in at[1:]:
+            over += low < reach - 1e-9 * max(1.0, abs(reach))
+            reach = max(reach, high)
+        shared += over > 0
+        overlapping += over
+    return {"distinct_positions": len(spans), "shared_positions": shared, "overlapping": overlapping}
+
+
+LINES_KEPT = 20
+
+
+def line_order(ax):
+    # Drawn lines whose x is not in order: rows not sorted (a zig-zag) or several groups joined
+    # into one line (x runs up, jumps back, runs up again; or climbs in steps with several y per
+    # x). Only such lines are reported, with what the checks (core/checks.py) need to tell a
+    # zig-zag from a path drawn on purpose. Polar, 3D and map axes close or wind lines by design.
+    import numpy as np
+
+    if ax.name != "rectilinear":
+        return []
+    out = []
+    for line in ax.get_lines():
+        if not line.get_visible() or str(line.get_linestyle()).lower() in ("none", "", " ") or not line.get_linewidth():
+            continue  # markers only: a scatter drawn with plot(), errorbar caps
+        try:
+            xy = ax.transScale.transform(np.asarray(line.get_xydata(), dtype=float))  # log axes: as drawn
+        except (TypeError, ValueError):
+            continue
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        if len(xy) < 6:
+            continue
+        x, y = xy[:, 0], xy[:, 1]
+        dx, dy = np.diff(x), np.diff(y)
+        if (dx > 0).all() or (dx < 0).all() or (dy > 0).all() or (dy < 0).all():
+            continue  # a function of x, or of y (a depth profile): in order
+        span_x, span_y = np.ptp(x), np.ptp(y)
+        if not span_x:
+            continue
+        if (dx < 0).sum() > (dx > 0).sum():  # drawn right to left: the same as left to right
+            dx = -dx
+        steps = np.sign(dx[dx != 0])
+        out.append(
+            {
+                "points": len(xy),
+                "distinct_x": len(np.unique(x)),
+                "back": int((dx < 0).sum()),
+                "forward": int((dx > 0).sum()),
+                "big_back": int((dx < -0.5 * span_x).sum()),
+                "reversals": int((steps[1:] != steps[:-1]).sum()),
+                "mean_step": round(float(np.abs(dx).mean() / span_x), 4),
+                "straight": straight(x / span_x, y / span_y if span_y else y * 0),
+            }
+        )
+        if len(out) >= LINES_KEPT:
+            break
+    return out
+
+
+def straight(x, y):
+    # Points on one straight line (a fitted trend over unsorted x): drawn back and forth, the
+    # line still covers itself, so it looks right.
+    import numpy as np
+
+    points = np.column_stack([x - x.mean(), y - y.mean()])
+    sizes = np.linalg.svd(points, compute_uv=False)
+    return bool(sizes[0] == 0 or sizes[-1] / sizes[0] < 1e-3)
 
 
 def bar_orientation(rects):

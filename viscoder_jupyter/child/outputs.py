@@ -213,7 +213,25 @@ def _collect_display(data: dict, got: Collected) -> None:
 # ---- the child's reports, checked against what it sends when it is not tampered with -------------
 _TEXT, _ITEMS = 200, 1000  # characters of a string, items of a list, kept from a report
 _PAIR = ("pair",)
-_BAR_SET = {"orientation": (str, None), "count": int, "positions": [float], "lengths": [float]}
+_BAR_SET = {
+    "orientation": (str, None),
+    "count": int,
+    "positions": [float],
+    "lengths": [float],
+    "distinct_positions": int,
+    "shared_positions": int,
+    "overlapping": int,
+}
+_LINE_ORDER = {
+    "points": int,
+    "distinct_x": int,
+    "back": int,
+    "forward": int,
+    "big_back": int,
+    "reversals": int,
+    "mean_step": float,
+    "straight": bool,
+}
 _AXES = {
     "marks": int,
     "visible": bool,
@@ -228,9 +246,11 @@ _AXES = {
     "ticks_x": [str],
     "ticks_y": [str],
     "legend": [str],
+    "legend_empty": bool,
+    "unordered_lines": [_LINE_ORDER],
     "shape_error": str,
 }
-_FIGURE = {"axes": [_AXES], "texts": int, "legend": [str], "error": str}
+_FIGURE = {"axes": [_AXES], "texts": int, "legend": [str], "legend_empty": bool, "error": str}
 
 
 def checked_facts(report: Any) -> list[dict]:

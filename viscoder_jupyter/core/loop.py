@@ -16,7 +16,7 @@ from typing import Any
 
 from ..backends.base import Backend, Sampling
 from ..backends.downloads import watching
-from .checks import empty_problem, quality_problem
+from .checks import empty_problem, flawed_problem, quality_problem
 from .code_review import FlaggedCode, review_code
 from .codeblocks import extract_code, repair_code
 from .context import describe_frames, wide_frame_notes
@@ -49,6 +49,7 @@ from .generation import OVER_BUDGET, generate, prompt_size
 from .prompt import feedback_turn, first_turn, fresh_start
 from .request_checks import check_request
 from .settings import VisCoder
+from .verified import unsent_misses
 
 OnEvent = Callable[[Event], None]
 
@@ -134,9 +135,16 @@ async def async_run(
             attempts.append(attempt)
             emit(AttemptFinished(attempt))
             if attempt.ok:
+                if judge and number < total and (note := unsent_misses(request, attempt, frames, settings)):
+                    emit(Notice(f"stopped after attempt {number} of {total}: {note}"))
                 break
             if _check_keeps_failing(attempts):
-                emit(Status("the figure fails the same check again; keeping it"))
+                emit(
+                    Notice(
+                        f"stopped after attempt {number} of {total}: two figures in a row failed the same check "
+                        f"({attempt.error.one_line()}); the figure is kept"
+                    )
+                )
                 break
             if feedback is not None:
                 messages = feedback(opening, attempts)
@@ -302,14 +310,23 @@ async def _attempt(
     return attempt
 
 
+def _columns(frames) -> list[str]:
+    return [c for df in frames.values() for c in getattr(df, "columns", []) if isinstance(c, str)]
+
+
 def _judged(request, attempt, outcome, frames, settings) -> AttemptError | None:
     """Why code that drew is not yet the answer, or None. Whatever the settings: flagged code (a
     clean version should come first), a changed frame (code that would change the user's data is
-    never the answer), a figure with nothing drawn. With `checks`, the figure's quality and, with
+    never the answer), a figure with nothing drawn or drawn wrongly (bars over each other, a
+    zig-zag line, an empty legend: checks.flawed_problem). With `checks`, the figure's quality and, with
     `request_checks`, the request's words: off by default, as they gained nothing on the 0.5B model."""
     if attempt.findings:
         return FlaggedCode(attempt.findings, settings.lib)
-    problem = getattr(outcome, "frames_changed", None) or empty_problem(outcome.figure_facts, outcome.plotly_json)
+    problem = (
+        getattr(outcome, "frames_changed", None)
+        or empty_problem(outcome.figure_facts, outcome.plotly_json)
+        or flawed_problem(outcome.figure_facts, attempt.code, request, _columns(frames))
+    )
     if problem is None and settings.checks:
         problem = quality_problem(outcome.figure_facts, request)
         if problem is None and settings.request_checks:

@@ -196,7 +196,7 @@ class VisCoderMagics(Magics):
             view.discard()  # the UsageError line is the one message
             raise
         self.last_result = result
-        view.finish(summary(result))
+        view.finish(summary(result, job.frames))
         return result
 
     def show_result(self, result, request: str, settings: VisCoder, magic: str = "%%viscoder") -> None:

@@ -26,9 +26,12 @@ _STREAM_TAIL = 3000  # characters of the streaming reply kept on screen
 _REFRESH_SECONDS = 0.15  # batch token updates: one comm message per refresh, not per token
 
 
-def summary(result) -> str:
+def summary(result, frames=None) -> str:
     """One line: what was verified of the answer ("ran and drew 1 figure with 3 bars"), not a
-    claim that it is the plot asked for; what the request checks saw follows."""
+    claim that it is the plot asked for; what the request checks saw follows (with `frames`, the
+    request's frames, the rules on the columns it names too), whether or not they were fed back."""
+    from ..core.checks import FLAWS
+    from ..core.request_checks import frame_columns
     from ..core.verified import verified_text
 
     n = len(result.attempts)
@@ -38,8 +41,10 @@ def summary(result) -> str:
     )
     tries = f"{n} attempt{'s' * (n > 1)}"
     if result.ok:
-        verified, _, checked = verified_text(result.final, result.request).partition("; ")
-        caveat = f". Note: {result.error}" if result.error else ""  # a check it never passed
+        columns = frame_columns(frames, result.request) if frames else None
+        verified, _, checked = verified_text(result.final, result.request, columns).partition("; ")
+        # A check it never passed; the figure's flaws are already in the verified words.
+        caveat = f". Note: {result.error}" if result.error and result.error.ename not in FLAWS else ""
         return f"VisCoder: {verified} after {tries} ({timing})" + (f"; {checked}" if checked else "") + caveat
     last = result.error.one_line() if result.error else "no attempt ran"
     return f"VisCoder: no working plot after {tries} ({timing}). Last error: {last}"
