@@ -11,6 +11,7 @@ import os
 import pandas as pd
 import pytest
 from helpers import GOOD_BAR, write_replies
+from test_openai_backend import server  # noqa: F401 - the fixture: a scripted OpenAI-compatible server
 
 from viscoder_jupyter import runtime
 from viscoder_jupyter.backends import llamacpp_engine
@@ -209,3 +210,49 @@ def test_a_budget_spent_reading_the_prompt_stops_the_request_with_what_to_change
     backend = LlamaCppBackend(gguf, max_new_tokens=50, reuse_cache=False)
     with pytest.raises(PromptOverBudget, match=r"Reading the prompt \(\d+ tokens\) took the whole 0.001 s budget"):
         run_attempts(backend, VisCoder().with_overrides(retries=0, attempt_budget=0.001), LONG, [])
+
+
+# --------------------------------------------------------------------------- a model server
+
+
+def wait_for(condition, seconds: float = 10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_servers_reply_past_the_budget_is_stopped_and_its_stream_closed(server):  # noqa: F811
+    """The openai backend: the budget's stop closes the stream, which tells the server (vLLM,
+    `viscoder serve`) to stop generating. A scripted server streams 200 tokens, 20 ms apart."""
+    from viscoder_jupyter.backends.openai import OpenAIBackend
+
+    server.reply = ["```python\n", *(f"values.append({i})\n" for i in range(200))]
+    result = runtime.run(
+        "a long list",
+        {"sales": SALES},
+        VisCoder().with_overrides(retries=0, attempt_budget=1.0),
+        backend=OpenAIBackend(server.url, "m"),
+    )
+    (attempt,) = result.attempts
+    assert isinstance(attempt.error, ReplyOverBudget) and attempt.generate_seconds <= 1.0 + SLACK_S
+    assert 0 < attempt.completion_tokens < 150
+    assert wait_for(lambda: server.seen.get("client_left")) and not server.seen.get("completed")
+
+
+def test_a_servers_reply_that_loops_is_stopped_and_its_stream_closed(server):  # noqa: F811
+    from viscoder_jupyter.backends.openai import OpenAIBackend
+
+    server.reply = ["```python\n", "import matplotlib.pyplot as plt\n", *(["plt.plot([1, 2])\n"] * 200)]
+    result = runtime.run(
+        "a line",
+        {"sales": SALES},
+        VisCoder().with_overrides(retries=0, attempt_budget=0),
+        backend=OpenAIBackend(server.url, "m"),
+    )
+    (attempt,) = result.attempts
+    assert attempt.stopped == "it repeated itself: `plt.plot([1, 2])` came 6 times running"
+    assert attempt.code.count("plt.plot") == 1
+    assert wait_for(lambda: server.seen.get("client_left")) and not server.seen.get("completed")
