@@ -1,6 +1,6 @@
 """What the generated code does to state, through real child kernels: the frames it was given
 (a change fails the attempt, so the code never changes the user's data when they run it), and
-what one request leaves behind for the next (nothing: each request gets a fresh kernel)."""
+what one attempt or request leaves behind for the next (nothing: each gets a fresh kernel)."""
 
 from __future__ import annotations
 
@@ -121,12 +121,54 @@ LEAVES_STATE = [
 ]
 
 
+async def _announce(kernel) -> None:
+    kernel.next_attempt()  # what the loop does before the model writes each later attempt
+
+
+def next_attempt(kernel) -> None:
+    wait(_announce(kernel))
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("leave, probe, trace", LEAVES_STATE, ids=["event hook", "patched pandas", "fake module"])
+def test_an_attempt_starts_in_a_kernel_no_earlier_attempt_ran_in(kernel, leave, probe, trace):
+    run(kernel, leave)
+    used = kernel.kernel_pid
+    next_attempt(kernel)
+    out = run(kernel, probe + "\nprint(df.shape)")
+    assert out.error is None and trace not in out.stdout
+    assert out.stdout.strip().endswith("(3, 2)")  # the request's frames, loaded into the fresh kernel
+    assert kernel.kernel_pid != used
+
+
+@pytest.mark.timeout(240)
+def test_options_a_failed_attempt_set_are_gone_in_the_next(tmp_path):
+    """Attempt 1 sets pandas and matplotlib options, then fails; attempt 2 must meet the defaults,
+    as the user's kernel would when they run the inserted cell (there, attempt 1 never ran)."""
+    sets_options = (
+        "```python\nimport pandas as pd\nimport matplotlib as mpl\npd.set_option('display.max_rows', 3)\n"
+        "pd.options.plotting.backend = 'plotly'\nmpl.rcParams['lines.linewidth'] = 9\n"
+        "raise ValueError('attempt 1 fails after setting options')\n```"
+    )
+    reads_options = (
+        "```python\nimport pandas as pd\nimport matplotlib as mpl\nimport matplotlib.pyplot as plt\n"
+        "print(pd.get_option('display.max_rows'), pd.options.plotting.backend, mpl.rcParams['lines.linewidth'])\n"
+        "df.plot.bar(x='city', y='sales')\nplt.show()\n```"
+    )
+    replay = write_replies(tmp_path / "r.jsonl", sets_options, reads_options)
+    result = generate_plot(frames()["df"], "sales by city", backend="replay", replay=replay, retries=1)
+    first, second = result.attempts
+    assert first.error is not None and "attempt 1 fails" in first.error.feedback_text()
+    assert second.stdout.split() == ["60", "matplotlib", "1.5"]  # pandas' and matplotlib's defaults
+    assert result.ok and len(second.images) == 1  # df.plot drew with matplotlib, as in the user's kernel
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("leave, probe, trace", LEAVES_STATE, ids=["event hook", "patched pandas", "fake module"])
 def test_a_request_starts_in_a_kernel_no_attempt_ran_in(kernel, leave, probe, trace):
     run(kernel, leave)
-    same_request = run(kernel, probe)
-    assert trace in same_request.stdout  # within a request the kernel stays warm (and shared)
+    same_attempt = run(kernel, probe)
+    assert trace in same_attempt.stdout  # runs not announced as attempts (`next_attempt`) share the kernel
     used = kernel.kernel_pid
     wait(kernel.async_load_frames(frames()))  # the next request
     out = run(kernel, probe)

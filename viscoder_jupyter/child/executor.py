@@ -6,7 +6,7 @@ the waiting: shell reply, iopub outputs, a 1 s liveness poll (`DeadKernelError`)
 the timeout (`interrupt_on_timeout` + a sentinel `error_on_timeout` reply).
 On top of it: a namespace reset before every attempt (a hook in the child), a
 recovery check after an interrupt, a restart (warm-up + frames) after a death, a fresh
-kernel for every request (a spare booted in the background), and the guard rails of
+kernel for every request and attempt (a spare booted in the background), and the guard rails of
 hostile code: the sandbox and limits (sandbox.py, limits.py), output bounded before it is
 decoded (channels.py) and capped as it arrives (outputs.py), what an attempt left running
 killed (processes.py), and the frames it was given checked for changes.
@@ -95,11 +95,17 @@ class ChildKernel(FreshKernels):
         memory_limit_mb: int = setting_default("memory_limit_mb"),
         cpu_time_limit_s: int = setting_default("cpu_time_limit_s"),
         fresh_per_request: bool = True,
+        fresh_per_attempt: bool = True,
     ):
         self.kernel_name = kernel_name
-        # Each request gets a kernel no attempt has run in: hooks, patched libraries and modules an
-        # attempt left behind cannot reach the next request. A spare boots in the background.
+        # Each request, and each attempt the loop announces (`next_attempt`), gets a kernel no attempt
+        # has run in: hooks, patched libraries, options and modules an attempt left behind reach no
+        # later attempt (fresh.py). A spare boots in the background. Off: attempts of a request share
+        # one kernel (per attempt off), or every request does too (per request off: the benchmark's before).
         self.fresh_per_request = fresh_per_request
+        self.fresh_per_attempt = fresh_per_attempt
+        self._fresh_pending = False  # the next attempt runs in a fresh kernel
+        self._holds_frames = False  # as a spare: a request's frames are (being) loaded into it
         self.startup_timeout = startup_timeout
         self.sandbox, self.memory_limit_mb, self.cpu_time_limit_s = sandbox, memory_limit_mb, cpu_time_limit_s
         self.sandboxed: bool | None = None  # decided at each start
@@ -113,7 +119,7 @@ class ChildKernel(FreshKernels):
         self._closed = False
         self._used = False  # an attempt ran in this kernel process
         self._cgroup: str | None = None  # the kernel's own cgroup, where one could be made
-        self._spare: ChildKernel | None = None  # booting or ready, for the next request
+        self._spare: ChildKernel | None = None  # booting or ready, for the next attempt or request
         self._spare_boot: asyncio.Task | None = None
         self._retiring: set[asyncio.Task] = set()  # old kernels shutting down
         self._frame_prints: dict[str, str | None] = {}  # the frames as loaded, kept here
@@ -254,6 +260,8 @@ class ChildKernel(FreshKernels):
 
         from . import channels
 
+        if self._fresh_pending and self._used:
+            await self._fresh_for_attempt()
         if self._stale or not self.is_alive or self._vitals.cpu_running_out() or not await self._settled():
             await self._restart()
         # The child resets the namespace before the code (a pre_run_cell hook), copying the

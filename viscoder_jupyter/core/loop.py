@@ -249,6 +249,8 @@ async def _attempt(
     sampling: Sampling | None = None,
 ) -> Attempt:
     started = time.perf_counter()
+    # An earlier attempt ran: this one runs in a fresh kernel, readied while the model writes.
+    getattr(kernel, "next_attempt", lambda: None)()
     prompt_tokens, new_tokens = await prompt_size(backend, messages)
     budget = float(getattr(settings, "attempt_budget", 0) or 0)
     emit(ReplyStarted(number, prompt_tokens, new_tokens, budget))
