@@ -16,3 +16,6 @@ c.IdentityProvider.token = os.environ["VISCODER_LAB_TOKEN"]  # noqa: F821
 c.ServerApp.root_dir = os.environ["VISCODER_LAB_ROOT"]  # noqa: F821
 c.ServerApp.allow_root = True  # CI runs as root  # noqa: F821
 c.ServerApp.open_browser = False  # noqa: F821
+# Notebook 7 (the `notebook` package: /tree, /notebooks/...) exposes its app as window.jupyterapp too,
+# as Galata's setup does for JupyterLab: tests/notebook7.spec.ts reads the shell's areas through it.
+c.JupyterNotebookApp.expose_app_in_browser = True  # noqa: F821

@@ -1,4 +1,4 @@
-import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
@@ -7,19 +7,22 @@ import { CommandIDs, IFixPlotArgs } from '../commands';
 import { IKernelBridges, IVisCoderSidebar } from '../tokens';
 import { findCell } from './cellInfo';
 import { FigureViewer } from './figure';
+import { FigureDialog } from './figureDialog';
 import { SidebarModel } from './model';
 import { fixSettingsFrom, SETTINGS_ID } from './settings';
 import { SidebarView } from './view';
 
 /**
  * The VisCoder sidebar on the right: follows the active cell, runs fixes, applies them.
+ * Every token it requires is one Notebook 7 provides too; JupyterLab-only ones are optional
+ * (ILabShell: in Notebook 7 the panel goes in its right side panel through the generic shell).
  */
 const sidebarPlugin: JupyterFrontEndPlugin<IVisCoderSidebar> = {
   id: SETTINGS_ID,
   description: 'The VisCoder sidebar: fix the plot of the active cell.',
   autoStart: true,
   requires: [INotebookTracker, IKernelBridges],
-  optional: [ISettingRegistry, ICommandPalette, ILayoutRestorer],
+  optional: [ISettingRegistry, ICommandPalette, ILayoutRestorer, ILabShell],
   provides: IVisCoderSidebar,
   activate: (
     app: JupyterFrontEnd,
@@ -27,11 +30,13 @@ const sidebarPlugin: JupyterFrontEndPlugin<IVisCoderSidebar> = {
     bridges: IKernelBridges,
     registry: ISettingRegistry | null,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    labShell: ILabShell | null
   ): IVisCoderSidebar => {
     let settings: ISettingRegistry.ISettings | null = null;
     const model = new SidebarModel(bridges, () => fixSettingsFrom(settings));
-    const figures = new FigureViewer(app.shell);
+    // JupyterLab opens the figure in a main-area tab; Notebook 7's main area holds only the notebook.
+    const figures = labShell ? new FigureViewer(app.shell) : new FigureDialog();
     const view = new SidebarView(model, {
       openFigure: (png, index) => {
         const cell = model.cellIndex >= 0 ? ` (cell #${model.cellIndex + 1})` : '';
