@@ -108,6 +108,17 @@ HOSTILE = [
     ("import matplotlib.pyplot as plt\nplt.rc('text', usetex=True)", 2, "process"),
     ("import matplotlib\nmatplotlib.use('WebAgg')", 2, "outside"),
     ("import matplotlib.pyplot as plt\nplt.show = lambda: None", 2, "outside"),  # rewires the library
+    ("import plotly.express as px\npx.bar(sales).show('browser')", 2, "process"),  # the renderer, positional
+    ("sales.plot(backend='antigravity')", 1, "outside"),  # pandas imports the backend it is named
+    ("import pandas as pd\npd.set_option('plotting.backend', 'antigravity')", 2, "outside"),
+    ("import matplotlib.pyplot as plt\nk = 'text.' + 'usetex'\nplt.rcParams[k] = True", 3, "outside"),
+    ("import matplotlib as mpl\nmpl.rc_context({'text.usetex': True})", 2, "process"),
+    ("import numpy as np\ngetattr(np, 'load')('x.npy')", 2, "file"),
+    ("import numpy as np\nvars(np)['save']", 2, "dynamic"),
+    ("import random\nrandom._os.system('id')", 2, "outside"),
+    ("import pandas as pd\npd.read_html('http://evil.example/t')", 2, "file"),
+    ("class Box:\n    runner = subprocess", 2, "undefined"),
+    ("def wipe():\n    global sales\n    del sales", 3, "undefined"),
     # raw HTML and JavaScript in the notebook
     ("class T:\n    def _repr_html_(self):\n        return '<script>x</script>'", 2, "display"),
     ("display({'text/html': '<script>alert(1)</script>'}, raw=True)", 1, "display"),

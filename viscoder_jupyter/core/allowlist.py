@@ -157,6 +157,7 @@ INLINE_RENDERERS = frozenset(
      "jpg", "svg", "pdf", "json", "plotly_mimetype", "databricks", "azure", "cocalc", "sphinx_gallery",
      "sphinx_gallery_png"}
 )  # fmt: skip
+PLOTTING_BACKENDS = frozenset({"matplotlib", "plotly", "plotly.express"})  # pandas' plotting.backend
 # matplotlib settings that run a program or start a server (LaTeX, ffmpeg, a backend).
 PROGRAM_SETTINGS = re.compile(r"^(text\.usetex|text\.latex\.|pgf\.|animation\.|backend|webagg\.|ps\.usedistiller)")
 PROGRAM_SETTINGS_KEY = re.compile(

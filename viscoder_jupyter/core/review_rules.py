@@ -10,7 +10,7 @@ import ast
 import re
 
 from . import allowlist as world
-from .review_text import review_pandas_text
+from .review_text import check_renderer, plotting_backend, review_pandas_text, style
 
 _MEMORY = {"io.StringIO", "io.BytesIO"}
 _ATTRGETTERS = {"operator.attrgetter", "operator.methodcaller"}
@@ -181,6 +181,12 @@ class Reviewer(ast.NodeVisitor):
     def visit_FunctionDef(self, node) -> None:
         if _REPR_HOOK.match(node.name):
             self.flag(node, f"defines {node.name}: it shows raw HTML or JavaScript in the notebook", "display")
+        declared = {n for inner in ast.walk(node) if isinstance(inner, ast.Global) for n in inner.names}
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Delete):
+                for target in inner.targets:
+                    if isinstance(target, ast.Name) and target.id in declared and target.id in self.frames:
+                        self.flag(target, f"deletes `{target.id}`: it is your session's own frame", "undefined")
         self.generic_visit(node)
 
     visit_AsyncFunctionDef = visit_FunctionDef
@@ -202,7 +208,9 @@ class Reviewer(ast.NodeVisitor):
                     "outside",
                 )
             elif self.qualified(target) == "plotly.io.renderers.default":
-                self.check_renderer(target, value)
+                check_renderer(self.flag, target, value)
+            elif target.attr == "backend":  # pd.options.plotting.backend
+                plotting_backend(self.flag, target, value)
         elif (
             isinstance(target, ast.Subscript) and _names_rc(target.value) and not isinstance(target.slice, ast.Constant)
         ):
@@ -231,7 +239,7 @@ class Reviewer(ast.NodeVisitor):
         else:
             self.visit(func)
         if name in _STYLE_CALLS:
-            self.style(node)
+            style(self.flag, node)
         if (isinstance(func, ast.Name) and func.id == "display" or name == "IPython.display.display") and any(
             k.arg == "raw" for k in node.keywords
         ):
@@ -251,14 +259,19 @@ class Reviewer(ast.NodeVisitor):
             self.flag(node, f"calls .{method}(...) of a path or URL: it reads outside memory", "file")
         elif method in world.EVALUATED_TEXT:
             self.evaluated_text(node, method, pandas_eval=name == "pandas.eval")
-        elif method == "show":
-            self.check_renderer(
-                node, next((k.value for k in node.keywords if k.arg == "renderer"), None), optional=True
-            )
+        elif method == "show":  # fig.show('browser'), pio.show(fig, 'browser'), renderer=...
+            given = node.args[1:2] if name == "plotly.io.show" else node.args[:1]
+            renderer = next((k.value for k in node.keywords if k.arg == "renderer"), None)
+            for value in [*given, renderer]:
+                if value is not None and not (isinstance(value, ast.Constant) and not isinstance(value.value, str)):
+                    check_renderer(self.flag, node, value)
         elif method == "update" and _names_rc(node.func.value):
             for arg in node.args:
                 if not isinstance(arg, ast.Dict) and not (isinstance(arg, ast.Name) and arg.id in self.static_dicts):
                     self.flag(node, "sets matplotlib settings named at run time", "outside")
+        elif method == "set_option" and node.args and isinstance(node.args[0], ast.Constant):
+            if str(node.args[0].value).endswith("backend"):
+                plotting_backend(self.flag, node, node.args[1] if len(node.args) > 1 else None)
         elif method == "rc" and node.args and isinstance(node.args[0], ast.Constant):
             group = str(node.args[0].value)
             if world.PROGRAM_SETTINGS.match(group + ".") or any(
@@ -272,6 +285,8 @@ class Reviewer(ast.NodeVisitor):
             and not (isinstance(keyword.value, ast.Constant) and isinstance(keyword.value.value, bool))
         ):
             self.flag(node, f"passes {keyword.arg}=: it loads or runs JavaScript in the notebook", "display")
+        elif keyword.arg == "backend":
+            plotting_backend(self.flag, node, keyword.value)
         elif keyword.arg == "usetex":
             self.flag(node, "passes usetex=: matplotlib runs LaTeX", "process")
         elif keyword.arg == "rc" and not isinstance(keyword.value, ast.Dict):
@@ -314,23 +329,6 @@ class Reviewer(ast.NodeVisitor):
         review_pandas_text(
             node, method, pandas_eval, self.flag, self.check_attribute, self.bound_somewhere | self.frames
         )
-
-    def check_renderer(self, node, value, optional: bool = False) -> None:
-        if value is None:
-            return
-        names = value.value.split("+") if isinstance(value, ast.Constant) and isinstance(value.value, str) else None
-        if names is None or any(n.strip() not in world.INLINE_RENDERERS for n in names):
-            self.flag(node, "shows the figure with a renderer that opens a browser or writes files", "process")
-
-    def style(self, node: ast.Call) -> None:
-        for arg in node.args:
-            values = arg.elts if isinstance(arg, (ast.List, ast.Tuple)) else [arg]
-            for value in values:
-                if isinstance(value, ast.Dict):
-                    continue
-                text = value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else None
-                if text is None or re.search(r"[/\\.:]", text):
-                    self.flag(node, "reads a matplotlib style from a file or URL", "file")
 
     # ---- helpers
     def qualified(self, node: ast.AST) -> str | None:

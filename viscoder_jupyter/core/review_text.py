@@ -3,7 +3,8 @@
 A string can name what the code reaches by name at run time (`getattr(x, '__globals__')`, a
 format string `'{0.__self__}'`, `df.agg('to_pickle', ...)`), a matplotlib setting that runs a
 program, a path to a credential or the system's files, or a URL; pandas' `query`/`eval` run their
-text, calling what it names. Part of the review (core/code_review.py).
+text, calling what it names; a plotly renderer, a pandas plotting backend or a matplotlib style
+are named by text too. Part of the review (core/code_review.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import ast
 import re
 
-from .allowlist import PROGRAM_SETTINGS_KEY, TEXT_WRITERS, io_name
+from .allowlist import INLINE_RENDERERS, PLOTTING_BACKENDS, PROGRAM_SETTINGS_KEY, TEXT_WRITERS, io_name
 
 # Text that is a path to a secret or the home folder, to the system's own files, or names this
 # package (words like "password" are left alone: they are column names as often as not).
@@ -91,6 +92,31 @@ def review_pandas_text(
                 f"calls .{method}(...) with a text that reaches into `{name}`: it runs in the session",
                 "dynamic",
             )
+
+
+def plotting_backend(flag, node, value) -> None:
+    """pandas imports the plotting backend it is given by name: any module, side effects and all."""
+    if not (isinstance(value, ast.Constant) and value.value in PLOTTING_BACKENDS):
+        flag(node, "names a plotting backend other than matplotlib or plotly: pandas imports it", "outside")
+
+
+def check_renderer(flag, node, value) -> None:
+    if value is None:
+        return
+    names = value.value.split("+") if isinstance(value, ast.Constant) and isinstance(value.value, str) else None
+    if names is None or any(n.strip() not in INLINE_RENDERERS for n in names):
+        flag(node, "shows the figure with a renderer that opens a browser or writes files", "process")
+
+
+def style(flag, node: ast.Call) -> None:
+    for arg in node.args:
+        values = arg.elts if isinstance(arg, (ast.List, ast.Tuple)) else [arg]
+        for value in values:
+            if isinstance(value, ast.Dict):
+                continue
+            text = value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else None
+            if text is None or re.search(r"[/\\.:]", text):
+                flag(node, "reads a matplotlib style from a file or URL", "file")
 
 
 def _looks_like_prose(text: str) -> bool:
