@@ -1,6 +1,7 @@
 """Checks on code that ran, in the real child kernel: the figure is looked at, not just the exit status."""
 
 import pandas as pd
+import pytest
 from helpers import write_replies
 
 from viscoder_jupyter import generate_plot
@@ -316,3 +317,54 @@ def test_the_same_miss_twice_ends_the_retries_and_says_why(tmp_path):
     (said,) = notices(events)
     assert said.startswith("stopped after attempt 2 of 4: two figures in a row failed the same check")
     assert "horizontal bars" in said and result.ok and result.images
+
+
+# ---- with the real engine: the offline GGUF in llama.cpp --------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_with_the_real_engine_overlapping_bars_are_fed_back_and_never_read_as_success(offline_gguf):
+    """The issue's request on a 24-row table: whatever the 0.5B model writes, bars drawn over each
+    other go back to it with the aggregation to do, and an answer still drawing them says so in its
+    last line; a request miss not fed back (the checks off) ends the retries with a notice saying so."""
+    from viscoder_jupyter import runtime
+    from viscoder_jupyter.backends.llamacpp import LlamaCppBackend
+    from viscoder_jupyter.backends.llamacpp_engine import import_llama_cpp
+    from viscoder_jupyter.core.errors import BackendUnavailable
+    from viscoder_jupyter.core.events import Notice
+    from viscoder_jupyter.core.settings import VisCoder
+    from viscoder_jupyter.frontends.progress import summary
+
+    try:
+        import_llama_cpp()
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    backend = LlamaCppBackend(str(offline_gguf), max_new_tokens=400)
+    sent: list[list[dict]] = []
+    generate = backend.async_generate
+
+    async def recording(messages, on_text=None, **kw):  # the real engine, with what it was asked kept
+        sent.append(list(messages))
+        return await generate(messages, on_text, **kw)
+
+    backend.async_generate = recording
+    settings = VisCoder(backend="llamacpp", model=str(offline_gguf), retries=2, samples=0)
+    events = []
+    request = "a horizontal bar chart of the revenue of each region"
+    job = runtime.plot_job(request, settings, frames={"sales": SALES})
+    result = runtime.run_sync(runtime.async_run_job(job, events.append, backend=backend))
+    names = problems(result)
+    assert "OverlappingBars" in names, [a.code for a in result.attempts]  # the 0.5B model plots the rows
+    for i, name in enumerate(names[:-1]):
+        if name == "OverlappingBars":
+            feedback = sent[i + 1][-1]["content"]
+            assert "bars at 4 x positions overlap" in feedback or "bars at 4 y positions overlap" in feedback
+            assert "sales.groupby('region')['revenue'].sum()" in feedback
+    assert result.ok
+    line = summary(result, {"sales": SALES})
+    if result.final.error is not None and result.final.error.ename == "OverlappingBars":
+        assert "positions overlap" in line  # not read as success
+    stopped = [e.message for e in events if isinstance(e, Notice) and e.message.startswith("stopped after")]
+    if len(result.attempts) < 3:  # ended with tries left: why is said
+        assert result.final.ok and ("misses the request" in stopped[0] if stopped else "misses:" not in line)
