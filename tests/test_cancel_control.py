@@ -7,6 +7,8 @@ which has its own thread. The fix stops while the cell runs on, and the cell is 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from helpers import GOOD_BAR, write_replies
 from jupyter_client.manager import start_new_kernel
@@ -81,3 +83,8 @@ def test_cancel_on_the_control_channel_stops_the_fix_while_a_cell_runs(kernel):
     client.fix("next", settings={"retries": 0})
     done = client.until_final()[-1]
     assert done["type"] == "done" and done["ok"] and done["id"] == "next"
+
+
+def test_the_sidebar_sends_the_cancel_this_kernel_handles():
+    bridge = (Path(__file__).parents[1] / "labextension" / "src" / "bridge" / "bridge.ts").read_text(encoding="utf-8")
+    assert f"CANCEL_REQUEST = '{CANCEL_REQUEST}'" in bridge

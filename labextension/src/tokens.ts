@@ -14,6 +14,8 @@ export interface IKernelBridge extends IDisposable {
   readonly received: ISignal<IKernelBridge, KernelMessage>;
   /** The kernel went away (changed, restarted, died): runs in flight are over. */
   readonly lost: ISignal<IKernelBridge, string>;
+  /** The notebook's kernel changed status (idle, busy, starting...) or was replaced. */
+  readonly kernelStatus: ISignal<IKernelBridge, void>;
   /** Why a fix cannot start now (no kernel, not Python, busy), or null. */
   problem(): Promise<string | null>;
   /** Send a message, opening the comm first (and loading the IPython extension if needed). */

@@ -9,6 +9,8 @@ import { IKernelBridge } from '../tokens';
 /** Loads the IPython extension when the kernel has no `viscoder` target yet (no output). */
 const LOAD_EXTENSION = "get_ipython().extension_manager.load_extension('viscoder_jupyter')";
 const OPEN_TIMEOUT_MS = 60_000;
+/** A Cancel on the control channel (viscoder_jupyter/frontends/cancel_control.py). */
+export const CANCEL_REQUEST = 'viscoder_cancel_request';
 
 /**
  * The `viscoder` comm of one notebook's kernel.
@@ -28,6 +30,10 @@ export class KernelBridge implements IKernelBridge {
 
   get lost(): ISignal<IKernelBridge, string> {
     return this._lost;
+  }
+
+  get kernelStatus(): ISignal<IKernelBridge, void> {
+    return this._kernelStatus;
   }
 
   get isDisposed(): boolean {
@@ -54,6 +60,9 @@ export class KernelBridge implements IKernelBridge {
 
   async send(message: FrontendMessage): Promise<void> {
     const comm = await this._ensureComm();
+    if (message.type === 'cancel') {
+      this._cancelOnControl(comm, message.id);
+    }
     comm.send(message as unknown as JSONObject);
   }
 
@@ -127,6 +136,34 @@ export class KernelBridge implements IKernelBridge {
     });
   }
 
+  /**
+   * The comm's messages wait behind a running cell: the kernel reads them on its main thread
+   * (ipykernel 7.4 routes them there even when JupyterLab sends them on a subshell). The control
+   * channel has its own thread, as an interrupt needs, so a Cancel goes there too; the comm's
+   * cancel still follows, for a kernel whose viscoder_jupyter has no control handler. The kernel
+   * cancels a run once. No reply is awaited: the comm says "cancelled".
+   */
+  private _cancelOnControl(comm: Kernel.IComm, id: string): void {
+    const kernel = this._commKernel;
+    if (!kernel || kernel.isDisposed) {
+      return;
+    }
+    // createMessage's overloads know only the protocol's own message types.
+    const createMessage = KM.createMessage as (options: object) => KM.IControlMessage;
+    const request = createMessage({
+      msgType: CANCEL_REQUEST,
+      channel: 'control',
+      session: kernel.clientId,
+      username: kernel.username,
+      content: { comm_id: comm.commId, id }
+    });
+    try {
+      kernel.sendControlMessage(request, false, true);
+    } catch (reason) {
+      console.warn('VisCoder: the cancel could not go on the control channel', reason);
+    }
+  }
+
   private async _loadExtension(kernel: Kernel.IKernelConnection): Promise<void> {
     const future = kernel.requestExecute({
       code: LOAD_EXTENSION,
@@ -162,12 +199,14 @@ export class KernelBridge implements IKernelBridge {
 
   private _onKernelChanged(): void {
     this._dropComm('The notebook changed kernels; the fix in progress was stopped.');
+    this._kernelStatus.emit();
   }
 
   private _onStatusChanged(_: ISessionContext, status: string): void {
     if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
       this._dropComm(`The kernel is ${status}; the fix in progress was stopped.`);
     }
+    this._kernelStatus.emit();
   }
 
   private _isDisposed = false;
@@ -176,4 +215,5 @@ export class KernelBridge implements IKernelBridge {
   private _opening: Promise<Kernel.IComm> | null = null;
   private _received = new Signal<IKernelBridge, KernelMessage>(this);
   private _lost = new Signal<IKernelBridge, string>(this);
+  private _kernelStatus = new Signal<IKernelBridge, void>(this);
 }

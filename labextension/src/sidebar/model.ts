@@ -188,7 +188,11 @@ export class SidebarModel implements IDisposable {
     try {
       const problem = await bridge.problem();
       if (problem) {
-        throw new Error(problem);
+        this._log = [];
+        this._stop(problem);
+        // No kernel, busy, starting: true only until the kernel's status changes (_onKernelStatus).
+        this._problemIsKernelState = true;
+        return;
       }
       await bridge.send({
         type: 'fix',
@@ -235,15 +239,13 @@ export class SidebarModel implements IDisposable {
     shared.setSource(proposal.code);
     stopCapturing(shared);
     this._markReplaced(cell, before);
+    this._accepted = { cell, code: proposal.code };
     this._sendVerdict('accept');
     // The panel stays on the accepted cell (not on a cell the user clicked while deciding);
     // the note asked for this fix and is done with.
     this._pending = null;
     this._note = '';
-    this._endProposal(
-      'Accepted: the cell now holds the fix (undo in the cell restores your code). Run it to see the plot.',
-      false
-    );
+    this._endProposal(ACCEPTED, false);
     const panel = this._panel;
     const index = this.cellIndex;
     if (panel && index >= 0) {
@@ -316,6 +318,7 @@ export class SidebarModel implements IDisposable {
     this._figures = new Map();
     this._failedCode = new Map();
     this._problem = null;
+    this._problemIsKernelState = false;
     this._notice = notice;
   }
 
@@ -349,8 +352,20 @@ export class SidebarModel implements IDisposable {
     this._download = null;
     this._phase = 'idle';
     this._problem = problem;
+    this._problemIsKernelState = false;
+    if (problem) {
+      // The problem takes the place of what was in progress ("Sending the cell to the kernel…"):
+      // a step that ended in this problem must not read as still going on.
+      let end = this._log.length;
+      while (end > 0 && this._log[end - 1].kind === 'status' && this._log[end - 1].text.endsWith('…')) {
+        end--;
+      }
+      this._log = this._log.slice(0, end);
+    }
     this._changed.emit();
-    this._applyPending(null);
+    // Moving on to the cell the user went to meanwhile: say how the fix of this one ended there.
+    const index = this.cellIndex;
+    this._applyPending(problem && index >= 0 ? `Cell #${index + 1}: ${problem}` : problem);
   }
 
   /** Move on to the cell the user went to meanwhile, saying what happened to this one. */
@@ -381,16 +396,29 @@ export class SidebarModel implements IDisposable {
   /** Keep the view current while the user edits or re-runs the cell. */
   private _watch(cell: ICodeCellModel | null): void {
     if (this._watched && !this._watched.isDisposed) {
-      this._watched.contentChanged.disconnect(this._emit, this);
+      this._watched.contentChanged.disconnect(this._onContent, this);
       this._watched.outputs.changed.disconnect(this._onOutputs, this);
       this._watched.stateChanged.disconnect(this._emit, this);
     }
     this._watched = cell;
     if (cell) {
-      cell.contentChanged.connect(this._emit, this);
+      cell.contentChanged.connect(this._onContent, this);
       cell.outputs.changed.connect(this._onOutputs, this);
       cell.stateChanged.connect(this._emit, this);
     }
+  }
+
+  /**
+   * The cell was edited. "Accepted: the cell now holds the fix" is true only while it does: an undo
+   * (Ctrl+Z) or an edit makes it old news.
+   */
+  private _onContent(): void {
+    const accepted = this._accepted;
+    if (accepted && this._notice === ACCEPTED && accepted.cell.sharedModel.getSource() !== accepted.code) {
+      this._notice = null;
+      this._accepted = null;
+    }
+    this._changed.emit();
   }
 
   /** The cell ran again: what the panel said about the last fix (its log, Accepted...) is old news. */
@@ -408,11 +436,30 @@ export class SidebarModel implements IDisposable {
     if (this._bridge) {
       this._bridge.received.disconnect(this._onMessage, this);
       this._bridge.lost.disconnect(this._onLost, this);
+      this._bridge.kernelStatus.disconnect(this._onKernelStatus, this);
     }
     this._bridge = bridge;
     if (bridge) {
       bridge.received.connect(this._onMessage, this);
       bridge.lost.connect(this._onLost, this);
+      bridge.kernelStatus.connect(this._onKernelStatus, this);
+    }
+  }
+
+  /**
+   * "The kernel is busy" (or starting, or missing) is about the kernel's state when Fix was
+   * pressed: once that state changes, ask again, and say nothing when the kernel is ready now.
+   */
+  private async _onKernelStatus(bridge: IKernelBridge): Promise<void> {
+    if (!this._problemIsKernelState || this._phase !== 'idle') {
+      return;
+    }
+    const shown = this._problem;
+    const now = await bridge.problem();
+    if (this._problemIsKernelState && this._problem === shown && now !== shown) {
+      this._problem = now;
+      this._problemIsKernelState = now !== null;
+      this._changed.emit();
     }
   }
 
@@ -544,12 +591,18 @@ export class SidebarModel implements IDisposable {
   private _proposal: IProposal | null = null;
   private _reviewRead = false;
   private _problem: string | null = null;
+  /** `problem` says what the kernel's state was (busy, starting, none), not how a run ended. */
+  private _problemIsKernelState = false;
   private _notice: string | null = null;
+  /** The cell Accept wrote to and the code it wrote: the ACCEPTED notice holds while the cell does. */
+  private _accepted: { cell: ICodeCellModel; code: string } | null = null;
   private _runId = '';
   private _clickedAt = 0;
   /** Cells whose source was replaced by Accept, with the source their error output belongs to. */
   private _replaced = new WeakMap<ICodeCellModel, string>();
 }
+
+const ACCEPTED = 'Accepted: the cell now holds the fix (undo in the cell restores your code). Run it to see the plot.';
 
 /**
  * Bring a cell's code into the notebook's view and make it the active cell: after Accept the

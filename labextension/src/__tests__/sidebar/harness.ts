@@ -27,6 +27,7 @@ type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 export class FakeBridge implements IKernelBridge {
   readonly received: Signal<IKernelBridge, KernelMessage> = new Signal(this);
   readonly lost: Signal<IKernelBridge, string> = new Signal(this);
+  readonly kernelStatus: Signal<IKernelBridge, void> = new Signal(this);
   readonly sent: FrontendMessage[] = [];
   /** What `problem()` answers (no kernel, busy...). */
   problemText: string | null = null;
