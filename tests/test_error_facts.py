@@ -59,6 +59,7 @@ def said(facts: list[str], *words: str) -> bool:
         ("y = [1, 2]\nplt.plot(df['revenue'], y)", ("`df['revenue']` is a pandas Series of shape (3,)",)),
         ("y = [1, 2]\nplt.plot(df['revenue'], y)", ("`y` is a list of 2 items",)),
         ("img = np.arange(20)\nplt.imshow(img)", ("`img` is a numpy ndarray of shape (20,)",)),
+        ("column = 'revenue'\nplt.imshow(df[column])", ("`df[column]` is a pandas Series of shape (3,)",)),
         # Names a library takes: the nearest real ones.
         ("plt.scatter([1], [2], c=[1], cmap='virdis')", ("'virdis' is not a colormap", "`viridis`")),
         ("plt.plot([1], [2], marker='sqare')", ("'sqare' is not a marker", "`s` (square)")),

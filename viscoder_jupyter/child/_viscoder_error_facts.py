@@ -353,19 +353,24 @@ def _values_on(line, frame):
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id in scope and node.id not in seen:
             seen[node.id] = scope[node.id]
-        elif (
-            isinstance(node, ast.Subscript)
-            and isinstance(node.value, ast.Name)
-            and isinstance(node.slice, ast.Constant)
-            and pd is not None
-            and isinstance(scope.get(node.value.id), pd.DataFrame)
-        ):
-            label = f"{node.value.id}[{node.slice.value!r}]"
-            try:
-                seen.setdefault(label, scope[node.value.id][node.slice.value])
-            except Exception:
-                pass
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and pd is not None:
+            frame_value = scope.get(node.value.id)
+            key = _column_key(node.slice, scope)
+            if isinstance(frame_value, pd.DataFrame) and key is not None:
+                try:  # a column of a frame: reading it runs nothing of the code's
+                    seen.setdefault(f"{ast.unparse(node)}", frame_value[key])
+                except Exception:
+                    pass
     return [(label, value) for label, value in seen.items() if not inspect.ismodule(value) and not callable(value)]
+
+
+def _column_key(node, scope):
+    """The column a subscript names: a literal, or a name holding a string or number (df[column])."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (str, int)):
+        return node.value
+    if isinstance(node, ast.Name) and isinstance(scope.get(node.id), (str, int)):
+        return scope[node.id]
+    return None
 
 
 def _describe_value(value):
