@@ -63,7 +63,7 @@ def test_magic_flags_are_unset_with_the_settings_help():
 
     parser = VisCoderMagics.viscoder.parser
     actions = setting_actions(parser)
-    assert set(actions) == {"lib", "retries", "timeout", "backend", "model"}
+    assert set(actions) == {"lib", "retries", "timeout", "attempt_budget", "backend", "model"}
     check_against_traits(actions, dict.fromkeys(actions))  # None: the configured value
     assert "matplotlib, seaborn or plotly" in actions["lib"].help  # checked by the settings, not argparse
 
