@@ -11,7 +11,8 @@ COMMANDS = {
     "serve": ("viscoder_jupyter.tools.serve", "serve one model to every notebook (OpenAI-compatible API)"),
     "prepare-model": ("viscoder_jupyter.tools.offline_model", "join, verify and convert the offline CPU model"),
     "export": ("viscoder_jupyter.tools.export", "write the dialogue log (VisCoder.collect) as fine-tuning data"),
-    "models": ("viscoder_jupyter.tools.models", "the model presets: size, what each needs, whether it is cached"),
+    "models": ("viscoder_jupyter.tools.models", "the model presets: size, what each needs, what runs here"),
+    "convert": ("viscoder_jupyter.tools.convert", "a Qwen2 transformers model (VisCoder) to a GGUF file for llama.cpp"),
 }
 
 
