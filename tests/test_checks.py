@@ -207,7 +207,7 @@ def test_stacked_grouped_and_aggregating_bars_and_histograms_are_not_flagged(tmp
     )
     grouped = (
         "import numpy as np\nx = np.arange(6)\nfor i, (region, part) in enumerate(sales.groupby('region')):\n"
-        "    plt.bar(x + 0.2 * i, part['revenue'], width=0.2, label=region)\nplt.xticks(x + 0.3, part['month'])\n"
+        "    plt.bar(x + 0.2 * i, part['revenue'], width=0.2, label=region)\nplt.xticks(x + 0.3, sales['month'].unique())\n"
         "plt.legend()"
     )
     pandas_stacked = "sales.pivot(index='month', columns='region', values='revenue').plot.bar(stacked=True)"
