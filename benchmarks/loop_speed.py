@@ -11,8 +11,11 @@ child kernel start, an empty attempt (the per-attempt cost before any plotting),
 `%load_ext viscoder_jupyter` in a fresh process. And a whole request (frames, then the
 simple bar) with a fresh kernel per request (a spare swapped in) against the same warm kernel
 reused, interleaved: back to back, and after a pause standing in for the model's first reply.
+And a request of two attempts with a fresh kernel per attempt against attempts sharing one,
+the model's writing between them stood in for by CPU-bound work on every core.
 
     .venv/bin/python benchmarks/loop_speed.py --requests-only [--runs N] [--pause S]
+    .venv/bin/python benchmarks/loop_speed.py --attempts-only [--runs N] [--pause S]
 """
 
 from __future__ import annotations
@@ -208,15 +211,105 @@ def print_requests(runs: int, pause: float) -> None:
         print(f"| {label} | {fresh * 1000:.0f} ms | {warm * 1000:.0f} ms | {fresh / warm:.2f}x |")
 
 
+FAILS = "import pandas as pd\npd.set_option('display.max_rows', 3)\nraise ValueError('attempt 1 fails')"
+MODEL_STAND_IN = """
+import sys, time
+end, n = time.perf_counter() + float(sys.argv[1]), 0
+while time.perf_counter() < end:
+    n += 1
+print(n)
+"""
+
+
+def model_stand_in(seconds: float) -> int:
+    """CPU work done in `seconds` by one busy process per core, as llama.cpp's threads would
+    use them while writing: what a kernel booting meanwhile takes from the model shows here."""
+    if seconds <= 0:
+        return 0
+    workers = [
+        subprocess.Popen([sys.executable, "-c", MODEL_STAND_IN, str(seconds)], stdout=subprocess.PIPE, text=True)
+        for _ in range(os.cpu_count() or 1)
+    ]
+    return sum(int(w.communicate()[0]) for w in workers)
+
+
+async def settled(kernel) -> None:
+    """Until the kernel's background work (a spare booting, old kernels shutting down) is done:
+    one design's background work must not land in the other's measurement."""
+    await kernel._retiring_done()
+    if kernel._spare_boot is not None:
+        await asyncio.gather(kernel._spare_boot, return_exceptions=True)
+
+
+async def attempt_times(df, runs: int, pause: float) -> dict[str, list[float]]:
+    """A request of two attempts (the first fails after setting an option), with a fresh kernel
+    per attempt and with the attempts sharing one ("before"), interleaved. Before each attempt
+    the model writes (`pause` s of CPU-bound stand-in work on every core, not timed): the next
+    attempt's kernel boots and takes the frames meanwhile. Timed: what the user waits for
+    beside the model (frames, attempt 1, attempt 2); also the stand-in's work done."""
+    from viscoder_jupyter.child.executor import ChildKernel
+
+    kernels = {"fresh per attempt": ChildKernel(), "attempts share one": ChildKernel(fresh_per_attempt=False)}
+    times: dict[str, list[float]] = {}
+    try:
+        for kernel in kernels.values():
+            await kernel.async_load_frames({"df": df})
+            await kernel.async_run("pass", timeout=60)
+        for wait in (0.0, pause):
+            for _ in range(runs):
+                for name, kernel in kernels.items():
+                    await settled(kernel)
+                    start = time.perf_counter()
+                    await kernel.async_load_frames({"df": df})
+                    waited = time.perf_counter() - start
+                    work = await asyncio.to_thread(model_stand_in, wait)  # the model writes attempt 1
+                    start = time.perf_counter()
+                    first = await kernel.async_run(FAILS, timeout=60)
+                    waited += time.perf_counter() - start
+                    assert first.error is not None
+                    kernel.next_attempt()  # as the loop does before the model writes attempt 2
+                    work += await asyncio.to_thread(model_stand_in, wait)
+                    start = time.perf_counter()
+                    second = await kernel.async_run(PLOTS["simple bar"], timeout=60)
+                    waited += time.perf_counter() - start
+                    assert second.error is None and second.images, second.error
+                    times.setdefault(f"{name}, {wait:g} s", []).append(waited)
+                    times.setdefault(f"{name}, {wait:g} s, model work", []).append(work)
+    finally:
+        for kernel in kernels.values():
+            await kernel.async_shutdown()
+    return times
+
+
+def print_attempts(runs: int, pause: float) -> None:
+    times = asyncio.run(attempt_times(frame(200_000), runs, pause))
+    print(
+        f"\n| request of 2 attempts: frames (200k x 5), a failing attempt, the model writing, a simple bar; "
+        f"medians of {runs} | fresh kernel per attempt | attempts share one | ratio | model's work done, fresh / shared |"
+    )
+    print("|---|---|---|---|---|")
+    for wait in (0.0, pause):
+        fresh, shared = med(times[f"fresh per attempt, {wait:g} s"]), med(times[f"attempts share one, {wait:g} s"])
+        label = "back to back (no model time to hide the boot in)" if not wait else f"the model writes {wait:g} s per attempt"
+        work = ""
+        if wait:
+            work = f"{med(times[f'fresh per attempt, {wait:g} s, model work']) / med(times[f'attempts share one, {wait:g} s, model work']):.3f}"
+        print(f"| {label} | {fresh * 1000:.0f} ms | {shared * 1000:.0f} ms | {fresh / shared:.2f}x | {work} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--nbconvert-runs", type=int, default=3)
     parser.add_argument("--pause", type=float, default=8.0)
     parser.add_argument("--requests-only", action="store_true")
+    parser.add_argument("--attempts-only", action="store_true")
     args = parser.parse_args()
     if args.requests_only:
         print_requests(args.runs, args.pause)
+        return
+    if args.attempts_only:
+        print_attempts(args.runs, args.pause)
         return
 
     df = frame(200_000)
@@ -256,6 +349,7 @@ def main() -> None:
     for name in handover:
         print(f"| {name} (pickle, once per request) | {med(kernel[name]) * 1000:.0f} ms |")
     print_requests(args.runs, args.pause)
+    print_attempts(args.runs, args.pause)
 
 
 if __name__ == "__main__":

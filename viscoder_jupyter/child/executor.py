@@ -243,6 +243,8 @@ class ChildKernel(FreshKernels):
                 await self._restart()  # loads the new frames
             else:
                 await self._load_frames()
+            if self.fresh_per_attempt:  # the second attempt's kernel boots while the model writes the first
+                self._start_spare()
 
     async def async_run(self, code: str, timeout: float) -> ExecutionOutcome:
         started = time.monotonic()
