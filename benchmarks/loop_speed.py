@@ -290,7 +290,11 @@ def print_attempts(runs: int, pause: float) -> None:
     print("|---|---|---|---|---|")
     for wait in (0.0, pause):
         fresh, shared = med(times[f"fresh per attempt, {wait:g} s"]), med(times[f"attempts share one, {wait:g} s"])
-        label = "back to back (no model time to hide the boot in)" if not wait else f"the model writes {wait:g} s per attempt"
+        label = (
+            "back to back (no model time to hide the boot in)"
+            if not wait
+            else f"the model writes {wait:g} s per attempt"
+        )
         work = ""
         if wait:
             work = f"{med(times[f'fresh per attempt, {wait:g} s, model work']) / med(times[f'attempts share one, {wait:g} s, model work']):.3f}"
