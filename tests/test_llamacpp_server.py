@@ -56,7 +56,7 @@ def free_port() -> int:
 
 
 class LlamaServer:
-    """`python -m llama_cpp.server` as a child process; its output goes to `log`."""
+    """`python -m llama_cpp.server` as a child process (through llama_server.py); its output goes to `log`."""
 
     def __init__(self, model: Path, log: Path, alias: str = ALIAS, port: int | None = None):
         self.model, self.log, self.alias = model, log, alias
@@ -70,8 +70,7 @@ class LlamaServer:
 
         command = [
             sys.executable,
-            "-m",
-            "llama_cpp.server",
+            str(Path(__file__).parent / "llama_server.py"),  # llama_cpp.server, as it runs on this CPU
             "--model",
             str(self.model),
             "--model_alias",
