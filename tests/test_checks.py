@@ -120,10 +120,11 @@ def test_a_readable_figure_failing_a_check_is_preferred_to_a_later_empty_one(tmp
 # The same code draws more bars each time it runs (it counts its runs where the namespace reset
 # does not reach): greedy decoding repeating itself, with figures failing the tick check a
 # little differently each time, so the retries go on.
+# The same code drawing a different figure each run: each attempt runs in a fresh kernel (nothing
+# carries over), so the count comes from the clock, in tenths of a second (attempts are further apart).
 MORE_CROWDED_EACH_RUN = fenced(
-    "import matplotlib as mpl\nimport matplotlib.pyplot as plt\n"
-    "mpl._test_runs_so_far = getattr(mpl, '_test_runs_so_far', 0) + 1\n"
-    "n = 20 + 10 * mpl._test_runs_so_far\nfig, ax = plt.subplots(figsize=(4, 3))\n"
+    "import pandas as pd\nimport matplotlib.pyplot as plt\n"
+    "n = 30 + (pd.Timestamp.now().value // 10**8) % 1000\nfig, ax = plt.subplots(figsize=(4, 3))\n"
     "ax.bar([f'a long category name {i}' for i in range(n)], range(n))\nplt.show()"
 )
 
