@@ -1,5 +1,6 @@
 import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { IStateDB } from '@jupyterlab/statedb';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
@@ -11,6 +12,22 @@ import { FigureDialog } from './figureDialog';
 import { SidebarModel } from './model';
 import { fixSettingsFrom, SETTINGS_ID } from './settings';
 import { SidebarView } from './view';
+import { IWidthStore, PanelWidth } from './width';
+
+/** The state database's key for the width the user dragged the panel to. */
+const WIDTH_KEY = 'viscoder-jupyter:sidebar-width';
+
+function widthIn(state: IStateDB): IWidthStore {
+  return {
+    load: async () => {
+      const saved = await state.fetch(WIDTH_KEY);
+      return typeof saved === 'number' && saved > 0 ? saved : null;
+    },
+    save: async width => {
+      await state.save(WIDTH_KEY, width);
+    }
+  };
+}
 
 /**
  * The VisCoder sidebar on the right: follows the active cell, runs fixes, applies them.
@@ -22,7 +39,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<IVisCoderSidebar> = {
   description: 'The VisCoder sidebar: fix the plot of the active cell.',
   autoStart: true,
   requires: [INotebookTracker, IKernelBridges],
-  optional: [ISettingRegistry, ICommandPalette, ILayoutRestorer, ILabShell],
+  optional: [ISettingRegistry, ICommandPalette, ILayoutRestorer, ILabShell, IStateDB],
   provides: IVisCoderSidebar,
   activate: (
     app: JupyterFrontEnd,
@@ -31,13 +48,15 @@ const sidebarPlugin: JupyterFrontEndPlugin<IVisCoderSidebar> = {
     registry: ISettingRegistry | null,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
-    labShell: ILabShell | null
+    labShell: ILabShell | null,
+    state: IStateDB | null
   ): IVisCoderSidebar => {
     let settings: ISettingRegistry.ISettings | null = null;
     const model = new SidebarModel(bridges, () => fixSettingsFrom(settings));
     // JupyterLab opens the figure in a main-area tab; Notebook 7's main area holds only the notebook.
     const figures = labShell ? new FigureViewer(app.shell) : new FigureDialog();
     const view = new SidebarView(model, {
+      width: new PanelWidth(state ? widthIn(state) : null),
       openFigure: (png, index) => {
         const cell = model.cellIndex >= 0 ? ` (cell #${model.cellIndex + 1})` : '';
         figures.open(png, `Proposed figure${index ? ` ${index + 1}` : ''}${cell}`);

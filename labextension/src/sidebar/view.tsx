@@ -6,13 +6,15 @@ import { diffLines } from './diff';
 import { Download } from './download';
 import { viscoderIcon } from './icon';
 import { SidebarModel } from './model';
-import { DEFAULT_WIDTH, widenSideArea } from './width';
+import { PanelWidth } from './width';
 
 const NOTE_HINT = 'What is wrong? e.g. "labels overlap", "use a log scale". Empty: just make it run.';
 
 export interface ISidebarViewOptions {
   /** Show a figure of the proposal at its natural size (index: which figure). */
   openFigure?: (png: string, index: number) => void;
+  /** The panel's width (the user's, kept in the state database); default: the opening width. */
+  width?: PanelWidth;
 }
 
 /**
@@ -53,29 +55,20 @@ export class SidebarView extends ReactWidget {
   }
 
   /**
-   * JupyterLab opens side panels at about 230 px, too narrow for a line of code: widen the
-   * right area to DEFAULT_WIDTH when the panel shows, unless the user resized it since.
+   * JupyterLab opens side panels at about 230 px, too narrow for a line of code: give the panel
+   * the width the user dragged it to, else widen it to the opening width (sidebar/width.ts).
    */
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
-    requestAnimationFrame(() => {
-      if (!this.isVisible || this._userSized) {
-        return;
-      }
-      const width = this.node.getBoundingClientRect().width;
-      if (this._setWidth !== null && Math.abs(width - this._setWidth) > 2) {
-        this._userSized = true; // dragged since we widened it: leave it as the user wants it
-        return;
-      }
-      if (width < DEFAULT_WIDTH - 1) {
-        widenSideArea(this, DEFAULT_WIDTH);
-        requestAnimationFrame(() => (this._setWidth = this.node.getBoundingClientRect().width));
-      }
-    });
+    requestAnimationFrame(() => void this._width.apply(this));
   }
 
-  private _setWidth: number | null = null;
-  private _userSized = false;
+  private get _width(): PanelWidth {
+    this._defaultWidth ??= this._options.width ?? new PanelWidth(null);
+    return this._defaultWidth;
+  }
+
+  private _defaultWidth: PanelWidth | null = null;
 }
 
 interface IPanelProps {
