@@ -20,6 +20,7 @@ from .checks import empty_problem, flawed_problem, quality_problem
 from .code_review import FlaggedCode, review_code
 from .codeblocks import extract_code, repair_code
 from .context import describe_frames, wide_frame_notes
+from .error_facts import error_facts
 from .errors import (
     AttemptError,
     BackendFailed,
@@ -43,7 +44,6 @@ from .events import (
     Status,
     TextStreamed,
 )
-from .error_facts import error_facts
 from .feedback import data_hints
 from .generation import OVER_BUDGET, generate, prompt_size
 from .prompt import feedback_turn, first_turn, fresh_start
