@@ -38,7 +38,7 @@ _lock = threading.Lock()
 def require_installed(backend: str, *modules: str) -> None:
     """Say in one message what to install when a backend's engine is missing (the core install
     has none), before anything tries to import it."""
-    missing = [m for m in modules if not _installed(m)]
+    missing = [m for m in modules if not installed(m)]
     if missing:
         raise BackendUnavailable(
             f"The {backend!r} backend needs {' and '.join(missing)}, not installed here. "
@@ -46,7 +46,8 @@ def require_installed(backend: str, *modules: str) -> None:
         )
 
 
-def _installed(module: str) -> bool:
+def installed(module: str) -> bool:
+    """The module can be imported here (found, or already imported), without importing it."""
     if module in sys.modules:
         return sys.modules[module] is not None
     try:

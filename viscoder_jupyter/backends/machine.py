@@ -15,13 +15,14 @@ Imports neither torch nor llama_cpp at module level.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import platform
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import installed
 
 #: llama-cpp-python with Metal on a Mac (Apple Silicon); it cannot be tested on these Linux machines.
 METAL_INSTALL = "CMAKE_ARGS='-DGGML_METAL=on' pip install llama-cpp-python"
@@ -52,15 +53,6 @@ class Choice:
     reason: str
 
 
-def _installed(module: str) -> bool:
-    if module in sys.modules:
-        return sys.modules[module] is not None
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def _gpu_driver_present() -> bool:
     """An NVIDIA (or ROCm) driver is there: only then is torch imported to ask about CUDA."""
     markers = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd", "/usr/lib/wsl/lib/libcuda.so")
@@ -69,7 +61,7 @@ def _gpu_driver_present() -> bool:
 
 def cuda_memory_gb() -> float | None:
     """Total memory of the largest CUDA device torch sees; None without torch, driver or GPU."""
-    if "torch" not in sys.modules and (not _installed("torch") or not _gpu_driver_present()):
+    if "torch" not in sys.modules and (not installed("torch") or not _gpu_driver_present()):
         return None
     try:
         import torch
@@ -95,7 +87,7 @@ def is_apple_silicon() -> bool:
 @functools.cache
 def probe() -> Machine:
     """The machine as it reports itself (once per process: none of it changes while it runs)."""
-    return Machine(cuda_memory_gb(), _installed("llama_cpp"), ram_gb(), is_apple_silicon())
+    return Machine(cuda_memory_gb(), installed("llama_cpp"), ram_gb(), is_apple_silicon())
 
 
 def choose(machine: Machine) -> Choice:
