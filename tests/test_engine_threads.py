@@ -106,6 +106,9 @@ def lab_kernel(tiny_model_dir):
             "%load_ext viscoder_jupyter\n%config VisCoder.backend = 'transformers'\n"
             f"%config VisCoder.model = {str(tiny_model_dir)!r}\n"
             f"%config VisCoder.max_new_tokens = {max_new_tokens}\n%config VisCoder.samples = 0\n"
+            # The tiny model's noise soon repeats itself, and a reply in a loop is stopped: these
+            # tests need a reply that goes on until it is cancelled.
+            "%config VisCoder.stop_repeats = False\n"
             "import pandas as pd\n"
             "sales = pd.DataFrame({'region': ['N', 'S', 'W'], 'revenue': [1.0, 2.0, 3.0]})\n"
         )

@@ -263,7 +263,7 @@ async def _attempt(
             budget,
             started,
             lambda text: emit(TextStreamed(number, text)),
-            stop_loops=judge,
+            stop_loops=judge and settings.stop_repeats,
         )
     except ViscoderError:
         raise

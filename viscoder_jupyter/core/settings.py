@@ -54,6 +54,11 @@ class VisCoder(Configurable):
         "a reply still going then is stopped and the attempt fails ('the reply ran past N s: write "
         "shorter code'). 180 s fits a 7B model on a laptop CPU; 0: no limit.",
     ).tag(config=True)
+    stop_repeats = Bool(
+        True,
+        help="Stop a reply that repeats itself (the same line or block again and again) and tell the "
+        "model so; off: a reply runs until the model ends it, max_new_tokens or attempt_budget.",
+    ).tag(config=True)
     insert = Bool(True, help="Insert the working code as a new cell below.").tag(config=True)
     max_new_tokens = Int(2048, help="Most tokens the model may write in one reply.").tag(config=True)
     quantization = CaselessStrEnum(
