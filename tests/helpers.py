@@ -94,3 +94,16 @@ async def cancel_while_streaming(backend, messages, chunks: list, stamps: list, 
     with pytest.raises(asyncio.CancelledError):
         await task
     return time.perf_counter() - started
+
+
+def record_requests(backend) -> list[list[dict]]:
+    """The backend, unchanged, keeping the messages of every request it is sent (in order)."""
+    sent: list[list[dict]] = []
+    generate = backend.async_generate
+
+    async def recording(messages, on_text=None, **kw):
+        sent.append(list(messages))
+        return await generate(messages, on_text, **kw)
+
+    backend.async_generate = recording
+    return sent

@@ -2,7 +2,7 @@
 
 import pandas as pd
 import pytest
-from helpers import write_replies
+from helpers import record_requests, write_replies
 
 from viscoder_jupyter import generate_plot
 from viscoder_jupyter.core.events import Status
@@ -342,14 +342,7 @@ def test_with_the_real_engine_overlapping_bars_are_fed_back_and_never_read_as_su
     except BackendUnavailable as exc:
         pytest.skip(str(exc))
     backend = LlamaCppBackend(str(offline_gguf), max_new_tokens=400)
-    sent: list[list[dict]] = []
-    generate = backend.async_generate
-
-    async def recording(messages, on_text=None, **kw):  # the real engine, with what it was asked kept
-        sent.append(list(messages))
-        return await generate(messages, on_text, **kw)
-
-    backend.async_generate = recording
+    sent = record_requests(backend)  # the real engine, with what it was asked kept
     settings = VisCoder(backend="llamacpp", model=str(offline_gguf), retries=2, samples=0)
     events = []
     request = "a horizontal bar chart of the revenue of each region"

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import GOOD_BAR, magics_of, write_replies
+from helpers import GOOD_BAR, magics_of, record_requests, write_replies
 
 from viscoder_jupyter.core.code_review import FlaggedCode, review_code
 
@@ -345,14 +345,7 @@ def test_with_the_real_engine_the_finding_reaches_the_model_and_the_answer_carri
         pytest.skip(str(exc))
     monkeypatch.chdir(tmp_path)
     backend = LlamaCppBackend(str(offline_gguf), max_new_tokens=400)
-    sent: list[list[dict]] = []
-    generate = backend.async_generate
-
-    async def recording(messages, on_text=None, **kw):  # the real engine, with what it was asked kept
-        sent.append(list(messages))
-        return await generate(messages, on_text, **kw)
-
-    backend.async_generate = recording
+    sent = record_requests(backend)  # the real engine, with what it was asked kept
     sales = pd.DataFrame({"region": ["North", "South", "East", "West"], "revenue": [405, 295, 340, 212]})
     settings = VisCoder(backend="llamacpp", model=str(offline_gguf), retries=2)
     result = runtime.run_sync(
